@@ -1,0 +1,237 @@
+"""The in-memory :class:`KnowledgeBase`: concepts, names, alternate ids, semantic groups."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from genbel.errors import Errors, KBError
+from genbel.kb.concept import Concept
+from genbel.kb.ids import normalize_id
+from genbel.kb.normalize import normalize_name
+
+logger = logging.getLogger(__name__)
+
+
+class KnowledgeBase:
+    """A set of :class:`Concept` records with name and id indexes.
+
+    * ``kb[cid]`` / ``kb.get(cid)`` accept a main id or an alternate id (in any accepted form,
+      e.g. ``MESH:D003924`` or bare OMIM digits) and return the concept;
+    * ``kb.lookup(name)`` returns the ids of the concepts that have ``name`` (after
+      :func:`~genbel.kb.normalize.normalize_name`) among their names;
+    * ``kb.name_pairs()`` yields every ``(name, concept_id)`` pair, the unit that tries and
+      indexes are built from.
+    """
+
+    def __init__(self, concepts: Iterable[Concept] = (), name: str = "kb") -> None:
+        self.name = name
+        self._concepts: dict[str, Concept] = {}
+        self._alt: dict[str, str] = {}
+        self._by_norm: dict[str, list[str]] | None = None
+        self._fingerprint: str | None = None
+        for c in concepts:
+            self.add(c)
+
+    # ------------------------------------------------------------------ building
+    def add(self, concept: Concept) -> None:
+        """Add a concept; a concept with the same main id is merged (names, ids, groups)."""
+        existing = self._concepts.get(concept.id)
+        if existing is None:
+            self._concepts[concept.id] = concept
+            existing = concept
+        else:
+            for n in concept.names:
+                if n != existing.name and n not in existing.synonyms:
+                    existing.synonyms.append(n)
+            for attr in ("alt_ids", "semantic_types", "semantic_groups", "definitions"):
+                lst = getattr(existing, attr)
+                for v in getattr(concept, attr):
+                    if v not in lst:
+                        lst.append(v)
+        for a in existing.alt_ids:
+            if a != existing.id and a not in self._concepts:
+                self._alt.setdefault(a, existing.id)
+        self._invalidate()
+
+    def add_synonyms(self, concept_id: str, names: Iterable[str]) -> int:
+        """Add names to a concept (e.g. training mentions, BioSyn-style augmentation). Returns how many were new."""
+        c = self[concept_id]
+        have = set(c.names)
+        n = 0
+        for name in names:
+            name = name.strip()
+            if name and name not in have:
+                c.synonyms.append(name)
+                have.add(name)
+                n += 1
+        if n:
+            self._invalidate()
+        return n
+
+    def _invalidate(self) -> None:
+        self._by_norm = None
+        self._fingerprint = None
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self._concepts)
+
+    def __iter__(self) -> Iterator[Concept]:
+        return iter(self._concepts.values())
+
+    def __contains__(self, cid: object) -> bool:
+        return isinstance(cid, str) and self.resolve_id(cid) is not None
+
+    def __getitem__(self, cid: str) -> Concept:
+        c = self.get(cid)
+        if c is None:
+            raise KeyError(Errors.E020.format(where=self.name, concept_id=cid))
+        return c
+
+    def resolve_id(self, cid: str) -> str | None:
+        """Main id for a main or alternate id (any accepted spelling), or ``None``."""
+        if cid in self._concepts:
+            return cid
+        if cid in self._alt:
+            return self._alt[cid]
+        nid = normalize_id(cid)
+        if nid is None:
+            return None
+        if nid in self._concepts:
+            return nid
+        return self._alt.get(nid)
+
+    def get(self, cid: str) -> Concept | None:
+        main = self.resolve_id(cid)
+        return self._concepts[main] if main is not None else None
+
+    def ids_of(self, cid: str) -> set[str]:
+        """All ids (main + alternate) of the concept that ``cid`` names; empty if unknown."""
+        c = self.get(cid)
+        return set(c.all_ids) if c is not None else set()
+
+    @property
+    def concept_ids(self) -> list[str]:
+        return list(self._concepts)
+
+    @property
+    def semantic_groups(self) -> list[str]:
+        return sorted({g for c in self for g in c.semantic_groups})
+
+    def name_pairs(self) -> Iterator[tuple[str, str]]:
+        """Every ``(name, concept_id)`` pair, preferred name first within a concept."""
+        for c in self._concepts.values():
+            for n in c.names:
+                yield n, c.id
+
+    def n_names(self) -> int:
+        return sum(len(c.names) for c in self)
+
+    def lookup(self, name: str) -> list[str]:
+        """Concept ids having ``name`` as one of their names, after normalisation."""
+        if self._by_norm is None:
+            idx: dict[str, list[str]] = defaultdict(list)
+            for n, cid in self.name_pairs():
+                key = normalize_name(n)
+                if key and cid not in idx[key]:
+                    idx[key].append(cid)
+            self._by_norm = dict(idx)
+        return list(self._by_norm.get(normalize_name(name), []))
+
+    def fingerprint(self) -> str:
+        """A short hash of ids and names: indexes and tries store it and refuse another KB."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for c in sorted(self._concepts.values(), key=lambda c: c.id):
+                h.update(c.id.encode())
+                h.update(b"\x00")
+                for n in c.names:
+                    h.update(n.encode())
+                    h.update(b"\x01")
+                h.update(b"\x02")
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ transforms
+    def filter(self, groups: Iterable[str] | None = None, ids: Iterable[str] | None = None) -> KnowledgeBase:
+        """A new KB with the concepts of the given semantic groups and/or ids."""
+        gset = set(groups) if groups is not None else None
+        idset = {self.resolve_id(i) for i in ids} if ids is not None else None
+        out = KnowledgeBase(name=self.name)
+        for c in self:
+            if gset is not None and not gset.intersection(c.semantic_groups):
+                continue
+            if idset is not None and c.id not in idset:
+                continue
+            out.add(Concept.from_dict(c.to_dict()))
+        return out
+
+    def deduplicate_synonyms(self) -> int:
+        """GenBioEL's synonym de-duplication.
+
+        A name (compared after normalisation) shared by several concepts stays only with the
+        concept that has the fewest other synonyms (ties: the concept whose preferred name it
+        is, then the smallest id). A concept never loses its preferred name. Returns the number
+        of names removed.
+        """
+        owners: dict[str, list[str]] = defaultdict(list)
+        for c in self:
+            for n in {normalize_name(x) for x in c.names}:
+                owners[n].append(c.id)
+        removed = 0
+        for norm, cids in owners.items():
+            if len(cids) < 2:
+                continue
+
+            def rank(cid: str) -> tuple[int, int, str]:
+                c = self._concepts[cid]
+                return (len(c.names), 0 if normalize_name(c.name) == norm else 1, cid)
+
+            keep = min(cids, key=rank)
+            for cid in cids:
+                if cid == keep:
+                    continue
+                c = self._concepts[cid]
+                before = len(c.synonyms)
+                c.synonyms = [s for s in c.synonyms if normalize_name(s) != norm]
+                removed += before - len(c.synonyms)
+        if removed:
+            self._invalidate()
+        logger.info("synonym de-duplication removed %d names", removed)
+        return removed
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "concepts": len(self),
+            "names": self.n_names(),
+            "alt_ids": len(self._alt),
+            "semantic_groups": self.semantic_groups,
+            "with_definition": sum(1 for c in self if c.definitions),
+            "fingerprint": self.fingerprint(),
+        }
+
+    def check_not_empty(self, source: str | Path) -> KnowledgeBase:
+        if len(self) == 0 or self.n_names() == 0:
+            raise KBError(Errors.E002.format(path=source))
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def to_disk(self, path: str | Path) -> None:
+        """Write the KB to a directory (SQLite store); atomic: a failed write leaves nothing behind."""
+        from genbel.kb.store import save_kb
+
+        save_kb(self, Path(path))
+
+    @classmethod
+    def from_disk(cls, path: str | Path) -> KnowledgeBase:
+        from genbel.kb.store import load_kb
+
+        return load_kb(Path(path))
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase(name={self.name!r}, concepts={len(self)})"

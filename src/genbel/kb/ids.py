@@ -1,0 +1,56 @@
+"""Concept-id normalisation shared by KB loaders, corpus readers and the evaluation harness.
+
+Canonical forms (the protocol in ``docs/benchmarks.md``):
+
+* MeSH ids lose their ``MESH:`` prefix (``MESH:D003924`` → ``D003924``);
+* OMIM ids are ``OMIM:<digits>``; bare digits are OMIM (``613097`` → ``OMIM:613097``);
+* UMLS CUIs lose a ``UMLS:`` prefix (``UMLS:C0011849`` → ``C0011849``);
+* ``-1`` (and empty parts) mean NIL and are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+NIL_IDS = frozenset({"-1", "", "CUI-less", "NIL", "nil"})
+_STRIP_PREFIXES = ("MESH:", "MeSH:", "mesh:", "UMLS:", "umls:")
+_SPLIT = re.compile(r"[|+,]")
+
+
+def normalize_id(raw: str) -> str | None:
+    """Return the canonical form of one concept id, or ``None`` for NIL."""
+    s = raw.strip()
+    if s in NIL_IDS:
+        return None
+    for p in _STRIP_PREFIXES:
+        if s.startswith(p):
+            s = s[len(p) :].strip()
+            break
+    if s.isdigit():
+        return f"OMIM:{s}"
+    if s.upper().startswith("OMIM:"):
+        return "OMIM:" + s[5:].strip()
+    return s or None
+
+
+def split_ids(raw: str) -> list[str]:
+    """Split a composite id field (``D1|D2``, ``D1+D2``) into canonical ids, NIL parts dropped.
+
+    Order is kept and duplicates are removed.
+    """
+    out: list[str] = []
+    for part in _SPLIT.split(raw):
+        nid = normalize_id(part)
+        if nid is not None and nid not in out:
+            out.append(nid)
+    return out
+
+
+def normalize_ids(ids: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for raw in ids:
+        for nid in split_ids(raw):
+            if nid not in out:
+                out.append(nid)
+    return out
