@@ -37,6 +37,22 @@ class Errors:
     E020 = "{where}: concept {concept_id!r} not found in the KB"
     E021 = "invalid value for {field}: {reason}"
 
+    # --- kb (E100-E149): add new codes of this area directly below this line
+
+    # --- data (E150-E199): add new codes of this area directly below this line
+
+    # --- trie (E200-E249): add new codes of this area directly below this line
+
+    # --- generative (E250-E299): add new codes of this area directly below this line
+
+    # --- retrieval (E300-E349): add new codes of this area directly below this line
+
+    # --- training (E350-E399): add new codes of this area directly below this line
+
+    # --- document-level (E400-E449): add new codes of this area directly below this line
+
+    # --- eval/cli (E450-E499): add new codes of this area directly below this line
+
 
 class GenbelError(Exception):
     """Base class of all errors genbel raises for bad input or configuration."""
