@@ -1,0 +1,114 @@
+"""``genbel evaluate``: Recall@k with bootstrap CIs for any linker on any corpus and KB."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genbel.eval.harness import EvaluationResult
+
+console = Console()
+
+
+def load_kb_and_corpus(
+    kb_source: str, kb_format: str | None, augment: list[Path] | None
+) -> tuple[object, list[str]]:
+    from genbel.data import load_corpus
+    from genbel.kb import augment_kb, load_kb
+
+    kb = load_kb(kb_source, format=kb_format)
+    added_from: list[str] = []
+    for p in augment or []:
+        n = augment_kb(kb, load_corpus(p, on_duplicate="skip-identical", offsets="fix"))
+        added_from.append(f"{p} (+{n} names)")
+    return kb, added_from
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def print_result(r: EvaluationResult) -> None:
+    t = Table(title=f"{r.linker} on {r.corpus or 'corpus'} vs {r.kb}", show_lines=False)
+    t.add_column("subset")
+    t.add_column("mentions", justify="right")
+    t.add_column("R@1", justify="right")
+    t.add_column("R@5", justify="right")
+    ci1, ci5 = r.ci95["recall_at_1"], r.ci95["recall_at_5"]
+    t.add_row(
+        "[bold]all[/]", str(r.n_mentions), f"[bold]{r.recall_at_1:.1f}[/] [{ci1[0]:.1f}, {ci1[1]:.1f}]",
+        f"{r.recall_at_5:.1f} [{ci5[0]:.1f}, {ci5[1]:.1f}]",
+    )
+    for name, s in r.subsets.items():
+        t.add_row(name, str(s.n_mentions), f"{s.recall_at_1:.1f}", f"{s.recall_at_5:.1f}")
+    console.print(t)
+    console.print(
+        f"documents {r.n_documents} · NIL dropped {r.n_nil_dropped} · gold not in KB {r.n_gold_not_in_kb} · "
+        f"abbreviation expansion {'on' if r.expand_abbreviations else 'off'} · KB augmented: "
+        f"{', '.join(r.kb_augmented_with) or 'no'}"
+    )
+    console.print(
+        f"setup {r.setup_seconds:.1f} s · linking {r.link_seconds:.2f} s · {r.mentions_per_second:,.0f} mentions/s · "
+        f"peak RSS {r.peak_rss_mb:,.0f} MB"
+    )
+
+
+def evaluate_cmd(
+    corpus: Path = typer.Argument(..., help="PubTator or BigBio JSON/JSONL file with gold mentions."),
+    kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
+    kb_format: str | None = typer.Option(None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"),
+    entity_types: str | None = typer.Option(None, "--entity-types", help="Comma-separated entity types to keep."),
+    linker: str = typer.Option("tfidf", "--linker", help="exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH]"),
+    train_corpus: Path | None = typer.Option(None, "--train-corpus", help="Corpus for the seen/unseen concept split."),
+    augment_kb: list[Path] | None = typer.Option(
+        None, "--augment-kb", help="Add this corpus's mention strings as synonyms of their gold concepts (repeatable)."
+    ),
+    abbreviations: bool = typer.Option(
+        False, "--abbreviations/--no-abbreviations", help="Link the long form of abbreviations (Schwartz-Hearst)."
+    ),
+    k: int = typer.Option(5, "-k", help="Candidates per mention (R@k is reported for 1 and 5)."),
+    n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: Path | None = typer.Option(None, "--json-out", help="Write the result as JSON."),
+    predictions_out: bool = typer.Option(False, "--with-predictions", help="Include per-mention predictions in JSON."),
+) -> None:
+    """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
+    from genbel.data import load_corpus
+    from genbel.eval import evaluate
+    from genbel.linkers.registry import create_linker
+
+    docs = load_corpus(corpus)
+    kb_obj, added = load_kb_and_corpus(kb, kb_format, augment_kb)
+    train_docs = load_corpus(train_corpus, on_duplicate="skip-identical", offsets="fix") if train_corpus else None
+    t0 = time.perf_counter()
+    lk = create_linker(linker, kb_obj)
+    setup = time.perf_counter() - t0
+    types = [t.strip() for t in entity_types.split(",") if t.strip()] if entity_types else None
+    result = evaluate(
+        docs, kb_obj, lk, k=k, entity_types=types, train_documents=train_docs, expand_abbreviations=abbreviations,
+        n_bootstrap=n_bootstrap, seed=seed, keep_predictions=predictions_out, corpus_name=corpus.name,
+        setup_seconds=setup,
+    )
+    result.kb_augmented_with = added
+    print_result(result)
+    if json_out is not None:
+        write_json_atomic(json_out, result.model_dump(exclude_none=True))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)

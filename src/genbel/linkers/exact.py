@@ -1,0 +1,35 @@
+"""Exact-match reference linker: a mention links to the concepts that have its normalised string as a name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.registry import register_linker
+
+
+class ExactMatchLinker(Linker):
+    """Lowercase, strip punctuation (:func:`~genbel.kb.normalize.normalize_name`), look the string up.
+
+    Every matching concept scores 1.0, in KB order; a mention with no match gets no candidate.
+    """
+
+    name = "exact"
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
+        out: list[list[Candidate]] = []
+        for q in queries:
+            ids = self.kb.lookup(q.text)
+            if not ids and q.text != q.surface:
+                ids = self.kb.lookup(q.surface)
+            out.append([Candidate(cid, self.kb[cid].name, 1.0) for cid in ids[:k]])
+        return out
+
+
+@register_linker("exact")
+def _factory(kb: KnowledgeBase, path: str | None = None, **_: object) -> ExactMatchLinker:
+    return ExactMatchLinker(kb)

@@ -1,0 +1,58 @@
+"""Named linker factories: ``genbel evaluate --linker NAME[:PATH]`` and ``genbel link --linker``.
+
+A factory takes the KB, an optional path (a trained model or saved index) and keyword options, and
+returns a :class:`~genbel.linkers.base.Linker`. Modules register their factories with
+:func:`register_linker`; :func:`create_linker` resolves ``"name"`` or ``"name:path"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from genbel.errors import ConfigError, Errors
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.base import Linker
+
+LinkerFactory = Callable[..., Linker]
+_FACTORIES: dict[str, LinkerFactory] = {}
+
+#: modules imported lazily so that registering a linker never costs start-up time
+_MODULES = {
+    "exact": "genbel.linkers.exact",
+    "tfidf": "genbel.linkers.sparse",
+    "sparse": "genbel.linkers.sparse",
+    "dense": "genbel.linkers.dense",
+    "biosyn": "genbel.linkers.dense",
+    "generative": "genbel.linkers.generative",
+    "hybrid": "genbel.linkers.hybrid",
+    "document": "genbel.linkers.document",
+}
+
+
+def register_linker(name: str) -> Callable[[LinkerFactory], LinkerFactory]:
+    def deco(fn: LinkerFactory) -> LinkerFactory:
+        _FACTORIES[name] = fn
+        return fn
+
+    return deco
+
+
+def available_linkers() -> list[str]:
+    return sorted(_MODULES)
+
+
+def create_linker(spec: str, kb: KnowledgeBase, **options: Any) -> Linker:
+    """Build a linker from ``"name"`` or ``"name:path"`` for ``kb``."""
+    name, _, path = spec.partition(":")
+    if name not in _FACTORIES and name in _MODULES:
+        try:
+            importlib.import_module(_MODULES[name])
+        except ModuleNotFoundError as e:  # a module of an area not installed in this build
+            raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers()))) from e
+    if name not in _FACTORIES:
+        raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers())))
+    linker = _FACTORIES[name](kb, path or None, **options)
+    linker.spec = spec  # what evaluation reports name the linker by
+    return linker

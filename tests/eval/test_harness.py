@@ -1,0 +1,61 @@
+from genbel.eval import evaluate
+from genbel.linkers.exact import ExactMatchLinker
+
+from tests.conftest import make_doc
+
+
+def _docs():
+    d1 = make_doc(
+        "1", "Germline APC mutations cause familial adenomatous polyposis (FAP) and colorectal cancer.",
+        [("APC", "Gene", "D003"), ("familial adenomatous polyposis", "Disease", "D003"), ("FAP", "Disease", "D003"),
+         ("colorectal cancer", "Disease", "D002")],
+    )
+    d2 = make_doc(
+        "2", "Breast tumor and hereditary nonpolyposis cancer in a -1 family.",
+        [("Breast tumor", "Disease", "D001"), ("hereditary nonpolyposis cancer", "Disease", "OMIM:114500|D999"),
+         ("family", "Disease", "-1")],
+    )
+    return [d1, d2]
+
+
+def test_exact_linker_recall_nil_and_composites(tiny_kb):
+    r = evaluate(_docs(), tiny_kb, ExactMatchLinker(tiny_kb), n_bootstrap=200)
+    # NIL mention dropped and counted; 6 mentions left
+    assert r.n_nil_dropped == 1
+    assert r.n_mentions == 6
+    # APC, familial adenomatous polyposis, colorectal cancer, Breast tumor are exact names; FAP and
+    # "hereditary nonpolyposis cancer" are not
+    assert r.recall_at_1 == round(100 * 4 / 6, 2)
+    assert r.n_gold_not_in_kb == 0  # OMIM:114500 is an alternate id of D002
+    assert r.subsets["words:single"].n_mentions == 2
+    assert r.subsets["type:Gene"].recall_at_1 == 100.0
+    assert set(r.ci95) == {"recall_at_1", "recall_at_5"}
+    assert r.mentions_per_second > 0
+
+
+def test_abbreviation_expansion_links_the_long_form(tiny_kb):
+    off = evaluate(_docs(), tiny_kb, ExactMatchLinker(tiny_kb), n_bootstrap=50)
+    on = evaluate(_docs(), tiny_kb, ExactMatchLinker(tiny_kb), n_bootstrap=50, expand_abbreviations=True,
+                  keep_predictions=True)
+    assert on.recall_at_1 > off.recall_at_1  # FAP -> familial adenomatous polyposis
+    fap = [p for p in on.predictions if p.mention == "FAP"][0]
+    assert fap.linked_text == "familial adenomatous polyposis"
+    assert fap.rank == 0
+
+
+def test_seen_unseen_split_and_entity_type_filter(tiny_kb):
+    train = [make_doc("t", "colon cancer", [("colon cancer", "Disease", "MESH:D002")])]
+    r = evaluate(_docs(), tiny_kb, ExactMatchLinker(tiny_kb), train_documents=train, entity_types=["Disease"],
+                 n_bootstrap=50)
+    assert r.n_mentions == 5
+    # colorectal cancer and hereditary nonpolyposis cancer (OMIM alt id of D002) are "seen"
+    assert r.subsets["concept:seen"].n_mentions == 2
+    assert r.subsets["concept:unseen"].n_mentions == 3
+    assert "type:Gene" not in r.subsets
+
+
+def test_json_contract_keys(tiny_kb):
+    r = evaluate(_docs(), tiny_kb, ExactMatchLinker(tiny_kb), n_bootstrap=20)
+    d = r.model_dump()
+    for key in ("recall_at_1", "recall_at_5", "ci95", "n_mentions", "mentions_per_second"):
+        assert key in d
