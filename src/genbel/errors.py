@@ -38,16 +38,63 @@ class Errors:
     E021 = "invalid value for {field}: {reason}"
 
     # --- kb (E100-E149): add new codes of this area directly below this line
+    E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"
+    E101 = "{path}: fingerprint mismatch (meta.json says {expected}, the data gives {actual}); rebuild this KB"
+    E102 = "{path}: KB format version {found!r} is not supported (this genbel reads version {supported})"
+    E103 = "{path}: exists and is not a genbel KB directory; refusing to overwrite it"
+    E104 = "{path}: cannot read the OBO ontology: {reason}"
 
     # --- data (E150-E199): add new codes of this area directly below this line
+    E150 = (
+        "{path}: file of dataset {name!r} split {split!r} not found; download it from {url} "
+        "and pass the folder that holds it as data_dir"
+    )
+    E151 = "dataset {name!r} has no split {split!r}; known splits: {known}"
+    E152 = "{where}: cannot write entity {entity_id!r} as PubTator: {reason}"
+    E153 = (
+        "{path}: document id {doc_id!r} occurs twice with different content (lines {first_line} and {line}); "
+        "only identical duplicates can be skipped"
+    )
+    E154 = "invalid value {value!r} for {option}; expected one of: {known}"
 
     # --- trie (E200-E249): add new codes of this area directly below this line
+    E200 = "{path}: not a genbel trie directory (missing {missing})"
+    E201 = "{path}: corrupt trie: {reason}"
+    E202 = "trie input sequence {index}: {reason}"
+    E203 = "trie input: {reason}"
+    E204 = (
+        "the tokenizer {tokenizer!r} has no EOS token; pass eos_token_id= (the id generation ends with)"
+    )
+    E205 = "{path}: trie format version {found} is not supported (expected {expected}); rebuild the trie"
 
     # --- generative (E250-E299): add new codes of this area directly below this line
+    E250 = (
+        "{where}: unknown semantic group or entity type {group!r}; known groups: {known} "
+        "(or link without group restriction: restrict_to_group=False / --no-group-restriction)"
+    )
+    E251 = "{path}: not a saved generative linker (missing {missing})"
+    E252 = "{where}: {n_candidates} candidate lists given for {n_queries} queries"
+    E253 = "{model}: unsupported model type {model_type!r}; expected a causal LM or an encoder-decoder (seq2seq) model"
+    E254 = "{path}: cannot export: {reason}"
+    E255 = "{where}: no model given: pass a saved linker directory or a model name/path (generative:PATH)"
+    E256 = "{path}: exists and is not a genbel linker directory; refusing to replace it (choose another path)"
 
     # --- retrieval (E300-E349): add new codes of this area directly below this line
+    E300 = "{path}: not a genbel {kind} index directory (missing {missing})"
+    E301 = "{path}: {kind} index format version {found} is not supported by this genbel (expected {expected})"
+    E302 = "{path}: index has {found} name rows but the KB gives {expected}; rebuild the index for this KB"
+    E303 = "{path}:{line}: training mention {mention!r} has no gold concept in the KB (ids {ids})"
 
     # --- training (E350-E399): add new codes of this area directly below this line
+    E350 = "{path}: no checkpoint to resume from (expected {path}/checkpoints/step-*/state.json)"
+    E351 = "{path}: checkpoint is incomplete or corrupt: {reason}"
+    E352 = "{path}: the run directory was made with different settings ({fields}); use a new --out or the same config"
+    E353 = "generator endpoint {url}: {reason}"
+    E354 = "generator endpoint {url} returned unusable output after {tries} tries: {reason}"
+    E355 = "unknown generator {spec!r}; expected hf:MODEL, openai:URL or template"
+    E356 = "{path}:{line}: synthetic output line is not a BigBio document: {reason}"
+    E357 = "invalid training setting {field}: {reason}"
+    E358 = "{path}: cannot initialise from {what}: {reason}"
 
     # --- document-level (E400-E449): add new codes of this area directly below this line
 

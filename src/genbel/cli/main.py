@@ -46,6 +46,7 @@ def _register_all() -> None:
     from genbel.cli import demo as demo_cli
 
     demo_cli.register(app)
+    from genbel.cli import link as link_cli; link_cli.register(app)  # noqa: E702
 
 
 _register_all()
@@ -53,7 +54,9 @@ _register_all()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except GenbelError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,0 +1,206 @@
+"""Corpora: the BigBio KB document model, PubTator and BigBio JSON/JSONL readers and writers,
+a registry of public datasets, abbreviation detection and bundled example documents.
+
+>>> docs = example_documents()
+>>> [d.document_id for d in docs]
+['9427148', '9400934', '9856499']
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from genbel.data.abbreviations import find_abbreviation_pairs, find_abbreviations
+from genbel.data.bigbio import read_bigbio_json, read_bigbio_jsonl, write_bigbio_json, write_bigbio_jsonl
+from genbel.data.model import Document, Entity, Normalization, Passage
+from genbel.data.pubtator import parse_pubtator, read_pubtator, write_pubtator
+from genbel.data.registry import DATASETS, DatasetSpec, get_dataset, list_datasets, load_dataset
+from genbel.errors import Errors, FormatError, InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Document",
+    "Entity",
+    "Normalization",
+    "Passage",
+    "FORMATS",
+    "detect_format",
+    "load_corpus",
+    "write_corpus",
+    "filter_entity_types",
+    "example_documents",
+    "read_pubtator",
+    "parse_pubtator",
+    "write_pubtator",
+    "read_bigbio_json",
+    "read_bigbio_jsonl",
+    "write_bigbio_json",
+    "write_bigbio_jsonl",
+    "find_abbreviations",
+    "find_abbreviation_pairs",
+    "DATASETS",
+    "DatasetSpec",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+]
+
+#: Corpus formats and their accepted spellings.
+FORMATS: dict[str, str] = {
+    "pubtator": "pubtator",
+    "bigbio-json": "bigbio-json",
+    "json": "bigbio-json",
+    "bigbio": "bigbio-json",
+    "bigbio-jsonl": "bigbio-jsonl",
+    "jsonl": "bigbio-jsonl",
+}
+_WRITE_EXTENSIONS = {
+    ".json": "bigbio-json",
+    ".jsonl": "bigbio-jsonl",
+    ".pubtator": "pubtator",
+    ".txt": "pubtator",
+}
+_SNIFF_BYTES = 1 << 16
+
+
+def _canonical_format(fmt: str, path: str | Path) -> str:
+    try:
+        return FORMATS[fmt.lower()]
+    except KeyError:
+        raise FormatError(
+            Errors.E154.format(
+                value=fmt, option=f"the format of {path}", known=", ".join(sorted(set(FORMATS)))
+            )
+        ) from None
+
+
+def detect_format(path: str | Path) -> str:
+    """``"pubtator"``, ``"bigbio-json"`` or ``"bigbio-jsonl"`` from the start of the file's content.
+
+    A first non-blank line ``PMID|t|…`` (or ``PMID|a|…``) means PubTator; ``[`` means BigBio JSON;
+    ``{`` means JSONL when the first line is a complete JSON object, else JSON. ``.gz`` files are
+    read through gzip. Raises E006 when the file is missing and E007 when none of these match.
+    """
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(Errors.E006.format(path=p))
+    opener = gzip.open if p.name.endswith(".gz") else open
+    try:
+        with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise FormatError(Errors.E016.format(path=p, reason=str(exc))) from None
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise FormatError(Errors.E016.format(path=p, reason="the file is empty"))
+    first_line = stripped.split("\n", 1)[0].rstrip("\r")
+    if stripped[0] == "[":
+        return "bigbio-json"
+    if stripped[0] == "{":
+        try:
+            obj = json.loads(first_line)
+        except json.JSONDecodeError:
+            return "bigbio-json"
+        return "bigbio-jsonl" if isinstance(obj, dict) else "bigbio-json"
+    cols = first_line.split("|", 2)
+    if len(cols) == 3 and cols[1] in ("t", "a") and cols[0].strip() and "\t" not in cols[0]:
+        return "pubtator"
+    raise FormatError(Errors.E007.format(path=p))
+
+
+def load_corpus(path: str | Path, format: str | None = None, **opts: Any) -> list[Document]:
+    """Read a corpus file (PubTator or BigBio KB JSON/JSONL) into documents.
+
+    Args:
+        path: the file (``.gz`` PubTator files are decompressed).
+        format: ``"pubtator"``, ``"bigbio-json"``/``"json"`` or ``"bigbio-jsonl"``/``"jsonl"``;
+            detected from the content when ``None`` (see :func:`detect_format`).
+        **opts: reader options: ``on_duplicate`` (``"error"`` | ``"skip-identical"``), ``offsets``
+            (``"error"`` | ``"warn"`` | ``"fix"``), ``encoding``; PubTator also ``default_db``.
+            The defaults are strict. The public NCBI-disease train file needs
+            ``on_duplicate="skip-identical", offsets="fix"`` (see :mod:`genbel.data.pubtator`).
+
+    Raises:
+        InputError: E006 (missing file), E007 (unknown format) or a reader error naming file:line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(Errors.E006.format(path=p))
+    fmt = _canonical_format(format, p) if format else detect_format(p)
+    if fmt == "pubtator":
+        docs = read_pubtator(p, **opts)
+    else:
+        if p.name.endswith(".gz"):
+            raise FormatError(
+                Errors.E016.format(path=p, reason="gzip-compressed BigBio JSON is not supported")
+            )
+        docs = (read_bigbio_jsonl if fmt == "bigbio-jsonl" else read_bigbio_json)(p, **opts)
+    logger.info("%s (%s): %d documents, %d mentions", p, fmt, len(docs), sum(len(d.entities) for d in docs))
+    return docs
+
+
+def write_corpus(docs: Iterable[Document], path: str | Path, format: str | None = None) -> None:
+    """Write documents atomically; the format comes from ``format`` or the extension
+    (``.json`` BigBio JSON, ``.jsonl`` BigBio JSONL, ``.pubtator``/``.txt`` PubTator)."""
+    p = Path(path)
+    if format:
+        fmt = _canonical_format(format, p)
+    else:
+        fmt = _WRITE_EXTENSIONS.get(p.suffix.lower(), "")
+        if not fmt:
+            raise FormatError(Errors.E007.format(path=p))
+    if fmt == "pubtator":
+        write_pubtator(docs, p)
+    elif fmt == "bigbio-jsonl":
+        write_bigbio_jsonl(docs, p)
+    else:
+        write_bigbio_json(docs, p)
+
+
+def _types_of(entity: Entity) -> set[str]:
+    return {t.strip() for t in entity.type.split(",")} | {entity.type}
+
+
+def filter_entity_types(docs: Sequence[Document], types: Iterable[str]) -> list[Document]:
+    """Copies of ``docs`` keeping only entities of the given types.
+
+    An entity whose type column lists several types (MedMentions ``T116,T123``) is kept when any of
+    them is requested. Passages are shared with the input documents. A requested type that no
+    entity has is logged; when none of them occurs, E012 is raised (a misspelt type would otherwise
+    silently give an empty corpus).
+    """
+    wanted = {t.strip() for t in types}
+    present: set[str] = set()
+    for d in docs:
+        for e in d.entities:
+            present |= _types_of(e)
+    if present and not wanted & present:
+        raise InputError(
+            Errors.E012.format(group=", ".join(sorted(wanted)), known=", ".join(sorted(present)))
+        )
+    for t in sorted(wanted - present):
+        logger.warning("entity type %r occurs in none of the %d documents", t, len(docs))
+    return [
+        Document(d.id, d.document_id, d.passages, [e for e in d.entities if _types_of(e) & wanted])
+        for d in docs
+    ]
+
+
+def example_documents() -> list[Document]:
+    """Three NCBI-disease test abstracts with their gold annotations (bundled, public domain).
+
+    PMIDs 9427148 (an abbreviation used throughout), 9400934 (composite mentions) and 9856499
+    (OMIM ids); see ``genbel/resources/examples/README.md``.
+    """
+    res = resources.files("genbel") / "resources" / "examples" / "ncbi_examples.pubtator"
+    return parse_pubtator(
+        res.read_text(encoding="utf-8"), source="genbel/resources/examples/ncbi_examples.pubtator"
+    )

@@ -11,14 +11,15 @@ Two candidate patterns are considered around every parenthesis that follows a sp
 Inside the parentheses, text after ``", "`` or ``"; "`` is ignored (``(APC; MIM 175100)``).
 A short form has 2–10 characters, at most two words, at least one letter and starts with a letter
 or digit. The long form is found by matching the short form's letters and digits *backwards* in the
-words before it, each character anywhere in a word except the first short-form character, which
-must match the first character of a word. The long form is rejected when it is shorter than the
+words before it (within the sentence, and not reaching back into an earlier parenthesised group),
+each character anywhere in a word except the first short-form character, which must match the first
+character of a word. The long form is rejected when it is shorter than the
 short form, contains the short form as a word, ends with it, or has more than
 ``min(n + 5, 2 * n)`` words (``n`` = letters and digits in the short form; hyphens separate words).
 
 A long form is usually written out once, at the definition, and the short form is used afterwards.
-:func:`find_abbreviations` therefore returns one document-level dictionary (short form → long form,
-first definition wins) that a linker applies to *every* occurrence of the short form in the document.
+:func:`find_abbreviations` therefore returns one document-level dictionary (short form → long form)
+that a linker applies to *every* occurrence of the short form in the document.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ MAX_SHORT_FORM_CHARS = 10
 # A sentence (or line) boundary: the long form never reaches back across it.
 _BOUNDARY = re.compile(r"(?:[.!?](?=\s)|\n)")
 _WORD_SPLIT = re.compile(r"[\s\-]+")
+_PAREN_GROUP = re.compile(r"(?:(?<=\s)|^)\([^()]*\)")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def _sentence_start(text: str, before: int) -> int:
 
 
 def _window_start(text: str, sent_start: int, end: int, max_words: int) -> int:
-    """Start of the ``max_words`` whitespace-separated words that end at ``end`` (not before ``sent_start``)."""
+    """Start of the last ``max_words`` words before ``end``, not before ``sent_start``."""
     spans = [m.start() for m in re.finditer(r"\S+", text[sent_start:end])]
     if not spans:
         return end
@@ -165,11 +167,16 @@ def find_abbreviation_pairs(text: str) -> list[AbbreviationPair]:
     return pairs
 
 
-def _short_in_paren(text: str, sent_start: int, open_idx: int, inner_start: int, inner: str) -> AbbreviationPair | None:
+def _short_in_paren(
+    text: str, sent_start: int, open_idx: int, inner_start: int, inner: str
+) -> AbbreviationPair | None:
     short = inner.strip()
     if not _is_valid_short_form(short):
         return None
     lf_end = len(text[:open_idx].rstrip())
+    # the long form never reaches back into an earlier parenthesised group ("type 1 (DM1) and type 2 (DM2)")
+    for g in _PAREN_GROUP.finditer(text, sent_start, lf_end):
+        sent_start = g.end()
     win_start = _window_start(text, sent_start, lf_end, _max_long_form_words(short))
     candidate = text[win_start:lf_end]
     long = best_long_form(short, candidate)
@@ -204,18 +211,28 @@ def _short_before_paren(
 
 
 def find_abbreviations(text: str) -> dict[str, str]:
-    """Short form → long form for every definition in a document (first definition wins).
+    """Short form → long form for every definition in a document.
 
     The long form is often written only once, at its definition; linkers use this dictionary to
-    replace every occurrence of the short form in the same document.
+    replace every occurrence of the short form in the same document. When a short form is defined
+    more than once with different long forms, the most frequent long form wins, then the one with
+    more words (``The ATM (A-T, mutated) gene`` … ``ataxia-telangiectasia (A-T)`` keeps
+    ``ataxia-telangiectasia``), then the first.
 
     >>> find_abbreviations("Germline mutations in the adenomatous polyposis coli (APC) gene.")
     {'APC': 'adenomatous polyposis coli'}
     """
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    for i, p in enumerate(find_abbreviation_pairs(text)):
+        longs = found.setdefault(p.short, {})
+        count, first = longs.get(p.long, (0, i))
+        longs[p.long] = (count + 1, first)
     out: dict[str, str] = {}
-    for p in find_abbreviation_pairs(text):
-        if p.short not in out:
-            out[p.short] = p.long
-        elif out[p.short] != p.long:
-            logger.debug("abbreviation %r redefined as %r; keeping %r", p.short, p.long, out[p.short])
+    for short, longs in found.items():
+        best = max(
+            longs, key=lambda lf: (longs[lf][0], len([w for w in _WORD_SPLIT.split(lf) if w]), -longs[lf][1])
+        )
+        if len(longs) > 1:
+            logger.debug("abbreviation %r has several long forms %s; using %r", short, sorted(longs), best)
+        out[short] = best
     return out

@@ -19,6 +19,7 @@ class ExactMatchLinker(Linker):
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
+        kb.lookup("")  # build the normalised-name index now, not during the first link
 
     def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
         out: list[list[Candidate]] = []

@@ -23,6 +23,7 @@ word boundaries; ``0`` = the mention alone, ``None`` = the whole document).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from genbel.errors import Errors, InputError
@@ -36,6 +37,7 @@ class PromptFormat:
     style: str = "syncabel"  # "syncabel" | "genbioel"
     context_chars: int | None = 200
     include_group: bool = True
+    memory_size: int = 10
 
     def __post_init__(self) -> None:
         if self.style not in ("syncabel", "genbioel"):
@@ -76,9 +78,24 @@ class PromptFormat:
         """Decoder prompt ("mention is"); the linked text (long form when expanded)."""
         return f"{q.text} is"
 
-    def prompt(self, q: MentionQuery) -> str:
-        """Full prompt for decoder-only models."""
-        return self.source(q) + "\n" + self.prefix(q)
+    def prompt(self, q: MentionQuery, memory: Sequence[tuple[str, str]] = ()) -> str:
+        """Full prompt for decoder-only models (with the document-level memory block, if any)."""
+        return self.memory_block(memory) + self.source(q) + "\n" + self.prefix(q)
+
+    def memory_block(self, memory: Sequence[tuple[str, str]]) -> str:
+        """Earlier normalizations of the same document (LongBEL), one ``"mention is name"`` line each.
+
+        The lines use the same "mention is name" form as the target, most recent last, at most
+        ``memory_size`` distinct entries; empty memory gives an empty string (mention-level prompt).
+        """
+        if not memory or self.memory_size <= 0:
+            return ""
+        seen: dict[str, str] = {}
+        for mention, name in memory:
+            seen.pop(mention, None)
+            seen[mention] = name
+        items = list(seen.items())[-self.memory_size :]
+        return "".join(f"{m} is {n}\n" for m, n in items) + "---\n"
 
     @staticmethod
     def target(name: str) -> str:
@@ -89,7 +106,7 @@ class PromptFormat:
 
     @classmethod
     def from_dict(cls, d: dict) -> PromptFormat:
-        return cls(**{k: v for k, v in d.items() if k in ("style", "context_chars", "include_group")})
+        return cls(**{k: v for k, v in d.items() if k in ("style", "context_chars", "include_group", "memory_size")})
 
 
 def parse_markup(line: str, where: str = "<input>") -> MentionQuery:

@@ -1,0 +1,235 @@
+"""A built KB on disk: a directory with ``kb.sqlite`` and ``meta.json``.
+
+``kb.sqlite`` holds one table per part of a :class:`~genbel.kb.concept.Concept`::
+
+    concepts(idx INTEGER PRIMARY KEY, id TEXT UNIQUE, name TEXT)   -- main id, preferred name
+    names(concept, pos, name)            -- every name, pos 0 = preferred name, then synonyms
+    alt_ids(concept, pos, alt_id)
+    semantic_types(concept, pos, tui)
+    semantic_groups(concept, pos, grp)
+    definitions(concept, pos, text)
+
+``meta.json`` records the store format version, the KB name, its fingerprint and counts. Writes
+are atomic (:func:`save_kb` builds a temporary directory beside the target and renames it), and
+:func:`load_kb` checks that the data still gives the recorded fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from genbel.errors import Errors, FormatError, KBError
+from genbel.kb.base import KnowledgeBase
+from genbel.kb.concept import Concept
+
+logger = logging.getLogger(__name__)
+
+#: Version of the on-disk layout; bumped on any incompatible change.
+FORMAT_VERSION = 1
+DB_FILE = "kb.sqlite"
+META_FILE = "meta.json"
+
+_SCHEMA = """
+CREATE TABLE concepts (idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
+CREATE TABLE names (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                    name TEXT NOT NULL);
+CREATE TABLE alt_ids (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                      alt_id TEXT NOT NULL);
+CREATE TABLE semantic_types (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                             tui TEXT NOT NULL);
+CREATE TABLE semantic_groups (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                              grp TEXT NOT NULL);
+CREATE TABLE definitions (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                          text TEXT NOT NULL);
+"""
+_INDEXES = """
+CREATE INDEX names_name ON names(name);
+CREATE INDEX alt_ids_alt ON alt_ids(alt_id);
+"""
+# (table, value column, Concept attribute) of the list-valued parts
+_LIST_TABLES: tuple[tuple[str, str, str], ...] = (
+    ("alt_ids", "alt_id", "alt_ids"),
+    ("semantic_types", "tui", "semantic_types"),
+    ("semantic_groups", "grp", "semantic_groups"),
+    ("definitions", "text", "definitions"),
+)
+
+
+def is_kb_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding a genbel KB (both files present)."""
+    p = Path(path)
+    return p.is_dir() and (p / DB_FILE).is_file() and (p / META_FILE).is_file()
+
+
+def kb_meta(kb: KnowledgeBase, source: str | None = None) -> dict[str, Any]:
+    """The ``meta.json`` record of a KB."""
+    from genbel import __version__ as genbel_version
+
+    groups = Counter(g for c in kb for g in c.semantic_groups)
+    meta: dict[str, Any] = {
+        "format": "genbel-kb",
+        "format_version": FORMAT_VERSION,
+        "name": kb.name,
+        "fingerprint": kb.fingerprint(),
+        "counts": {
+            "concepts": len(kb),
+            "names": kb.n_names(),
+            "alt_ids": sum(len([a for a in c.alt_ids if a != c.id]) for c in kb),
+            "with_definition": sum(1 for c in kb if c.definitions),
+            "with_semantic_type": sum(1 for c in kb if c.semantic_types),
+        },
+        "semantic_groups": dict(sorted(groups.items())),
+        "genbel_version": genbel_version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if source is not None:
+        meta["source"] = source
+    return meta
+
+
+def _write_sqlite(kb: KnowledgeBase, db: Path) -> None:
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.executescript(_SCHEMA)
+        concept_rows: list[tuple[int, str, str]] = []
+        name_rows: list[tuple[int, int, str]] = []
+        list_rows: dict[str, list[tuple[int, int, str]]] = {t: [] for t, _, _ in _LIST_TABLES}
+        for idx, c in enumerate(kb):
+            concept_rows.append((idx, c.id, c.name))
+            name_rows.extend((idx, pos, n) for pos, n in enumerate(c.names))
+            for table, _col, attr in _LIST_TABLES:
+                list_rows[table].extend((idx, pos, v) for pos, v in enumerate(getattr(c, attr)))
+        with con:
+            con.executemany("INSERT INTO concepts VALUES (?, ?, ?)", concept_rows)
+            con.executemany("INSERT INTO names VALUES (?, ?, ?)", name_rows)
+            for table, _col, _attr in _LIST_TABLES:
+                con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", list_rows[table])
+            con.executescript(_INDEXES)
+    finally:
+        con.close()
+
+
+def _write_meta(meta: dict[str, Any], path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def save_kb(kb: KnowledgeBase, path: str | Path, *, source: str | None = None) -> Path:
+    """Write ``kb`` to the directory ``path`` atomically and return it.
+
+    The KB is built in a hidden temporary directory next to ``path`` and renamed into place; on
+    any error (or ``KeyboardInterrupt``) the temporary directory is removed and an existing KB at
+    ``path`` is left untouched. An existing genbel KB directory (or an empty directory) is
+    replaced; any other existing path raises :class:`~genbel.errors.KBError` (``E103``).
+    """
+    target = Path(path)
+    if target.exists() and not (is_kb_dir(target) or (target.is_dir() and not any(target.iterdir()))):
+        raise KBError(Errors.E103.format(path=target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        _write_sqlite(kb, tmp / DB_FILE)
+        _write_meta(kb_meta(kb, source), tmp / META_FILE)
+        if target.exists():
+            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved KB %s (%d concepts) to %s", kb.name, len(kb), target)
+    return target
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of a KB directory (``E008`` if a file is missing)."""
+    p = Path(path)
+    missing = [f for f in (META_FILE, DB_FILE) if not (p / f).is_file()]
+    if missing:
+        raise KBError(Errors.E008.format(path=p, missing=", ".join(missing)))
+    meta_path = p / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise FormatError(Errors.E013.format(path=meta_path, line=e.lineno, reason=e.msg)) from e
+    if not isinstance(meta, dict):
+        raise FormatError(Errors.E016.format(path=meta_path, reason="expected a JSON object"))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise KBError(Errors.E102.format(path=p, found=meta.get("format_version"), supported=FORMAT_VERSION))
+    return meta
+
+
+def load_kb(path: str | Path, *, verify: bool = True) -> KnowledgeBase:
+    """Read a KB directory written by :func:`save_kb`.
+
+    Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing, ``E102`` for another store
+    version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint.
+    """
+    p = Path(path)
+    meta = read_meta(p)
+    db = (p / DB_FILE).resolve()
+    try:
+        con = sqlite3.connect(f"file:{quote(str(db))}?mode=ro&immutable=1", uri=True)
+        try:
+            rows = con.execute("SELECT idx, id, name FROM concepts ORDER BY idx").fetchall()
+            names: dict[int, list[str]] = defaultdict(list)
+            syn_sql = "SELECT concept, name FROM names WHERE pos > 0 ORDER BY concept, pos"
+            for cidx, name in con.execute(syn_sql):
+                names[cidx].append(name)
+            lists: dict[str, dict[int, list[str]]] = {}
+            for table, col, attr in _LIST_TABLES:
+                d: dict[int, list[str]] = defaultdict(list)
+                for cidx, v in con.execute(f"SELECT concept, {col} FROM {table} ORDER BY concept, pos"):
+                    d[cidx].append(v)
+                lists[attr] = d
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise KBError(Errors.E016.format(path=db, reason=f"unreadable KB database ({e})")) from e
+    empty: list[str] = []
+    alt, types, groups, defs = (lists[a] for _, _, a in _LIST_TABLES)
+    concepts = [
+        Concept(
+            cid,
+            name,
+            names.get(idx, empty).copy(),
+            alt_ids=alt.get(idx, empty).copy(),
+            semantic_types=types.get(idx, empty).copy(),
+            semantic_groups=groups.get(idx, empty).copy(),
+            definitions=defs.get(idx, empty).copy(),
+        )
+        for idx, cid, name in rows
+    ]
+    kb = KnowledgeBase(concepts, name=str(meta.get("name") or p.name))
+    if verify and kb.fingerprint() != meta.get("fingerprint"):
+        raise KBError(Errors.E101.format(path=p, expected=meta.get("fingerprint"), actual=kb.fingerprint()))
+    logger.info("loaded KB %s from %s: %d concepts", kb.name, p, len(kb))
+    return kb
+
+
+__all__ = [
+    "DB_FILE", "FORMAT_VERSION", "META_FILE", "is_kb_dir", "kb_meta", "load_kb", "read_meta", "save_kb",
+]

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genbel.data import (
+    detect_format,
+    example_documents,
+    filter_entity_types,
+    load_corpus,
+    parse_pubtator,
+    write_corpus,
+)
+from genbel.data.abbreviations import find_abbreviations
+from genbel.errors import FormatError, InputError
+from tests.conftest import shared
+from tests.data.test_pubtator import FIXTURE
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("c.json", "bigbio-json"),
+        ("c.jsonl", "bigbio-jsonl"),
+        ("c.pubtator", "pubtator"),
+        ("c.txt", "pubtator"),
+    ],
+)
+def test_write_by_extension_and_detect(tmp_path: Path, name: str, fmt: str) -> None:
+    docs = parse_pubtator(FIXTURE)
+    write_corpus(docs, tmp_path / name)
+    assert detect_format(tmp_path / name) == fmt
+    assert [d.to_dict() for d in load_corpus(tmp_path / name)] == [d.to_dict() for d in docs]
+
+
+def test_content_beats_extension(tmp_path: Path) -> None:
+    docs = parse_pubtator(FIXTURE)
+    write_corpus(docs, tmp_path / "corpus.data", format="jsonl")
+    assert detect_format(tmp_path / "corpus.data") == "bigbio-jsonl"
+    write_corpus(docs, tmp_path / "pub.json", format="pubtator")
+    assert detect_format(tmp_path / "pub.json") == "pubtator"
+    assert len(load_corpus(tmp_path / "pub.json")) == 2
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(docs[0].to_dict(), indent=2), encoding="utf-8")
+    assert detect_format(single) == "bigbio-json" and load_corpus(single)[0].document_id == "2234245"
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        load_corpus(tmp_path / "missing.txt")
+    assert str(exc.value) == f"{tmp_path / 'missing.txt'}: file not found"
+    odd = tmp_path / "odd.txt"
+    odd.write_text("id,name\n1,foo\n", encoding="utf-8")
+    with pytest.raises(FormatError) as exc2:
+        load_corpus(odd)
+    assert (
+        str(exc2.value)
+        == f"{odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
+    )
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(FormatError, match="the file is empty"):
+        load_corpus(empty)
+    with pytest.raises(FormatError, match="unknown corpus format"):
+        write_corpus([], tmp_path / "x.csv")
+    with pytest.raises(FormatError, match="invalid value 'xml'"):
+        load_corpus(odd, format="xml")
+
+
+def test_load_options_pass_through(tmp_path: Path) -> None:
+    p = tmp_path / "c.txt"
+    p.write_text("1|t|Colon cancer.\n1|a|\n1\t1\t13\tColon cancer\tD\tD1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"{p}:3: entity '1-0'"):
+        load_corpus(p)
+    assert load_corpus(p, offsets="fix")[0].entities[0].offsets == [(0, 12)]
+
+
+def test_filter_entity_types() -> None:
+    docs = parse_pubtator(FIXTURE)
+    chem = filter_entity_types(docs, ["Chemical"])
+    assert [[e.mention for e in d.entities] for d in chem] == [["Deferoxamine"], []]
+    assert [len(d.entities) for d in docs] == [6, 1]  # input untouched
+    assert chem[0].passages is docs[0].passages
+    multi = parse_pubtator("1|t|Flu virus.\n1|a|\n1\t0\t3\tFlu\tT038,T005\tUMLS:C1\n")
+    assert len(filter_entity_types(multi, ["T005"])[0].entities) == 1
+    with pytest.raises(
+        InputError, match="unknown semantic group or entity type 'Diseases'; known: Chemical, Disease"
+    ):
+        filter_entity_types(docs[:1], ["Diseases"])
+
+
+def test_filter_bc5cdr_types() -> None:
+    docs = load_corpus(shared("bc5cdr", "CDR_DevelopmentSet.PubTator.txt"))
+    dis = filter_entity_types(docs, {"Disease"})
+    chem = filter_entity_types(docs, {"Chemical"})
+    assert sum(len(d.entities) for d in dis) == 4244 and sum(len(d.entities) for d in chem) == 5347
+
+
+def test_example_documents() -> None:
+    docs = example_documents()
+    assert [d.document_id for d in docs] == ["9427148", "9400934", "9856499"]
+    assert [len(d.entities) for d in docs] == [8, 5, 3]
+    for d in docs:
+        d.validate()
+    agu = docs[0]
+    assert agu.passages[0].text == ["Aspartylglucosaminuria among Palestinian Arabs."]
+    assert find_abbreviations(agu.text)["AGU"] == "Aspartylglucosaminuria"
+    assert docs[1].entities[2].gold_ids == ["D019572", "D010871"]
+    assert docs[2].entities[0].gold_ids == ["OMIM:610102"]
+    # verbatim copies of the NCBI-disease test set
+    test = {d.document_id: d for d in load_corpus(shared("ncbi-disease", "NCBItestset_corpus.txt"))}
+    assert all(test[d.document_id].to_dict() == d.to_dict() for d in docs)

@@ -1,0 +1,163 @@
+"""The on-disk KB store: round trip, fingerprint, atomic writes, errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from genbel.errors import Errors, FormatError, KBError
+from genbel.kb import KnowledgeBase, load_kb
+from genbel.kb import store
+from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta, save_kb
+
+
+def _dicts(kb: KnowledgeBase) -> list[dict]:
+    return [c.to_dict() for c in kb]
+
+
+def _umls(fixtures: Path) -> KnowledgeBase:
+    return load_kb(fixtures / "umls")
+
+
+def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
+    kb = _umls(fixtures)
+    kb.add_synonyms("C0011849", ["DM2"])
+    out = save_kb(kb, tmp_path / "umls_kb", source="fixture")
+    assert out == tmp_path / "umls_kb"
+    assert sorted(p.name for p in out.iterdir()) == [DB_FILE, META_FILE]
+    back = store.load_kb(out)
+    assert back.name == "UMLS"
+    assert _dicts(back) == _dicts(kb)
+    assert back.fingerprint() == kb.fingerprint()
+    assert back["C0011849"].synonyms[-1] == "DM2"
+    meta = read_meta(out)
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["fingerprint"] == kb.fingerprint()
+    assert meta["counts"] == {"concepts": 8, "names": kb.n_names(), "alt_ids": 0, "with_definition": 3,
+                              "with_semantic_type": 8}
+    assert meta["semantic_groups"] == {"Anatomy": 1, "Chemicals & Drugs": 2, "Concepts & Ideas": 1,
+                                       "Disorders": 3, "Phenomena": 1}
+    assert meta["source"] == "fixture"
+    # the tables named in the docs exist
+    con = sqlite3.connect(out / DB_FILE)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert tables == {"concepts", "names", "alt_ids", "semantic_types", "semantic_groups", "definitions"}
+
+
+def test_medic_round_trip(medic: KnowledgeBase, tmp_path: Path) -> None:
+    medic.to_disk(tmp_path / "medic")
+    back = KnowledgeBase.from_disk(tmp_path / "medic")
+    assert back.fingerprint() == medic.fingerprint()
+    assert (len(back), back.n_names(), back.name) == (11_915, 76_237, "MEDIC")
+    assert _dicts(back) == _dicts(medic)
+    assert back.resolve_id("613097") == "C567755"
+    # the dispatcher detects a built KB directory; name= overrides the stored name
+    again = load_kb(tmp_path / "medic", name="medic-2012")
+    assert again.name == "medic-2012" and again.fingerprint() == medic.fingerprint()
+
+
+def test_overwrite_replaces_a_kb_dir(fixtures: Path, tmp_path: Path) -> None:
+    target = tmp_path / "kb"
+    save_kb(_umls(fixtures), target)
+    mini = load_kb(fixtures / "mini_medic.txt")
+    save_kb(mini, target)
+    assert store.load_kb(target).fingerprint() == mini.fingerprint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save_kb(mini, empty)
+    assert is_kb_dir(empty)
+
+
+def test_refuses_to_overwrite_other_paths(fixtures: Path, tmp_path: Path) -> None:
+    other = tmp_path / "mydir"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(KBError) as e:
+        save_kb(load_kb(fixtures / "mini_medic.txt"), other)
+    assert str(e.value) == Errors.E103.format(path=other)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_failed_save_leaves_nothing(fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    exc: BaseException) -> None:
+    kb = load_kb(fixtures / "mini_medic.txt")
+    parent = tmp_path / "out"
+    parent.mkdir()
+
+    def boom(meta: dict, path: Path) -> None:  # after kb.sqlite is written
+        assert (path.parent / DB_FILE).is_file()
+        raise exc
+
+    monkeypatch.setattr(store, "_write_meta", boom)
+    with pytest.raises(type(exc)):
+        save_kb(kb, parent / "kb")
+    assert not (parent / "kb").exists()
+    assert list(parent.iterdir()) == []  # no temporary directory left
+
+
+def test_failed_overwrite_keeps_old_kb(
+    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _umls(fixtures)
+    save_kb(old, tmp_path / "kb")
+
+    def boom(kb: KnowledgeBase, db: Path) -> None:
+        db.write_bytes(b"half a database")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "_write_sqlite", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_kb(load_kb(fixtures / "mini_medic.txt"), tmp_path / "kb")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
+    assert store.load_kb(tmp_path / "kb").fingerprint() == old.fingerprint()
+
+
+def test_missing_files(fixtures: Path, tmp_path: Path) -> None:
+    d = tmp_path / "kb"
+    save_kb(load_kb(fixtures / "mini_medic.txt"), d)
+    (d / DB_FILE).unlink()
+    with pytest.raises(KBError) as e:
+        store.load_kb(d)
+    assert str(e.value) == f"{d}: not a genbel KB directory (missing {DB_FILE})"
+    with pytest.raises(KBError) as e:
+        load_kb(d)  # the dispatcher still sees a (broken) genbel directory
+    assert str(e.value) == Errors.E008.format(path=d, missing=DB_FILE)
+    (d / META_FILE).unlink()
+    with pytest.raises(KBError) as e:
+        store.load_kb(d)
+    assert str(e.value) == f"{d}: not a genbel KB directory (missing {META_FILE}, {DB_FILE})"
+
+
+def test_tampered_meta(fixtures: Path, tmp_path: Path) -> None:
+    d = tmp_path / "kb"
+    kb = load_kb(fixtures / "mini_medic.txt")
+    save_kb(kb, d)
+    meta = json.loads((d / META_FILE).read_text())
+    meta["fingerprint"] = "0000000000000000"
+    (d / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(KBError) as e:
+        store.load_kb(d)
+    assert str(e.value) == Errors.E101.format(path=d, expected="0000000000000000", actual=kb.fingerprint())
+    assert store.load_kb(d, verify=False).fingerprint() == kb.fingerprint()
+    meta["format_version"] = 99
+    (d / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(KBError) as e:
+        store.load_kb(d)
+    assert str(e.value) == Errors.E102.format(path=d, found=99, supported=FORMAT_VERSION)
+    (d / META_FILE).write_text('{"format_version": 1,\n  oops}')
+    with pytest.raises(FormatError, match=r"meta\.json:2: invalid JSON"):
+        store.load_kb(d)
+
+
+def test_corrupt_database(fixtures: Path, tmp_path: Path) -> None:
+    d = tmp_path / "kb"
+    save_kb(load_kb(fixtures / "mini_medic.txt"), d)
+    (d / DB_FILE).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(KBError, match="unreadable KB database"):
+        store.load_kb(d)
