@@ -97,6 +97,8 @@ class Errors:
     E358 = "{path}: cannot initialise from {what}: {reason}"
 
     # --- document-level (E400-E449): add new codes of this area directly below this line
+    E400 = "invalid ensemble: {reason}"
+    E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
 

@@ -1,4 +1,4 @@
-"""``genbel link`` (link the mentions of a file with any linker) and ``genbel export`` (HF remote-code folder)."""
+"""``genbel link`` (link a file's mentions with any linker) and ``genbel export`` (HF remote-code model)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ def read_markup(path: Path) -> list[Document]:
             q = parse_markup(line, f"{path}:{lineno}")
             text = q.context or q.text
             ent = Entity("T1", q.type or "", [q.text], [(q.start or 0, q.end or len(q.text))])
-            docs.append(Document(str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent]))
+            docs.append(
+                Document(
+                    str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent]
+                )
+            )
     if not docs:
         raise InputError(Errors.E016.format(path=path, reason="no [mention]{Group} line"))
     return docs
@@ -57,7 +61,9 @@ def read_input(path: Path, input_format: str) -> tuple[list[Document], bool]:
     from genbel.data import load_corpus
 
     if input_format not in INPUT_FORMATS:
-        raise ConfigError(Errors.E021.format(field="--input-format", reason=f"{input_format!r} ({'|'.join(INPUT_FORMATS)})"))
+        raise ConfigError(
+            Errors.E021.format(field="--input-format", reason=f"{input_format!r} ({'|'.join(INPUT_FORMATS)})")
+        )
     if not path.is_file():
         raise InputError(Errors.E006.format(path=path))
     if input_format == "markup" or (input_format == "auto" and _looks_like_markup(path)):
@@ -98,7 +104,9 @@ def linked_documents(docs: list[Document], results: list, kb_name: str) -> list[
                 ed["gold_normalized"] = ed["normalized"]
             ed["candidates"] = [c.to_dict() for c in cands]
             ed["normalized"] = (
-                [{"db_name": infer_db_name(cands[0].concept_id, kb_name), "db_id": cands[0].concept_id}] if cands else []
+                [{"db_name": infer_db_name(cands[0].concept_id, kb_name), "db_id": cands[0].concept_id}]
+                if cands
+                else []
             )
         out.append(dd)
     return out
@@ -129,24 +137,42 @@ def _load_kb(kb: str | None, kb_format: str | None, linker: str):
 
 def link_cmd(
     input_path: Path = typer.Argument(
-        ..., metavar="INPUT", help="BigBio JSON/JSONL, PubTator, or text lines with \\[mention]{Group} markup."
+        ...,
+        metavar="INPUT",
+        help="BigBio JSON/JSONL, PubTator, or text lines with \\[mention]{Group} markup.",
     ),
     linker: str = typer.Option(..., "--linker", help="NAME[:PATH], e.g. generative:runs/smollm2 or tfidf."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (BigBio JSON or JSONL with candidates)."),
-    kb: str | None = typer.Option(None, "--kb", help="KB file or built KB directory (default: the linker's kb/)."),
-    kb_format: str | None = typer.Option(None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"),
+    kb: str | None = typer.Option(
+        None, "--kb", help="KB file or built KB directory (default: the linker's kb/)."
+    ),
+    kb_format: str | None = typer.Option(
+        None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
+    ),
     fmt: str = typer.Option("json", "--format", help="Output format: json|jsonl (one document per line)."),
     input_format: str = typer.Option("auto", "--input-format", help="|".join(INPUT_FORMATS)),
     k: int = typer.Option(5, "-k", help="Candidates per mention."),
-    num_beams: int | None = typer.Option(None, "--num-beams", help="Beam size (generative; default max(5, k))."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Mentions per generate() call (generative)."),
-    constrained: bool = typer.Option(True, "--constrained/--unconstrained", help="Trie-constrained decoding."),
-    group_restriction: bool = typer.Option(
-        True, "--group-restriction/--no-group-restriction", help="Restrict decoding to the mention's semantic group."
+    num_beams: int | None = typer.Option(
+        None, "--num-beams", help="Beam size (generative; default max(5, k))."
     ),
-    entity_types: str | None = typer.Option(None, "--entity-types", help="Comma-separated entity types to link."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Mentions per generate() call (generative)."
+    ),
+    constrained: bool = typer.Option(
+        True, "--constrained/--unconstrained", help="Trie-constrained decoding."
+    ),
+    group_restriction: bool = typer.Option(
+        True,
+        "--group-restriction/--no-group-restriction",
+        help="Restrict decoding to the mention's semantic group.",
+    ),
+    entity_types: str | None = typer.Option(
+        None, "--entity-types", help="Comma-separated entity types to link."
+    ),
     abbreviations: bool = typer.Option(
-        False, "--abbreviations/--no-abbreviations", help="Link the long form of abbreviations (Schwartz-Hearst)."
+        False,
+        "--abbreviations/--no-abbreviations",
+        help="Link the long form of abbreviations (Schwartz-Hearst).",
     ),
 ) -> None:
     """Link every mention of INPUT and write ranked candidates per entity."""
@@ -173,14 +199,17 @@ def link_cmd(
     write_output(linked_documents(docs, results, kb_obj.name), out, fmt)
     rate = len(results) / dt if dt > 0 else float("inf")
     err_console.print(
-        f"linked {len(results)} mentions in {len(docs)} documents in {dt:.1f} s ({rate:,.1f} mentions/s) → {out}",
+        f"linked {len(results)} mentions in {len(docs)} documents in {dt:.1f} s "
+        f"({rate:,.1f} mentions/s) → {out}",
         highlight=False,
     )
 
 
 def export_cmd(
     linker_dir: Path = typer.Argument(..., metavar="DIR", help="A saved generative linker directory."),
-    out: Path = typer.Argument(..., metavar="OUT", help="Folder to write (must not exist, or be a linker dir)."),
+    out: Path = typer.Argument(
+        ..., metavar="OUT", help="Folder to write (must not exist, or be a linker dir)."
+    ),
     kb: str | None = typer.Option(None, "--kb", help="KB to use instead of the linker's saved kb/."),
     kb_format: str | None = typer.Option(None, "--kb-format"),
 ) -> None:
@@ -190,7 +219,9 @@ def export_cmd(
 
     kb_obj = load_kb(kb, format=kb_format) if kb is not None else None
     export_linker(linker_dir, out, kb=kb_obj)
-    err_console.print(f"exported {linker_dir} → {out} (load with trust_remote_code=True; needs genbel)", highlight=False)
+    err_console.print(
+        f"exported {linker_dir} → {out} (load with trust_remote_code=True; needs genbel)", highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

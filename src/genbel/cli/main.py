@@ -47,6 +47,8 @@ def _register_all() -> None:
 
     demo_cli.register(app)
     from genbel.cli import link as link_cli; link_cli.register(app)  # noqa: E702
+    from genbel.cli import retrieval as retrieval_cli; retrieval_cli.register(app)  # noqa: E702
+    from genbel.cli import train as train_cli; train_cli.register(app)  # noqa: E702
 
 
 _register_all()

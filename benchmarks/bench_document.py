@@ -1,0 +1,245 @@
+"""Benchmark document-level linking (LongBEL-style memory + context) against mention-level linking.
+
+Same model, same KB, same mentions, same beams (5), evaluated by :func:`genbel.eval.evaluate`
+(R@1/R@5, 95% document-bootstrap CI, seen/unseen concepts w.r.t. the training corpus):
+
+* ``mention``  — :class:`GenerativeLinker` with the prompt the model was trained with (mention-level);
+* ``doc-nomem`` — :class:`DocumentLinker` without memory (document context only, token-trimmed);
+* ``doc``      — :class:`DocumentLinker` with memory of the earlier top predictions + context;
+* ``ensemble`` — ``doc`` + ``mention`` fused by summed normalised beam probabilities
+  (:mod:`genbel.linkers.ensemble`). Its members' outputs are reused from their own runs, so its
+  time is the sum of the members' link times plus the fusion time (that is what running it costs).
+
+Extra subsets: ``repeat:first`` / ``repeat:later`` — mentions whose gold concept does / does not
+occur earlier in the same document (memory can only help the later ones).
+
+Run (NCBI-disease test vs MEDIC)::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_document.py --model runs/default/final \\
+        --configs mention,doc-nomem,doc,ensemble --max-prompt-tokens 96
+
+``--corpus``/``--kb``/``--train-corpus``/``--entity-types`` select another corpus, e.g. BC5CDR dev
+Disease mentions vs CTD diseases. ``--max-docs N`` links the first N documents only (CPU budget).
+Writes ``benchmarks/out/bench_document[_TAG].json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+OUT = REPO / "benchmarks" / "out"
+
+
+class Cached:
+    """Runs a linker's ``link_documents`` once and replays the result (for the ensemble's members)."""
+
+    def __init__(self, linker) -> None:
+        self.linker = linker
+        self.result = None
+        self.seconds = 0.0
+        self.name = getattr(linker, "name", "linker")
+
+    def link_documents(self, documents, k=5, expand_abbreviations=False, entity_types=None):
+        if self.result is None:
+            t = time.perf_counter()
+            self.result = self.linker.link_documents(documents, k=k, expand_abbreviations=expand_abbreviations,
+                                                     entity_types=entity_types)
+            self.seconds = time.perf_counter() - t
+        return self.result
+
+    def link(self, queries, k=5):
+        return self.linker.link(queries, k=k)
+
+
+def repeat_subsets(pairs, kb) -> tuple[dict[str, list[int | None]], list[int | None], list[str]]:
+    """Rank of the first correct prediction per mention, split by whether its concept occurred earlier in the doc;
+    also every rank and document id in order (for paired comparisons)."""
+    from genbel.eval.metrics import first_correct_rank
+
+    seen: dict[str, set[str]] = {}
+    out: dict[str, list[int | None]] = {"repeat:first": [], "repeat:later": []}
+    ranks: list[int | None] = []
+    doc_ids: list[str] = []
+    for q, cands in pairs:
+        gold_main = {kb.resolve_id(g) for g in q.gold_ids} - {None}
+        gold_all = set(q.gold_ids)
+        for g in gold_main:
+            gold_all |= kb.ids_of(g)
+        r = first_correct_rank([kb.ids_of(c.concept_id) or {c.concept_id} for c in cands[:5]], gold_all)
+        before = seen.setdefault(q.doc_id or "", set())
+        out["repeat:later" if gold_main and gold_main <= before else "repeat:first"].append(r)
+        before |= gold_main
+        ranks.append(r)
+        doc_ids.append(q.doc_id or "")
+    return out, ranks, doc_ids
+
+
+def paired_ci(ranks_a, ranks_b, doc_ids) -> list[float]:
+    """95% CI (points of R@1) of R@1(a) - R@1(b) on the same mentions: document bootstrap of the per-mention difference."""
+    import numpy as np
+
+    from genbel.eval.metrics import bootstrap_ci
+
+    hit = lambda r: 1.0 if r is not None and r < 1 else 0.0  # noqa: E731
+    diff = np.array([hit(a) - hit(b) for a, b in zip(ranks_a, ranks_b)])
+    number = {d: i for i, d in enumerate(dict.fromkeys(doc_ids))}
+    return list(bootstrap_ci(diff, np.array([number[d] for d in doc_ids], dtype=np.int64), 1000, 0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(REPO / "src" / "genbel" / "resources" / "models" / "default"))
+    ap.add_argument("--kb", default=str(DATA / "medic" / "medic_06Jul2012.txt"))
+    ap.add_argument("--corpus", default=str(DATA / "ncbi-disease" / "NCBItestset_corpus.txt"))
+    ap.add_argument("--train-corpus", default=str(DATA / "ncbi-disease" / "NCBItrainset_corpus.txt"))
+    ap.add_argument("--entity-types", default=None, help="comma-separated entity types to link (e.g. Disease)")
+    ap.add_argument("--configs", default="mention,doc-nomem,doc,ensemble")
+    ap.add_argument("--ensemble-members", default="doc,mention")
+    ap.add_argument("--max-prompt-tokens", type=int, default=96)
+    ap.add_argument("--context-chars", default="doc", help="'doc' (whole document, token-trimmed) or characters")
+    ap.add_argument("--memory-size", type=int, default=10)
+    ap.add_argument("--max-docs", type=int, default=None)
+    ap.add_argument("--num-beams", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--abbreviations", action="store_true", help="expand abbreviations (Schwartz-Hearst)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import torch
+
+    from genbel.data import load_corpus
+    from genbel.eval import evaluate
+    from genbel.eval.metrics import recall_at
+    from genbel.kb import load_kb
+    from genbel.linkers.document import DocumentLinker
+    from genbel.linkers.ensemble import EnsembleLinker
+    from genbel.linkers.generative import GenerativeLinker
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    kb = load_kb(args.kb)
+    docs = load_corpus(args.corpus)
+    if args.max_docs:
+        docs = docs[: args.max_docs]
+    types = args.entity_types.split(",") if args.entity_types else None
+    if types:
+        from genbel.data import filter_entity_types
+
+        docs = filter_entity_types(docs, types)
+    # what evaluate() links: the documents without their NIL mentions (members see the same objects' content)
+    from genbel.data.model import Document
+
+    eval_docs = [Document(d.id, d.document_id, d.passages, [e for e in d.entities if not e.is_nil]) for d in docs]
+    train = load_corpus(args.train_corpus, on_duplicate="skip-identical", offsets="fix") if args.train_corpus else None
+    if (Path(args.model) / "genbel_linker.json").is_file():
+        gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
+    elif (Path(args.model) / "checkpoints").is_dir():  # a run still training: its latest checkpoint (scratch)
+        import sys
+
+        sys.path.insert(0, str(REPO / "runs" / "document"))
+        from ckpt_linker import load as load_ckpt
+
+        gen = load_ckpt(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
+    else:  # an untrained model (timing only): the default model's mention-level prompt
+        from genbel.linkers.prompts import PromptFormat
+
+        gen = GenerativeLinker.from_pretrained(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size,
+                                               prompt_format=PromptFormat(context_chars=0, include_group=False))
+    setup = time.perf_counter() - t0
+    ctx = None if args.context_chars == "doc" else int(args.context_chars)
+    doc_kw = dict(context_chars=ctx, max_prompt_tokens=args.max_prompt_tokens, memory_size=args.memory_size,
+                  batch_size=args.batch_size)
+    linkers = {
+        "mention": Cached(gen),
+        "doc-nomem": Cached(DocumentLinker(gen, use_memory=False, **doc_kw)),
+        "doc": Cached(DocumentLinker(gen, use_memory=True, **doc_kw)),
+    }
+    configs = args.configs.split(",")
+    rows = []
+    all_ranks: dict[str, list] = {}
+    doc_ids: list[str] = []
+    load = os.getloadavg()
+    for name in configs:
+        if name == "ensemble":
+            members = [linkers[m] for m in args.ensemble_members.split(",")]
+            for m in members:  # run (or reuse) the members first; their time is part of the ensemble's
+                m.link_documents(eval_docs, k=5, expand_abbreviations=args.abbreviations)
+            ens = EnsembleLinker(members)
+            res = evaluate(docs, kb, ens, k=5, train_documents=train, expand_abbreviations=args.abbreviations)
+            seconds = sum(m.seconds for m in members) + res.link_seconds
+            pairs = ens.link_documents(eval_docs, k=5, expand_abbreviations=args.abbreviations)
+            describe = " + ".join(args.ensemble_members.split(","))
+        else:
+            lk = linkers[name]
+            res = evaluate(docs, kb, lk, k=5, train_documents=train, expand_abbreviations=args.abbreviations)
+            seconds = lk.seconds
+            pairs = lk.result
+            describe = lk.linker.describe() if hasattr(lk.linker, "describe") else "as trained"
+        rep, ranks, doc_ids = repeat_subsets(pairs, kb)
+        all_ranks[name] = ranks
+        row = {
+            "config": name,
+            "describe": describe,
+            "recall_at_1": res.recall_at_1,
+            "ci95_r1": res.ci95["recall_at_1"],
+            "recall_at_5": res.recall_at_5,
+            "n_mentions": res.n_mentions,
+            "n_documents": res.n_documents,
+            "link_seconds": round(seconds, 1),
+            "mentions_per_second": round(res.n_mentions / seconds, 3) if seconds else None,
+            "subsets": {k: v.model_dump() for k, v in res.subsets.items() if k.startswith("concept:")},
+            "repeat": {k: {"n": len(v), "recall_at_1": round(100 * recall_at(v, 1), 2)} for k, v in rep.items()},
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    base = next((r for r in rows if r["config"] == "mention"), None)
+    for r in rows:
+        for ref in ("mention", "doc-nomem"):
+            if ref in all_ranks and r["config"] != ref:
+                r[f"delta_r1_vs_{ref}_ci95"] = paired_ci(all_ranks[r["config"]], all_ranks[ref], doc_ids)
+        if base:
+            r["delta_r1_vs_mention"] = round(r["recall_at_1"] - base["recall_at_1"], 2)
+            r["cost_vs_mention"] = round(r["link_seconds"] / base["link_seconds"], 2) if base["link_seconds"] else None
+    result = {
+        "model": args.model, "kb": args.kb, "corpus": args.corpus, "entity_types": types,
+        "max_docs": args.max_docs, "num_beams": args.num_beams, "batch_size": args.batch_size,
+        "max_prompt_tokens": args.max_prompt_tokens, "context_chars": args.context_chars,
+        "memory_size": args.memory_size, "abbreviations": args.abbreviations, "setup_s": round(setup, 1),
+        "torch_threads": torch.get_num_threads(), "load_before": load, "load_after": os.getloadavg(), "rows": rows,
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"bench_document{('_' + args.tag) if args.tag else ''}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    print(f"\n{args.corpus} vs {Path(args.kb).name}: {rows[0]['n_mentions'] if rows else 0} mentions, "
+          f"model {args.model}, beams {args.num_beams}, prompt <= {args.max_prompt_tokens} tokens, load {load}")
+    print("| config | R@1 [95% CI] | Δ vs mention [paired 95% CI] | R@5 | seen R@1 | unseen R@1 | repeat:later R@1 "
+          "| mentions/s | cost vs mention |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r["subsets"]
+        seen = s.get("concept:seen", {}).get("recall_at_1", float("nan"))
+        unseen = s.get("concept:unseen", {}).get("recall_at_1", float("nan"))
+        lo, hi = r["ci95_r1"]
+        d = r.get("delta_r1_vs_mention")
+        dci = r.get("delta_r1_vs_mention_ci95")
+        delta = f"{d:+.1f} [{dci[0]:+.1f}, {dci[1]:+.1f}]" if d is not None and dci else "–"
+        print(f"| {r['config']} ({r['describe']}) | {r['recall_at_1']:.1f} [{lo:.1f}, {hi:.1f}] | {delta} | "
+              f"{r['recall_at_5']:.1f} | "
+              f"{seen:.1f} | {unseen:.1f} | {r['repeat']['repeat:later']['recall_at_1']:.1f} "
+              f"(n={r['repeat']['repeat:later']['n']}) | {r['mentions_per_second']} | {r.get('cost_vs_mention')} |")
+
+
+if __name__ == "__main__":
+    main()

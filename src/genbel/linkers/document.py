@@ -1,0 +1,512 @@
+"""Document-level generative linking with a memory of earlier normalizations (LongBEL).
+
+:class:`DocumentLinker` wraps a :class:`~genbel.linkers.generative.GenerativeLinker` and links the
+mentions of a document *in document order*. Each prediction is conditioned on
+
+* the document around the mention — the whole document (or a ``context_chars`` character window)
+  cut by *tokens* to at most ``max_prompt_tokens`` prompt tokens, symmetrically around the mention
+  (the side with less text gives its unused share to the other); and
+* a memory of the earlier normalizations of the same document: for every earlier mention, the
+  ``(linked text, name of its top beam)`` pair, rendered by
+  :meth:`PromptFormat.memory_block <genbel.linkers.prompts.PromptFormat.memory_block>` as
+  ``"mention is name"`` lines followed by ``---`` (the latest ``memory_size`` distinct mentions).
+
+The prompt is ``memory block + context with [mention]{Group} + "\\n" + "mention is"`` (the
+SynCABEL/GenBioEL prompt of the wrapped linker, preceded by the memory block), built and tokenized by
+:class:`DocumentPromptEncoder`, which training uses too (``genbel train --memory``). When the memory
+block and the marked mention alone exceed ``max_prompt_tokens`` the oldest memory entries are left
+out first.
+
+Decoding is the wrapped linker's (trie-constrained beam search); semantic-guided decoding restricts
+each mention to the names of its semantic group (the entity ``type``: a UMLS group, group code, TUI or
+corpus type such as BC5CDR ``Chemical`` → Chemicals & Drugs, ``Disease`` → Disorders; see
+:mod:`genbel.linkers.groups`).
+
+Batching: the i-th mentions of all documents form one round (their memories only depend on earlier
+rounds), decoded in batches of ``batch_size``, so documents are linked in parallel.
+
+``sample(bigbio_pages=..., num_beams=k)`` is the LongBEL model-card API: BigBio dicts in, a *flat* list
+of exactly ``k`` predictions per mention out (fewer beams are padded with empty predictions of score
+0, ``pred_concept_code == "NO_CODE"``), optionally with one saliency map per mention
+(:mod:`genbel.linkers.saliency`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from genbel.data.model import Document
+from genbel.errors import ConfigError, Errors, InputError
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.base import Candidate, Linker, MentionQuery, dedupe_candidates, queries_from_documents
+from genbel.linkers.encoding import EncodedQuery, PromptEncoder
+from genbel.linkers.prompts import PromptFormat
+from genbel.linkers.registry import register_linker
+
+logger = logging.getLogger(__name__)
+
+NO_CODE = "NO_CODE"
+
+__all__ = [
+    "DocumentLinker",
+    "DocumentPromptEncoder",
+    "DocumentQuery",
+    "documents_from_bigbio",
+]
+
+
+@dataclass
+class DocumentQuery(MentionQuery):
+    """A :class:`MentionQuery` with the memory it is linked with: ``(mention text, concept name)`` pairs,
+    oldest first (earlier mentions of the same document)."""
+
+    memory: list[tuple[str, str]] = field(default_factory=list)
+
+
+def with_memory(q: MentionQuery, memory: Sequence[tuple[str, str]]) -> DocumentQuery:
+    """A copy of ``q`` carrying ``memory``."""
+    return DocumentQuery(
+        text=q.text, surface=q.surface, type=q.type, context=q.context, start=q.start, end=q.end,
+        doc_id=q.doc_id, entity_id=q.entity_id, gold_ids=list(q.gold_ids), memory=list(memory),
+    )
+
+
+def distinct_memory(memory: Sequence[tuple[str, str]], size: int) -> list[tuple[str, str]]:
+    """The entries :meth:`PromptFormat.memory_block` shows: the latest ``size`` distinct mentions, each
+    with its latest name, ordered by their latest occurrence (oldest first)."""
+    if size <= 0:
+        return []
+    seen: dict[str, str] = {}
+    for mention, name in memory:
+        seen.pop(mention, None)
+        seen[mention] = name
+    return list(seen.items())[-size:]
+
+
+class DocumentPromptEncoder(PromptEncoder):
+    """A :class:`PromptEncoder` for document-level prompts: memory block + token-trimmed context.
+
+    ``encode(q)`` reads ``q.memory`` (a :class:`DocumentQuery`; plain queries have no memory) and
+    returns at most ``max_source_length`` prompt ids (encoder ids for seq2seq models). The context
+    window is first the format's ``context_chars`` (``None`` = whole document), then cut at token
+    boundaries as described in the module docstring. Without memory and with a context that fits,
+    the ids equal those of the plain :class:`PromptEncoder`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the context is cut before rendering, so the rendering format keeps all of it
+        self._whole = PromptFormat.from_dict({**self.format.to_dict(), "context_chars": None})
+
+    def _render(
+        self, q: MentionQuery, left: str, mention: str, right: str, memory: Sequence[tuple[str, str]]
+    ) -> str:
+        q2 = MentionQuery(
+            text=q.text, surface=q.surface, type=q.type, context=left + mention + right, start=len(left),
+            end=len(left) + len(mention),
+        )
+        if self.architecture == "causal":
+            return self._whole.prompt(q2, memory)
+        return self._whole.memory_block(memory) + self._whole.source(q2)
+
+    def _offsets(self, text: str) -> list[tuple[int, int]]:
+        if not text:
+            return []
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return [tuple(o) for o in enc["offset_mapping"]]
+        # slow tokenizers: approximate tokens by whitespace-separated words
+        out, pos = [], 0
+        for w in text.split():
+            s = text.index(w, pos)
+            out.append((s, s + len(w)))
+            pos = s + len(w)
+        return out
+
+    def fit_prompt(self, q: MentionQuery) -> tuple[str, int]:
+        """The prompt text within the token budget and the number of memory entries it kept."""
+        memory = distinct_memory(getattr(q, "memory", None) or [], self.format.memory_size)
+        left, mention, right = self.format.context(q)
+        budget = self.max_source_length
+
+        def n_tokens(text: str) -> int:
+            return len(self._ids(text, True))
+
+        # 1. the memory block + marked mention must fit: leave out the oldest memory entries first
+        while memory and n_tokens(self._render(q, "", mention, "", memory)) > budget:
+            memory = memory[1:]
+        full = self._render(q, left, mention, right, memory)
+        if n_tokens(full) <= budget:
+            return full, len(memory)
+        room = budget - n_tokens(self._render(q, "", mention, "", memory))
+        if room <= 0:
+            return self._render(q, "", mention, "", memory), len(memory)
+        # 2. share the room between the two sides, in tokens
+        lo, ro = self._offsets(left), self._offsets(right)
+        for _ in range(6):
+            kl = min(len(lo), room // 2)
+            kr = min(len(ro), room - kl)
+            kl = min(len(lo), room - kr)
+            l2 = left[lo[len(lo) - kl][0]:] if kl > 0 else ""
+            r2 = right[: ro[kr - 1][1]] if kr > 0 else ""
+            text = self._render(q, l2, mention, r2, memory)
+            excess = n_tokens(text) - budget
+            if excess <= 0:
+                return text, len(memory)
+            room -= max(1, excess)  # tokens merged differently at the cuts: shrink and retry
+            if room <= 0:
+                break
+        return self._render(q, "", mention, "", memory), len(memory)
+
+    def encode(self, query: MentionQuery) -> EncodedQuery:
+        text, _ = self.fit_prompt(query)
+        if self.architecture == "causal":
+            return EncodedQuery(self._clip(self._ids(text, True)))
+        source = self._ids(text, True)
+        if len(source) > self.max_source_length:
+            source = source[: self.max_source_length]
+        decoder = [int(self.decoder_start_token_id), *self._ids(self.format.prefix(query), False)]
+        return EncodedQuery(source, decoder)
+
+
+# ---------------------------------------------------------------------------------------------- input
+def documents_from_bigbio(
+    pages: Sequence[Mapping[str, Any] | Document], where: str = "bigbio_pages"
+) -> list[Document]:
+    """BigBio KB dicts (or :class:`Document` objects) → validated documents.
+
+    Entity offsets that do not match the passage text raise :class:`~genbel.errors.InputError`
+    (``E005``) naming the page and the entity.
+    """
+    from genbel.data.bigbio import document_from_dict
+
+    docs: list[Document] = []
+    for i, p in enumerate(pages):
+        loc = f"{where}[{i}]"
+        if isinstance(p, Document):
+            p.validate(f"{loc} (document {p.document_id})")
+            docs.append(p)
+        else:
+            docs.append(document_from_dict(p, loc, offsets="error"))
+    return docs
+
+
+def _group_by_document(queries: Sequence[MentionQuery]) -> list[list[int]]:
+    """Query indices per document (``doc_id``), in the given order; ``None`` ids are one-mention documents."""
+    groups: dict[Any, list[int]] = {}
+    for i, q in enumerate(queries):
+        key = q.doc_id if q.doc_id is not None else ("__single__", i)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+# ---------------------------------------------------------------------------------------------- linker
+class DocumentLinker(Linker):
+    """LongBEL-style document-level linker over a :class:`GenerativeLinker` (see the module docstring).
+
+    Parameters
+    ----------
+    generator:
+        the wrapped linker (its model, tokenizer, trie and KB are shared, not copied).
+    use_memory:
+        condition on earlier predictions of the document (``False``: context only).
+    memory_size:
+        most recent distinct memory entries in the prompt (default: the generator's format, 10).
+    context_chars:
+        character window each side of the mention before token trimming; ``None`` = the whole
+        document; ``"model"`` = what the generator was trained with.
+    max_prompt_tokens:
+        token budget of the prompt (default: the generator's ``max_source_length``).
+    """
+
+    name = "document"
+
+    def __init__(
+        self,
+        generator: Any,
+        *,
+        use_memory: bool = True,
+        memory_size: int | None = None,
+        context_chars: int | None | str = None,
+        max_prompt_tokens: int | None = None,
+        num_beams: int | None = None,
+        batch_size: int | None = None,
+        restrict_to_group: bool | None = None,
+        include_group: bool | None = None,
+    ) -> None:
+        base_fmt: PromptFormat = generator.format
+        if isinstance(context_chars, str):
+            if context_chars != "model":
+                raise ConfigError(
+                    Errors.E021.format(
+                        field="context_chars", reason=f"{context_chars!r} (an integer, None or 'model')"
+                    )
+                )
+            context_chars = base_fmt.context_chars
+        if context_chars is not None and int(context_chars) < 0:
+            raise ConfigError(Errors.E021.format(field="context_chars", reason="must be >= 0 or None"))
+        if memory_size is not None and int(memory_size) < 0:
+            raise ConfigError(Errors.E021.format(field="memory_size", reason="must be >= 0"))
+        max_prompt_tokens = int(max_prompt_tokens or generator.encoder.max_source_length)
+        if max_prompt_tokens < 8:
+            raise ConfigError(Errors.E021.format(field="max_prompt_tokens", reason="must be >= 8"))
+        self.generator = generator
+        self.use_memory = bool(use_memory)
+        self.max_prompt_tokens = max_prompt_tokens
+        self.format = PromptFormat(
+            style=base_fmt.style,
+            context_chars=context_chars,
+            include_group=base_fmt.include_group if include_group is None else bool(include_group),
+            memory_size=base_fmt.memory_size if memory_size is None else int(memory_size),
+        )
+        self.num_beams = num_beams or generator.num_beams
+        self.batch_size = batch_size or generator.batch_size
+        self.restrict_to_group = (
+            generator.restrict_to_group if restrict_to_group is None else restrict_to_group
+        )
+        enc = generator.encoder
+        self.encoder = DocumentPromptEncoder(
+            enc.tokenizer, self.format, enc.architecture, max_source_length=max_prompt_tokens,
+            decoder_start_token_id=enc.decoder_start_token_id,
+        )
+        # a shallow copy shares the model, trie, KB and group-restriction cache; only the prompts differ
+        self._gen = copy.copy(generator)
+        self._gen.encoder = self.encoder
+        self._gen.format = self.format
+
+    # ------------------------------------------------------------------ construction
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.generator.kb
+
+    @classmethod
+    def load(cls, path: str, kb: KnowledgeBase | None = None, **options: Any) -> DocumentLinker:
+        """A saved generative linker directory (``genbel_linker.json``) used document-level."""
+        from genbel.linkers.generative import GenerativeLinker
+
+        mine = {k: options.pop(k) for k in list(options) if k in _OPTIONS}
+        return cls(GenerativeLinker.load(path, kb, **options), **mine)
+
+    def variant(self, **overrides: Any) -> DocumentLinker:
+        """Another input configuration over the same model (e.g. ``use_memory=False``, another window)."""
+        settings = {
+            "use_memory": self.use_memory,
+            "memory_size": self.format.memory_size,
+            "context_chars": self.format.context_chars,
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "num_beams": self.num_beams,
+            "batch_size": self.batch_size,
+            "restrict_to_group": self.restrict_to_group,
+            "include_group": self.format.include_group,
+        }
+        unknown = set(overrides) - set(settings)
+        if unknown:
+            raise ConfigError(
+                Errors.E021.format(field="variant", reason=f"unknown settings {sorted(unknown)}")
+            )
+        settings.update(overrides)
+        return DocumentLinker(self.generator, **settings)
+
+    def describe(self) -> str:
+        ctx = "doc" if self.format.context_chars is None else f"{self.format.context_chars}ch"
+        mem = f"mem{self.format.memory_size}" if self.use_memory else "nomem"
+        return f"{mem}/{ctx}/{self.max_prompt_tokens}tok"
+
+    # ------------------------------------------------------------------ core loop
+    def run(
+        self,
+        queries: Sequence[MentionQuery],
+        *,
+        num_beams: int | None = None,
+        constrained: bool | None = None,
+        restrict_to_group: bool | None = None,
+        check_groups: bool = False,
+        where: Sequence[str] | None = None,
+        show_progress: bool | None = None,
+    ) -> tuple[list[DocumentQuery], list[list[Any]]]:
+        """Link ``queries`` document by document, in order; returns the queries as linked (with the
+        memory each one saw) and their beams (:class:`~genbel.linkers.generative.Beam`, best first).
+
+        Queries of one document share a ``doc_id`` and come in document order.
+        """
+        nb = num_beams or self.num_beams
+        restrict = self.restrict_to_group if restrict_to_group is None else restrict_to_group
+        docs = _group_by_document(queries)
+        linked: list[DocumentQuery | None] = [None] * len(queries)
+        beams: list[list[Any]] = [[] for _ in queries]
+        memories: list[list[tuple[str, str]]] = [[] for _ in docs]
+        rounds = max((len(d) for d in docs), default=0)
+        bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
+                   disable=(not show_progress) if show_progress is not None else len(queries) < 64)
+        try:
+            for r in range(rounds):
+                active = [di for di, d in enumerate(docs) if len(d) > r]
+                idx = [docs[di][r] for di in active]
+                batch = [
+                    with_memory(queries[i], memories[di] if self.use_memory else ())
+                    for di, i in zip(active, idx)
+                ]
+                out = self._gen.generate(
+                    batch,
+                    constrained=constrained,
+                    num_beams=nb,
+                    batch_size=self.batch_size,
+                    restrict_to_group=restrict,
+                    where=[where[i] for i in idx] if where is not None else None,
+                    check_groups=check_groups,
+                )
+                for di, i, q, bs in zip(active, idx, batch, out):
+                    linked[i] = q
+                    beams[i] = bs
+                    if bs:
+                        memories[di].append((q.text, bs[0].name))
+                bar.update(len(idx))
+        finally:
+            bar.close()
+        return [q for q in linked if q is not None], beams
+
+    def _candidates(self, beams: Sequence[Any], k: int) -> list[Candidate]:
+        best = beams[0].logprob if beams else 0.0
+        constrained = self._gen.constrained
+        cands: list[Candidate] = []
+        for b in beams:
+            codes = b.codes or (self.kb.lookup(b.name) if not constrained else [])
+            score = math.exp(b.logprob - best)
+            for code in codes:
+                concept = self.kb.get(code)
+                if concept is not None:
+                    cands.append(Candidate(concept.id, concept.name, score))
+        return dedupe_candidates(cands, k)
+
+    # ------------------------------------------------------------------ Linker API
+    def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
+        """Ranked concepts per query; queries sharing a ``doc_id`` are one document, in the given order."""
+        _, beams = self.run(queries, num_beams=max(self.num_beams, k))
+        return [self._candidates(bs, k) for bs in beams]
+
+    def link_documents(
+        self, documents: Sequence[Document], k: int = 5, expand_abbreviations: bool = False,
+        entity_types: Sequence[str] | None = None,
+    ) -> list[tuple[MentionQuery, list[Candidate]]]:
+        """Link every entity of the documents in document order (offsets are checked first: ``E005``)."""
+        for d in documents:
+            d.validate()
+        queries = queries_from_documents(documents, expand_abbreviations, entity_types)
+        linked, beams = self.run(queries, num_beams=max(self.num_beams, k))
+        return [(q, self._candidates(bs, k)) for q, bs in zip(linked, beams)]
+
+    # ------------------------------------------------------------------ model-card API
+    def sample(
+        self,
+        bigbio_pages: Sequence[Mapping[str, Any] | Document],
+        num_beams: int = 5,
+        with_saliency_maps: bool = False,
+        *,
+        constrained: bool = True,
+        restrict_to_group: bool = True,
+        expand_abbreviations: bool = False,
+    ) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], list[Any]]:
+        """Link BigBio pages: a flat list of ``num_beams`` predictions per mention, in document order.
+
+        Each prediction: ``{"mention", "pred_concept_name", "pred_concept_code", "pred_concept_codes",
+        "beam_score", "document_id", "entity_id", "beam"}``; ``beam_score = exp(s_i - s_max)`` (1.0 for
+        the best beam). Missing beams are padded (name ``""``, code ``NO_CODE``, score 0.0). With
+        ``with_saliency_maps`` also one :class:`~genbel.linkers.saliency.SaliencyMap` per mention (for
+        its top prediction; ``None`` when there is none), computed on the prompt the mention was linked with.
+        """
+        if num_beams < 1:
+            raise ConfigError(Errors.E021.format(field="num_beams", reason="must be >= 1"))
+        docs = documents_from_bigbio(bigbio_pages)
+        queries = queries_from_documents(docs, expand_abbreviations)
+        where = [f"bigbio_pages document {q.doc_id}, entity {q.entity_id}" for q in queries]
+        linked, beams = self.run(
+            queries, num_beams=num_beams, constrained=constrained, restrict_to_group=restrict_to_group,
+            check_groups=True, where=where,
+        )
+        preds: list[dict[str, Any]] = []
+        for q, bs in zip(linked, beams):
+            best = bs[0].logprob if bs else 0.0
+            for j in range(num_beams):
+                b = bs[j] if j < len(bs) else None
+                preds.append(
+                    {
+                        "mention": q.surface,
+                        "pred_concept_name": b.name if b else "",
+                        "pred_concept_code": (b.codes[0] if b and b.codes else NO_CODE),
+                        "pred_concept_codes": list(b.codes) if b else [],
+                        "beam_score": math.exp(b.logprob - best) if b else 0.0,
+                        "document_id": q.doc_id,
+                        "entity_id": q.entity_id,
+                        "beam": j + 1,
+                    }
+                )
+        if not with_saliency_maps:
+            return preds
+        from genbel.linkers.saliency import saliency_maps
+
+        targets = [(bs[0].name, bs[0].codes[0] if bs[0].codes else NO_CODE) if bs else None for bs in beams]
+        return preds, saliency_maps(self._gen, linked, targets)
+
+    @staticmethod
+    def display_saliency_map(saliency_map: Any, html_path: str | None = None, **kwargs: Any) -> Any:
+        """Render a saliency map in the terminal (and as an HTML heat map).
+
+        See :func:`genbel.linkers.saliency.display_saliency_map`.
+        """
+        from genbel.linkers.saliency import display_saliency_map
+
+        return display_saliency_map(saliency_map, html_path=html_path, **kwargs)
+
+
+_OPTIONS = {
+    "use_memory", "memory_size", "context_chars", "max_prompt_tokens", "restrict_to_group", "include_group",
+}
+
+
+def _parse_option(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    v = value.strip().lower()
+    if key in ("use_memory", "restrict_to_group", "include_group"):
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(Errors.E021.format(field=key, reason=f"{value!r} is not a boolean"))
+    if key == "context_chars" and v in ("none", "doc", "document"):
+        return None
+    if key == "context_chars" and v == "model":
+        return "model"
+    try:
+        return int(v)
+    except ValueError:
+        raise InputError(Errors.E021.format(field=key, reason=f"{value!r} is not an integer")) from None
+
+
+@register_linker("document")
+def _factory(kb: KnowledgeBase | None, path: str | None = None, **options: Any) -> Linker:
+    """``document:PATH``: a saved generative linker used document-level (memory + whole-document context).
+
+    Options (keyword, strings accepted): ``use_memory``, ``memory_size``, ``context_chars``
+    (``None``/``"doc"`` = whole document, ``"model"``), ``max_prompt_tokens``, ``restrict_to_group``,
+    ``include_group``, and ``ensemble=True`` for the default two-configuration ensemble (with and
+    without memory; :func:`genbel.linkers.ensemble.default_ensemble`). Other options go to
+    :meth:`GenerativeLinker.load`.
+    """
+    if not path:
+        raise ConfigError(Errors.E255.format(where="--linker document"))
+    ensemble = _parse_option("use_memory", options.pop("ensemble", False))
+    opts = {k: _parse_option(k, v) if k in _OPTIONS else v for k, v in options.items()}
+    linker = DocumentLinker.load(path, kb, **opts)
+    if ensemble:
+        from genbel.linkers.ensemble import default_ensemble
+
+        return default_ensemble(linker)
+    return linker

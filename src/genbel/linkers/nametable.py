@@ -1,0 +1,207 @@
+"""The table of KB names that retrieval indexes are built over.
+
+Retrieval linkers score *names* and rank *concepts*: a concept's score is the maximum over its
+names. :class:`NameTable` holds one row per distinct (normalised name, concept) pair with rows
+grouped by concept, so that the per-concept maximum is one ``np.maximum.reduceat`` over a row of
+name scores, and helpers to turn scored rows into :class:`~genbel.linkers.base.Candidate` lists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genbel.kb.base import KnowledgeBase
+from genbel.kb.normalize import normalize_name
+from genbel.linkers.base import Candidate
+
+
+#: largest score change :meth:`NameTable.concept_bonus` makes to break ties by the concept prior
+TIE_BREAK = 1e-6
+
+
+def concept_prior(documents: Iterable[Any], kb: KnowledgeBase) -> dict[str, int]:
+    """How often each KB concept (main id) is a gold concept in annotated documents.
+
+    The annotation conventions of a training corpus, e.g. which of two concepts sharing the name
+    "DM" its annotators mean, as a prior for ranking (:meth:`NameTable.concept_bonus`).
+    """
+    counts: dict[str, int] = {}
+    for doc in documents:
+        for e in doc.entities:
+            for main in {kb.resolve_id(g) for g in e.gold_ids} - {None}:
+                counts[main] = counts.get(main, 0) + 1  # type: ignore[index]
+    return counts
+
+
+def read_prior(path: str | os.PathLike) -> dict[str, float]:
+    """A concept prior saved as JSON ``{concept_id: count}``."""
+    import json
+
+    from genbel.errors import Errors, FormatError
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(Errors.E006.format(path=p)) from None
+    except json.JSONDecodeError as e:
+        raise FormatError(Errors.E013.format(path=p, line=e.lineno, reason=e.msg)) from None
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
+        raise FormatError(Errors.E016.format(path=p, reason="expected a JSON object {concept_id: count}"))
+    return {str(k): float(v) for k, v in data.items()}
+
+
+@dataclass
+class NameTable:
+    """KB names as rows grouped by concept.
+
+    ``keys[i]`` is the text that is indexed for row ``i`` (the normalised name), ``names[i]`` the
+    KB spelling shown to users, ``row_concept[i]`` the position of its concept in
+    ``concept_ids``; ``concept_starts[j]`` is the first row of concept ``j`` (rows of one
+    concept are contiguous). Concepts whose every name normalises to the empty string are absent.
+    """
+
+    keys: list[str]
+    names: list[str]
+    row_concept: np.ndarray
+    concept_ids: list[str]
+    concept_starts: np.ndarray
+
+    @classmethod
+    def from_kb(cls, kb: KnowledgeBase, normalize: bool = True) -> NameTable:
+        """One row per distinct key of each concept (``normalize_name`` applied when ``normalize``)."""
+        keys: list[str] = []
+        names: list[str] = []
+        row_concept: list[int] = []
+        concept_ids: list[str] = []
+        starts: list[int] = []
+        for c in kb:
+            seen: set[str] = set()
+            first = len(keys)
+            for n in c.names:
+                key = normalize_name(n) if normalize else n.strip()
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                keys.append(key)
+                names.append(n)
+                row_concept.append(len(concept_ids))
+            if len(keys) > first:
+                starts.append(first)
+                concept_ids.append(c.id)
+        return cls(
+            keys=keys,
+            names=names,
+            row_concept=np.asarray(row_concept, dtype=np.int64),
+            concept_ids=concept_ids,
+            concept_starts=np.asarray(starts, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def n_concepts(self) -> int:
+        return len(self.concept_ids)
+
+    def concept_scores(self, name_scores: np.ndarray) -> np.ndarray:
+        """Per-concept maximum of a ``(batch, n_names)`` score array → ``(batch, n_concepts)``."""
+        if name_scores.shape[1] == 0:
+            return np.zeros((name_scores.shape[0], 0), dtype=name_scores.dtype)
+        return np.maximum.reduceat(name_scores, self.concept_starts, axis=1)
+
+    def concept_end(self, j: int) -> int:
+        return int(self.concept_starts[j + 1]) if j + 1 < len(self.concept_starts) else len(self.keys)
+
+    def concept_bonus(self, prior: Mapping[str, float] | None, weight: float = 0.0) -> np.ndarray | None:
+        """Per-concept score bonus from a concept prior (e.g. gold-concept counts of a training corpus).
+
+        ``weight · log(1 + count)`` plus a tie-breaker of at most :data:`TIE_BREAK` that orders
+        concepts with equal scores (names shared by several concepts, such as "DM" or "aniridia" in
+        MEDIC) by their prior. ``None`` when the prior gives no concept a positive count.
+        """
+        if not prior:
+            return None
+        counts = np.array([max(0.0, float(prior.get(cid, 0.0))) for cid in self.concept_ids], dtype=np.float64)
+        if counts.size == 0 or counts.max() <= 0:
+            return None
+        logc = np.log1p(counts)
+        return (weight * logc + TIE_BREAK * logc / logc.max()).astype(np.float32)
+
+    def top_concepts(
+        self, name_scores: np.ndarray, k: int, min_score: float | None = None, bonus: np.ndarray | None = None
+    ) -> list[list[Candidate]]:
+        """The ``k`` best concepts of each row of a dense ``(batch, n_names)`` score array.
+
+        A concept scores the maximum over its names (plus ``bonus[concept]`` when given, see
+        :meth:`concept_bonus`) and is shown with that best name. Remaining ties are broken by KB
+        order, so results are deterministic. Concepts whose name score is ``<= min_score`` are left
+        out (``None``: keep all).
+        """
+        out: list[list[Candidate]] = []
+        if k <= 0 or self.n_concepts == 0:
+            return [[] for _ in range(name_scores.shape[0])]
+        cs = self.concept_scores(name_scores)
+        if min_score is not None or bonus is not None:
+            raw = cs
+            cs = cs + bonus[None, :] if bonus is not None else cs.copy()
+            if min_score is not None:
+                cs[raw <= min_score] = -np.inf
+                min_score = -np.inf
+        kk = min(k, cs.shape[1])
+        if kk < cs.shape[1]:
+            part = np.argpartition(cs, cs.shape[1] - kk, axis=1)[:, cs.shape[1] - kk :]
+        else:
+            part = np.broadcast_to(np.arange(cs.shape[1]), cs.shape)
+        for b in range(cs.shape[0]):
+            cols = part[b]
+            vals = cs[b, cols]
+            order = np.lexsort((cols, -vals))
+            row: list[Candidate] = []
+            for j in cols[order]:
+                s = float(cs[b, j])
+                if min_score is not None and not s > min_score:
+                    break
+                lo, hi = int(self.concept_starts[j]), self.concept_end(int(j))
+                best = lo + int(np.argmax(name_scores[b, lo:hi]))
+                row.append(Candidate(self.concept_ids[j], self.names[best], s))
+            out.append(row)
+        return out
+
+
+def rows_per_batch(n_rows: int, batch_size: int, budget: int = 1 << 25) -> int:
+    """How many queries to score at once so that a dense ``(batch, n_rows)`` float32 block stays
+    under ``budget`` elements (128 MB by default), at most ``batch_size``."""
+    return max(1, min(batch_size, budget // max(1, n_rows)))
+
+
+def atomic_dir(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write a directory atomically: ``write(tmp)`` fills a temp dir beside ``target``, which
+    then replaces ``target``. A failure leaves ``target`` as it was and no temp dir behind."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary directory
+        write(tmp)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / "x")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,543 @@
+"""Fine-tune a generative linker (causal or seq2seq; full or LoRA) on CPU or GPU.
+
+A small torch loop:
+
+* data: human examples (synonym-aware targets), KB-guided pre-training samples and synthetic
+  contexts, mixed in fixed per-batch shares by :class:`~genbel.training.mixing.MixedBatchSampler`;
+* loss: token cross-entropy on the target name + EOS only (prompt and padding are ``-100``); causal
+  batches are left-padded and only the last ``max_target + 1`` logits are computed;
+* checkpoints every ``save_every`` steps under ``<run>/checkpoints/step-NNNNNNN/`` (trainable weights,
+  optimizer, scheduler, RNG states, position in the epoch), written atomically, the last
+  ``keep_checkpoints`` kept (plus the best on the dev set); ``resume=True`` continues from the last one
+  with the same state;
+* the result, ``<run>/final/``, is a saved :class:`~genbel.linkers.generative.GenerativeLinker`
+  directory (weights or LoRA adapter, tokenizer, prompt format, KB, trie).
+
+``<run>/config.json`` records every setting, ``<run>/data_report.json`` what the data builders kept
+and dropped, ``<run>/log.jsonl`` the loss, learning rate and dev metrics over time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genbel.errors import ConfigError, Errors, InputError
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.encoding import PromptEncoder
+from genbel.linkers.prompts import PromptFormat
+from genbel.training.config import TrainConfig
+from genbel.training.encode import IGNORE, Encoded, collate, encode_example
+from genbel.training.examples import BuildReport, TrainingExample, TargetSelector, dedupe_examples, finetune_examples
+from genbel.training.io import atomic_dir, atomic_write_text
+from genbel.training.mixing import MixedBatchSampler
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("human", "synthetic", "kb")
+CKPT_RE = re.compile(r"^step-(\d+)$")
+
+
+# ====================================================================== data
+@dataclass
+class TrainingData:
+    """Examples per source (``human``, ``synthetic``, ``kb``) and the dev examples."""
+
+    sources: dict[str, list[TrainingExample]] = field(default_factory=dict)
+    dev: list[TrainingExample] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+    def total(self) -> int:
+        return sum(len(v) for v in self.sources.values())
+
+
+def load_documents(path: str | Path) -> list:
+    """Documents of a corpus file (PubTator / BigBio JSON / JSONL), read leniently.
+
+    Training tolerates the known quirks of public corpora (byte-identical duplicate documents,
+    mention offsets off by trailing spaces); evaluation reads strictly.
+    """
+    from genbel.data import load_corpus
+
+    return list(load_corpus(Path(path), on_duplicate="skip-identical", offsets="fix"))
+
+
+def load_kb_from_config(cfg: TrainConfig) -> KnowledgeBase:
+    if cfg.kb:
+        from genbel.kb import load_kb
+
+        return load_kb(cfg.kb, cfg.kb_format, group=cfg.kb_group)
+    from genbel.kb import default_kb
+
+    return default_kb()
+
+
+def build_training_data(
+    cfg: TrainConfig, kb: KnowledgeBase, fmt: PromptFormat,
+    documents: dict[str, Sequence] | None = None,
+) -> TrainingData:
+    """Build every source of examples the config asks for.
+
+    ``documents`` may give the already-loaded documents per source (``human``, ``synthetic``,
+    ``dev``); otherwise they are read from the config's paths.
+    """
+    from genbel.training.pretrain import pretraining_examples
+
+    documents = documents or {}
+    selector = TargetSelector(kb) if cfg.target == "tfidf" else None
+    data = TrainingData()
+
+    def docs_of(key: str, paths: Sequence[str]) -> list:
+        if key in documents:
+            return list(documents[key])
+        out: list = []
+        for p in paths:
+            out.extend(load_documents(p))
+        return out
+
+    opts = dict(selector=selector, target=cfg.target, composite=cfg.composite, abbreviations=cfg.abbreviations,
+                entity_types=cfg.entity_types, type_map=cfg.type_map or None, strict=cfg.strict)
+    had_docs = False
+    for key, paths, origin in (("human", cfg.train_corpora, "human"), ("synthetic", cfg.synthetic_corpora, "synthetic")):
+        docs = docs_of(key, paths)
+        if not docs:
+            continue
+        had_docs = True
+        rep = BuildReport()
+        exs, rep = finetune_examples(docs, kb, origin=origin, report=rep, **opts)
+        if cfg.dedupe:
+            exs, rep.duplicates = dedupe_examples(exs, fmt)
+        data.sources[key] = exs
+        data.report[key] = rep.to_dict() | {"documents": len(docs), "kept": len(exs)}
+    if cfg.pretrain_per_concept > 0:
+        exs = pretraining_examples(kb, per_concept=cfg.pretrain_per_concept, seed=cfg.seed,
+                                   max_concepts=cfg.pretrain_concepts, group=None)
+        n0 = len(exs)
+        if cfg.dedupe:
+            exs, _ = dedupe_examples(exs, fmt)
+        data.sources["kb"] = exs
+        data.report["kb"] = {"examples": n0, "kept": len(exs), "concepts": len({e.concept_id for e in exs})}
+    dev_docs = docs_of("dev", [cfg.dev_corpus] if cfg.dev_corpus else [])
+    if dev_docs:
+        rep = BuildReport()
+        dev, rep = finetune_examples(dev_docs, kb, report=rep, **{**opts, "strict": False, "abbreviations": "none",
+                                                                    "composite": "first"})
+        data.dev = dev
+        data.report["dev"] = rep.to_dict() | {"documents": len(dev_docs)}
+    if data.total() == 0:
+        reason = "no corpus, synthetic data or KB pre-training samples were given"
+        if had_docs:
+            reason = "the corpora gave no linkable mention (all NIL, filtered by type, or gold ids missing from the KB)"
+        raise InputError(Errors.E017.format(reason=reason))
+    return data
+
+
+# ====================================================================== model
+def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
+    """``(model, tokenizer, architecture, base_model_ref)``; LoRA applied when configured.
+
+    ``cfg.init`` may name a genbel linker directory (or a run directory, whose ``final/`` is used):
+    its weights — a full checkpoint or a LoRA adapter over its base model — are the starting point.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from genbel.models import resolve_model
+
+    base_ref = cfg.base_model
+    adapter_dir: Path | None = None
+    if model is None:
+        src = resolve_model(cfg.base_model)
+        if cfg.init:
+            init = Path(cfg.init)
+            if (init / "final").is_dir():
+                init = init / "final"
+            meta = init / "genbel_linker.json"
+            if not meta.exists():
+                raise ConfigError(Errors.E358.format(path=init, what="it", reason="no genbel_linker.json"))
+            info = json.loads(meta.read_text())
+            if (init / "adapter_config.json").exists():
+                base_ref = info.get("base_model") or cfg.base_model
+                src = resolve_model(base_ref)
+                adapter_dir = init
+            else:
+                src = str(init)
+                base_ref = str(init)
+        mconf = AutoConfig.from_pretrained(src)
+        arch = cfg.architecture or ("seq2seq" if getattr(mconf, "is_encoder_decoder", False) else "causal")
+        cls = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
+        model = cls.from_pretrained(src, dtype=torch.float32)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(adapter_dir or src)
+    else:
+        arch = cfg.architecture or ("seq2seq" if getattr(model.config, "is_encoder_decoder", False) else "causal")
+        if tokenizer is None:
+            raise ConfigError(Errors.E357.format(field="tokenizer", reason="a tokenizer must come with a model object"))
+    if cfg.lora:
+        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+        if adapter_dir is not None:
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+        else:
+            targets = cfg.lora_targets or _linear_targets(model)
+            lcfg = LoraConfig(
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+                task_type=TaskType.SEQ_2_SEQ_LM if arch == "seq2seq" else TaskType.CAUSAL_LM,
+            )
+            model = get_peft_model(model, lcfg)
+    elif adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    return model, tokenizer, arch, base_ref
+
+
+def _linear_targets(model) -> list[str]:
+    """Names of the linear sub-modules LoRA adapts: attention and MLP projections (not the LM head)."""
+    names: set[str] = set()
+    skip = {"lm_head", "embed_out", "output", "classifier"}
+    for n, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) or type(m).__name__ in ("Conv1D",):
+            leaf = n.rsplit(".", 1)[-1]
+            if leaf not in skip:
+                names.add(leaf)
+    if not names:
+        raise ConfigError(Errors.E357.format(field="lora_targets", reason="no linear layer found in the model"))
+    return sorted(names)
+
+
+def _accepts(model, arg: str) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return arg in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def compute_loss(model, batch: dict[str, torch.Tensor], architecture: str, label_smoothing: float = 0.0,
+                 keep_logits: bool | None = None) -> torch.Tensor:
+    """Mean cross-entropy over target tokens (labels != -100)."""
+    labels = batch["labels"]
+    if architecture == "causal":
+        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if "position_ids" in batch and _accepts(model, "position_ids"):
+            kw["position_ids"] = batch["position_ids"]
+        k = int(batch["n_target"]) + 1
+        if keep_logits is None:
+            keep_logits = _accepts(model, "logits_to_keep")
+        if keep_logits:
+            logits = model(**kw, logits_to_keep=k).logits
+        else:
+            logits = model(**kw).logits[:, -k:]
+        lab = labels[:, -k:]
+        logits = logits[:, :-1]
+        lab = lab[:, 1:]
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=batch["decoder_input_ids"],
+                       decoder_attention_mask=batch["decoder_attention_mask"]).logits
+        lab = labels
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), lab.reshape(-1), ignore_index=IGNORE,
+                           label_smoothing=label_smoothing)
+
+
+# ====================================================================== trainer
+class Trainer:
+    """Train a generative linker as configured by a :class:`TrainConfig`.
+
+    ``model``/``tokenizer``/``kb``/``documents`` may be given as objects (tests, notebooks); otherwise
+    they are loaded from the config. ``evaluate`` (optional) is called with ``(trainer, step)`` at
+    every ``eval_every`` steps and returns ``{metric: value}``; the first key is maximised to pick
+    the best checkpoint. Without it the dev loss (minimised) is used when a dev corpus is given.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, model=None, tokenizer=None, kb: KnowledgeBase | None = None,
+                 documents: dict[str, Sequence] | None = None,
+                 evaluate: Callable[[Trainer, int], dict[str, float]] | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.evaluate_fn = evaluate
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self._seed_all(cfg.seed)
+        self.kb = kb if kb is not None else load_kb_from_config(cfg)
+        self.model, self.tokenizer, self.architecture, self.base_model_ref = load_model_and_tokenizer(
+            cfg, model, tokenizer)
+        self.format = PromptFormat(style=cfg.style(self.architecture), context_chars=cfg.context_chars,
+                                   include_group=cfg.include_group)
+        start = getattr(self._config(), "decoder_start_token_id", None)
+        self.encoder = PromptEncoder(self.tokenizer, self.format, self.architecture, max_source_length=cfg.max_length,
+                                     decoder_start_token_id=start)
+        self.data = build_training_data(cfg, self.kb, self.format, documents)
+        self.device = self._device()
+        self.model.to(self.device)
+        self.use_bf16 = cfg.bf16 if cfg.bf16 is not None else (
+            self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self._encode_all()
+
+    # ------------------------------------------------------------------ setup
+    def _config(self):
+        m = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return m.config
+
+    def _device(self) -> torch.device:
+        d = self.cfg.device
+        if d == "auto":
+            d = "cuda" if torch.cuda.is_available() else "cpu"
+        return torch.device(d)
+
+    @staticmethod
+    def _seed_all(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _encode_all(self) -> None:
+        self.order = [s for s in SOURCES if self.data.sources.get(s)]
+        self.encoded: list[Encoded] = []
+        for s in self.order:
+            self.encoded.extend(encode_example(ex, self.encoder) for ex in self.data.sources[s])
+        dev = [encode_example(ex, self.encoder) for ex in self.data.dev[: self.cfg.eval_max_mentions]]
+        self.dev_encoded = sorted(dev, key=lambda e: len(e.input_ids) + len(e.decoder_input_ids or []))
+        sizes = [len(self.data.sources[s]) for s in self.order]
+        shares = [self.cfg.mix.get(s, 0.0) for s in self.order]
+        if len(self.order) == 1:
+            shares = [1.0]
+        lengths = [len(e.input_ids) + len(e.decoder_input_ids or []) for e in self.encoded]
+        self.sampler = MixedBatchSampler(sizes, shares, self.cfg.batch_size, seed=self.cfg.seed,
+                                         lengths=lengths if self.cfg.group_by_length else None)
+        per_epoch = math.ceil(len(self.sampler) / self.cfg.grad_accum)
+        self.total_steps = self.cfg.max_steps or max(1, math.ceil(self.cfg.epochs * per_epoch))
+        logger.info("training data: %s; %d batches per epoch (per batch: %s); %d optimizer steps",
+                    {s: len(self.data.sources[s]) for s in self.order}, len(self.sampler),
+                    dict(zip(self.order, self.sampler.counts)), self.total_steps)
+
+    def _optim(self):
+        from transformers import get_scheduler
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        sched = get_scheduler(self.cfg.scheduler if self.cfg.scheduler != "constant" else "constant_with_warmup",
+                              opt, num_warmup_steps=int(self.cfg.warmup_ratio * self.total_steps),
+                              num_training_steps=self.total_steps)
+        return opt, sched
+
+    def _batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
+        b = collate([self.encoded[i] for i in idx], self.encoder.pad_token_id, self.architecture)
+        return {k: v.to(self.device) for k, v in b.items()}
+
+    def _loss(self, batch) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            return compute_loss(self.model, batch, self.architecture, self.cfg.label_smoothing)
+
+    # ------------------------------------------------------------------ state
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def checkpoints(self) -> list[Path]:
+        d = self.run_dir / "checkpoints"
+        if not d.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()]
+        return [p for _, p in sorted(found)]
+
+    def save_checkpoint(self, step: int, opt, sched, pos: dict, history: dict) -> Path:
+        path = self.run_dir / "checkpoints" / f"step-{step:07d}"
+        with atomic_dir(path) as tmp:
+            torch.save(self.trainable_state(), tmp / "trainable.pt")
+            torch.save(opt.state_dict(), tmp / "optimizer.pt")
+            torch.save(sched.state_dict(), tmp / "scheduler.pt")
+            rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+            if torch.cuda.is_available():
+                rng["cuda"] = torch.cuda.get_rng_state_all()
+            torch.save(rng, tmp / "rng.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": step, **pos, **history}, indent=1))
+        self._prune(history.get("best_checkpoint"))
+        return path
+
+    def _prune(self, best: str | None) -> None:
+        cks = self.checkpoints()
+        keep = set(cks[-self.cfg.keep_checkpoints:]) if self.cfg.keep_checkpoints > 0 else set()
+        for p in cks:
+            if p not in keep and p.name != best:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def load_checkpoint(self, path: Path, opt, sched) -> dict:
+        try:
+            state = json.loads((path / "state.json").read_text())
+            weights = torch.load(path / "trainable.pt", map_location="cpu")
+            opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
+            sched.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu"))
+            rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise ConfigError(Errors.E351.format(path=path, reason=str(e))) from e
+        self._load_trainable(weights, path)
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        return state
+
+    def _load_trainable(self, weights: dict[str, torch.Tensor], path: Path) -> None:
+        params = dict(self.model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
+        unknown = [n for n in weights if n not in params]
+        if missing or unknown:
+            raise ConfigError(Errors.E351.format(
+                path=path, reason=f"weights do not fit the model (missing {missing[:3]}, unexpected {unknown[:3]})"))
+        with torch.no_grad():
+            for n, w in weights.items():
+                params[n].copy_(w.to(params[n].device))
+
+    # ------------------------------------------------------------------ eval
+    @torch.no_grad()
+    def dev_loss(self) -> float | None:
+        if not self.dev_encoded:
+            return None
+        was = self.model.training
+        self.model.eval()
+        tot, n = 0.0, 0
+        bs = self.cfg.batch_size
+        for i in range(0, len(self.dev_encoded), bs):
+            chunk = self.dev_encoded[i : i + bs]
+            b = {k: v.to(self.device) for k, v in collate(chunk, self.encoder.pad_token_id, self.architecture).items()}
+            ntok = int((b["labels"] != IGNORE).sum())
+            tot += float(self._loss(b)) * ntok
+            n += ntok
+        self.model.train(was)
+        return tot / max(n, 1)
+
+    def _evaluate(self, step: int) -> tuple[dict[str, float], float | None]:
+        """Metrics and the score to maximise (None without dev data)."""
+        if self.evaluate_fn is not None:
+            self.model.eval()
+            m = self.evaluate_fn(self, step)
+            self.model.train()
+            return m, (next(iter(m.values())) if m else None)
+        dl = self.dev_loss()
+        return ({"dev_loss": dl}, -dl) if dl is not None else ({}, None)
+
+    # ------------------------------------------------------------------ loop
+    def _prepare_run_dir(self, resume: bool) -> None:
+        cfg_path = self.run_dir / "config.json"
+        if resume:
+            if not self.checkpoints():
+                raise ConfigError(Errors.E350.format(path=self.run_dir))
+            if cfg_path.exists():
+                old = TrainConfig.read(cfg_path)
+                diff = self.cfg.differences(old)
+                if diff:
+                    raise ConfigError(Errors.E352.format(path=self.run_dir, fields=", ".join(diff)))
+        elif self.checkpoints():
+            raise ConfigError(Errors.E352.format(
+                path=self.run_dir, fields="the directory already holds checkpoints; pass --resume to continue"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg.write(cfg_path)
+        atomic_write_text(self.run_dir / "data_report.json", json.dumps(self.data.report, indent=2) + "\n")
+
+    def train(self, resume: bool = False, save_final: bool = True, stop_after: int | None = None) -> Path:
+        """Run the loop; returns the final linker directory (or the run dir if ``save_final`` is False).
+
+        ``stop_after`` interrupts the run after that step, with a checkpoint, as a kill would (the
+        run continues with ``resume=True``); the run directory is returned.
+        """
+        from tqdm.auto import tqdm
+
+        self._prepare_run_dir(resume)
+        opt, sched = self._optim()
+        step, epoch, batch_in_epoch = 0, 0, 0
+        history: dict = {"best_score": None, "best_checkpoint": None, "best_step": None}
+        if resume:
+            ckpt = self.checkpoints()[-1]
+            st = self.load_checkpoint(ckpt, opt, sched)
+            step, epoch, batch_in_epoch = st["step"], st["epoch"], st["batch_in_epoch"]
+            history = {k: st.get(k) for k in history}
+            logger.info("resumed from %s (step %d)", ckpt, step)
+        self.model.train()
+        log_path = self.run_dir / "log.jsonl"
+        bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        batches = self.sampler.batches(epoch)
+        t0, running, n_run = time.time(), 0.0, 0
+        best_state = None
+        deadline = time.time() + 60 * self.cfg.max_minutes if self.cfg.max_minutes else None
+        stop_at = self.total_steps
+        while step < stop_at:
+            opt.zero_grad(set_to_none=True)
+            acc = 0.0
+            for _ in range(self.cfg.grad_accum):
+                if batch_in_epoch >= len(batches):
+                    epoch, batch_in_epoch = epoch + 1, 0
+                    batches = self.sampler.batches(epoch)
+                loss = self._loss(self._batch(batches[batch_in_epoch])) / self.cfg.grad_accum
+                loss.backward()
+                acc += float(loss.detach())
+                batch_in_epoch += 1
+            if self.cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                               self.cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            step += 1
+            running += acc
+            n_run += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{acc:.4f}", epoch=epoch)
+            if deadline is not None and time.time() > deadline and step < stop_at:
+                logger.warning("time budget of %s min reached at step %d of %d; stopping", self.cfg.max_minutes,
+                               step, self.total_steps)
+                stop_at = step
+            last = step == stop_at
+            rec: dict = {}
+            if step % self.cfg.log_every == 0 or last:
+                rec = {"step": step, "epoch": epoch, "loss": running / n_run, "lr": sched.get_last_lr()[0],
+                       "elapsed_s": round(time.time() - t0, 1)}
+                running, n_run = 0.0, 0
+            is_eval = (self.cfg.eval_every and step % self.cfg.eval_every == 0) or last
+            if is_eval:
+                metrics, score = self._evaluate(step)
+                rec = {"step": step, **rec, **metrics}
+                if score is not None and (history["best_score"] is None or score > history["best_score"]):
+                    history.update(best_score=score, best_step=step, best_checkpoint=f"step-{step:07d}")
+                    best_state = self.trainable_state()
+                    logger.info("step %d: new best %s", step, metrics)
+            if rec:
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+            if step % self.cfg.save_every == 0 or last or (
+                    is_eval and history["best_step"] == step):
+                self.save_checkpoint(step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history)
+            if stop_after is not None and step >= stop_after and step < stop_at:
+                self.save_checkpoint(step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history)
+                bar.close()
+                return self.run_dir
+        bar.close()
+        if not save_final:
+            return self.run_dir
+        if history["best_checkpoint"] and history["best_step"] != step:
+            if best_state is None:  # the best was found before a resume: read it back
+                best_state = torch.load(self.run_dir / "checkpoints" / history["best_checkpoint"] / "trainable.pt")
+            logger.info("using the best checkpoint %s", history["best_checkpoint"])
+            self._load_trainable(best_state, self.run_dir)
+        return self.save_linker(self.run_dir / "final")
+
+    # ------------------------------------------------------------------ output
+    def save_linker(self, out: Path) -> Path:
+        """Write a :class:`GenerativeLinker` directory for the current weights (atomic)."""
+        from genbel.training.export import save_linker
+
+        return save_linker(self.model, self.tokenizer, self.kb, self.format, self.architecture,
+                           self.base_model_ref, out, training={"config": self.cfg.model_dump(),
+                                                               "data": self.data.report})

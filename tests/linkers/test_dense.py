@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genbel.errors import ConfigError, FormatError, IndexMismatchError
+from genbel.kb.base import KnowledgeBase
+from genbel.kb.concept import Concept
+from genbel.linkers.base import MentionQuery
+from genbel.linkers.dense import DenseLinker, TextEncoder, build_faiss_index
+from genbel.linkers.registry import create_linker
+from genbel.linkers.sparse import SparseLinker
+from tests.linkers.retrieval_fixtures import make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="module")
+def encoder(encoder_dir):
+    return TextEncoder.from_pretrained(encoder_dir)
+
+
+def test_encoder_unit_vectors_in_input_order(encoder):
+    texts = ["a much longer disease name here", "apc", "colon cancer", ""]
+    batch = encoder.encode(texts)
+    assert batch.shape == (4, 32) and batch.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        one_by_one = np.stack([encoder.embed([t])[0].numpy() for t in texts])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)  # padding and length sorting change nothing
+    assert encoder.encode([]).shape == (0, 32)
+
+
+def test_encoder_pooling_truncation_and_save(encoder_dir, tmp_path):
+    mean = TextEncoder.from_pretrained(encoder_dir)
+    cls = TextEncoder.from_pretrained(encoder_dir, pooling="cls", max_length=6)
+    assert mean.pooling == "mean" and mean.max_length == 25
+    assert not np.allclose(mean.encode(["breast cancer"]), cls.encode(["breast cancer"]))
+    # [CLS] + 4 word pieces fit into 6 tokens with [SEP]: both strings are cut to "brea"
+    a, b = cls.encode(["breast cancer", "breakdown"])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    cls.save(tmp_path / "enc")
+    again = TextEncoder.from_pretrained(tmp_path / "enc")
+    assert (again.pooling, again.max_length) == ("cls", 6)
+    np.testing.assert_allclose(again.encode(["colon"]), cls.encode(["colon"]), atol=1e-6)
+    with pytest.raises(ConfigError, match="pooling"):
+        TextEncoder(mean.model, mean.tokenizer, pooling="max")
+
+
+def test_sentence_transformers_pooling_config_is_read(encoder_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "st"
+    shutil.copytree(encoder_dir, d)
+    (d / "1_Pooling").mkdir()
+    (d / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert TextEncoder.from_pretrained(d).pooling == "cls"
+
+
+def test_exact_names_link_to_their_concept(tiny_kb, encoder):
+    linker = DenseLinker(tiny_kb, encoder)
+    res = linker.link([MentionQuery("Colon cancer"), MentionQuery("familial adenomatous polyposis"), MentionQuery("")],
+                      k=3)
+    assert res[0][0].concept_id == "D002" and res[0][0].name == "colon cancer"
+    assert res[0][0].score == pytest.approx(1.0, abs=1e-5)
+    assert res[1][0].concept_id == "D003"
+    assert res[2] == []
+    for row in res[:2]:
+        assert len(row) == 3 and len({c.concept_id for c in row}) == 3
+        assert all(a.score >= b.score for a, b in zip(row, row[1:]))
+
+
+def test_concept_score_is_best_name_and_fusion_adds_sparse(tiny_kb, encoder):
+    sparse = SparseLinker(tiny_kb)
+    dense = DenseLinker(tiny_kb, encoder, n_candidates=50)
+    fused = DenseLinker(tiny_kb, encoder, sparse=sparse, sparse_weight=0.7, n_candidates=50)
+    query = "colorectal tumour"
+    qv = encoder.encode([query])[0]
+    names = encoder.encode(dense.table.keys)
+    d = names @ qv
+    s = sparse.name_scores([query])[0]
+    for linker, score in ((dense, d), (fused, d + 0.7 * s)):
+        expected = {}
+        for row, j in enumerate(linker.table.row_concept):
+            cid = linker.table.concept_ids[j]
+            expected[cid] = max(expected.get(cid, -9.0), float(score[row]))
+        got = linker.candidates([query], k=4)[0]
+        assert [c.concept_id for c in got] == sorted(expected, key=lambda c: -expected[c])
+        for c in got:
+            assert c.score == pytest.approx(expected[c.concept_id], abs=1e-4)
+
+
+def test_hnsw_and_flat_agree_on_a_small_kb(tiny_kb, encoder):
+    flat = DenseLinker(tiny_kb, encoder, index="flat")
+    hnsw = DenseLinker(tiny_kb, encoder, index="auto", hnsw_threshold=1, hnsw_m=8)
+    assert (flat.index_type, hnsw.index_type) == ("flat", "hnsw")
+    texts = ["breast tumour", "colon ca", "polyposis coli", "ibuprofen"]
+    a, b = flat.candidates(texts, k=4), hnsw.candidates(texts, k=4)
+    assert [[c.concept_id for c in r] for r in a] == [[c.concept_id for c in r] for r in b]
+    with pytest.raises(ConfigError, match="index"):
+        DenseLinker(tiny_kb, encoder, index="ivf")
+    with pytest.raises(ConfigError):
+        build_faiss_index(np.zeros((1, 4), np.float32), "ivf")
+
+
+def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
+    linker = DenseLinker(tiny_kb, encoder, sparse_weight=0.5)
+    texts = ["breast tumour", "colon ca", "polyposis coli"]
+    want = linker.candidates(texts, k=3)
+    linker.save(tmp_path / "ref")  # the encoder is referenced by path
+    meta = json.loads((tmp_path / "ref" / "meta.json").read_text())
+    assert meta["encoder"] == str(encoder_dir.resolve()) and meta["sparse_weight"] == 0.5
+    assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == ["faiss.index", "meta.json", "sparse"]
+    assert DenseLinker.load(tmp_path / "ref", tiny_kb).candidates(texts, k=3) == want
+    linker.save(tmp_path / "full", include_encoder=True)
+    loaded = create_linker(f"dense:{tmp_path / 'full'}", tiny_kb)
+    assert loaded.sparse_weight == 0.5 and loaded.candidates(texts, k=3) == want
+    dense_only = DenseLinker.load(tmp_path / "full", tiny_kb, sparse_weight=0.0)
+    assert dense_only.sparse is None
+    with pytest.raises(ConfigError, match="rebuild"):
+        DenseLinker.load(tmp_path / "full", tiny_kb, index="hnsw")
+
+
+def test_index_refuses_another_kb_and_bad_dirs(tiny_kb, encoder, tmp_path):
+    DenseLinker(tiny_kb, encoder).save(tmp_path / "idx")
+    other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
+    with pytest.raises(IndexMismatchError, match="rebuild the index"):
+        DenseLinker.load(tmp_path / "idx", other)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FormatError, match="missing meta.json, faiss.index"):
+        DenseLinker.load(tmp_path / "empty", tiny_kb)
+
+
+def test_registry_names(tiny_kb, encoder_dir):
+    dense = create_linker(f"dense:{encoder_dir}", tiny_kb)
+    assert isinstance(dense, DenseLinker) and dense.name == "dense" and dense.sparse is None
+    biosyn = create_linker(f"biosyn:{encoder_dir}", tiny_kb)
+    assert biosyn.name == "biosyn" and biosyn.sparse_weight == 1.0 and biosyn.sparse is not None
+    assert biosyn.candidates(["colon cancer"], 1)[0][0].concept_id == "D002"
+
+
+@pytest.mark.slow
+def test_minilm_links_a_paraphrase():
+    kb = KnowledgeBase([Concept("D1", "Myocardial Infarction", ["heart attack"]), Concept("D2", "Migraine Disorders"),
+                        Concept("D3", "Breast Neoplasms", ["breast cancer"])], name="mini")
+    linker = DenseLinker(kb, "minilm")
+    assert linker.encoder.pooling == "mean" and linker.encoder.dim == 384
+    res = linker.candidates(["cardiac infarction", "tumour of the breast"], k=1)
+    assert [r[0].concept_id for r in res] == ["D1", "D3"]
+
+
+def test_dense_prior_breaks_ties_and_is_saved(encoder, tmp_path):
+    kb = KnowledgeBase([Concept("OMIM:106210", "ANIRIDIA"), Concept("D015783", "Aniridia"),
+                        Concept("D003920", "Diabetes Mellitus")], name="t")
+    linker = DenseLinker(kb, encoder)
+    assert [c.concept_id for c in linker.candidates(["aniridia"], 2)[0]] == ["OMIM:106210", "D015783"]
+    linker.set_prior({"D015783": 3})
+    assert [c.concept_id for c in linker.candidates(["aniridia"], 2)[0]] == ["D015783", "OMIM:106210"]
+    linker.save(tmp_path / "idx")
+    loaded = DenseLinker.load(tmp_path / "idx", kb)
+    assert loaded.prior == {"D015783": 3.0}
+    assert loaded.candidates(["aniridia"], 1)[0][0].concept_id == "D015783"

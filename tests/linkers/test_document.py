@@ -1,0 +1,262 @@
+"""DocumentLinker (LongBEL): memory of earlier predictions, token-trimmed context, batching across
+documents, semantic-guided decoding, the flat ``sample(bigbio_pages=...)`` API and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genbel.errors import ConfigError, InputError
+from genbel.linkers.base import MentionQuery, queries_from_documents
+from genbel.linkers.document import (
+    NO_CODE,
+    DocumentLinker,
+    DocumentPromptEncoder,
+    DocumentQuery,
+    distinct_memory,
+)
+from genbel.linkers.ensemble import EnsembleLinker
+from genbel.linkers.prompts import PromptFormat
+from genbel.linkers.registry import create_linker
+from tests.linkers.document_fixtures import build, docs
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def gens():
+    return {"llama": build("llama"), "bart": build("bart")}
+
+
+def _by_doc(queries):
+    out: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        out.setdefault(q.doc_id, []).append(i)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- memory
+@pytest.mark.parametrize("arch", ["llama", "bart"])
+def test_memory_is_exactly_the_earlier_top_predictions(gens, arch):
+    dl = DocumentLinker(gens[arch], batch_size=2)
+    queries = queries_from_documents(docs())
+    linked, beams = dl.run(queries)
+    assert [(q.doc_id, q.entity_id) for q in linked] == [(q.doc_id, q.entity_id) for q in queries]
+    assert all(isinstance(q, DocumentQuery) for q in linked)
+    for idx in _by_doc(linked).values():
+        for j, i in enumerate(idx):
+            expected = [(linked[p].text, beams[p][0].name) for p in idx[:j]]
+            assert linked[i].memory == expected
+    # the memory reaches the prompt: the memory block comes first
+    q = linked[3]  # 4th mention of d1: three earlier mentions, two distinct
+    text, kept = dl.encoder.fit_prompt(q)
+    assert kept == 2
+    assert text.startswith(dl.format.memory_block(q.memory))
+    assert text.startswith(f"APC is {beams[1][0].name}\nbreast cancer is {beams[2][0].name}\n---\n")
+
+
+def test_without_memory_every_prompt_is_memory_free(gens):
+    dl = DocumentLinker(gens["llama"], use_memory=False)
+    linked, _ = dl.run(queries_from_documents(docs()))
+    assert all(q.memory == [] for q in linked)
+    assert all("---" not in dl.encoder.fit_prompt(q)[0] for q in linked)
+
+
+def test_batched_across_documents_equals_one_document_at_a_time(gens):
+    dl = DocumentLinker(gens["llama"], batch_size=2)
+    ds = docs()
+    together = dl.link_documents(ds, k=3)
+    alone = [pair for d in ds for pair in dl.link_documents([d], k=3)]
+    assert len(together) == len(alone) == 8
+    for (qa, ca), (qb, cb) in zip(together, alone):
+        assert (qa.doc_id, qa.entity_id, qa.memory) == (qb.doc_id, qb.entity_id, qb.memory)
+        assert [c.concept_id for c in ca] == [c.concept_id for c in cb]
+        assert [c.score for c in ca] == pytest.approx([c.score for c in cb], abs=1e-4)
+
+
+def test_link_groups_queries_by_document(gens):
+    dl = DocumentLinker(gens["llama"])
+    ds = docs()
+    via_docs = dl.link_documents(ds, k=3)
+    via_link = dl.link(queries_from_documents(ds), k=3)
+    assert [[c.concept_id for c in cs] for _, cs in via_docs] == [[c.concept_id for c in cs] for cs in via_link]
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+def _long_query() -> MentionQuery:
+    left = " ".join(f"left{i}" for i in range(60)) + " "
+    right = " " + " ".join(f"right{i}" for i in range(60))
+    text = left + "breast cancer" + right
+    return MentionQuery("breast cancer", type="Disease", context=text, start=len(left), end=len(left) + 13)
+
+
+@pytest.mark.parametrize("budget", [12, 20, 40, 80])
+def test_context_is_trimmed_by_tokens_around_the_mention(gens, budget):
+    g = gens["llama"]
+    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget)
+    q = _long_query()
+    text, _ = enc.fit_prompt(q)
+    ids = enc.encode(q).input_ids
+    assert len(ids) <= budget
+    assert "[breast cancer]{Disease}" in text and text.endswith("\nbreast cancer is")
+    left, right = text.split("[breast cancer]{Disease}")
+    right = right[: -len("\nbreast cancer is")]
+    n_left = len(g.tokenizer(left, add_special_tokens=False)["input_ids"])
+    n_right = len(g.tokenizer(right, add_special_tokens=False)["input_ids"])
+    assert abs(n_left - n_right) <= 3  # both sides have plenty of text: the room is shared evenly
+    # a larger budget keeps a superset of the context
+    bigger, _ = DocumentPromptEncoder(
+        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget + 20
+    ).fit_prompt(q)
+    assert len(bigger) > len(text)
+
+
+def test_a_prompt_that_fits_is_the_whole_document_prompt(gens):
+    g = gens["llama"]
+    q = DocumentQuery("pain", type="Disease", context="Some pain here.", start=5, end=9, memory=[("a", "Pain")])
+    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=512)
+    text, kept = enc.fit_prompt(q)
+    assert kept == 1
+    assert text == "a is Pain\n---\nSome [pain]{Disease} here.\npain is"
+    assert enc.encode(q).input_ids == g.tokenizer(text)["input_ids"]
+
+
+def test_oldest_memory_entries_are_left_out_first(gens):
+    g = gens["llama"]
+    memory = [(f"m{i}", "Breast Neoplasms") for i in range(6)]
+    q = DocumentQuery("pain", type="Disease", context="pain", start=0, end=4, memory=memory)
+    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=40)
+    text, kept = enc.fit_prompt(q)
+    assert 0 < kept < 6
+    assert text.startswith(PromptFormat().memory_block(memory[6 - kept :]))
+    assert len(enc.encode(q).input_ids) <= 40
+
+
+def test_distinct_memory_matches_the_memory_block():
+    mem = [("a", "A1"), ("b", "B"), ("a", "A2"), ("c", "C")]
+    assert distinct_memory(mem, 10) == [("b", "B"), ("a", "A2"), ("c", "C")]
+    assert distinct_memory(mem, 2) == [("a", "A2"), ("c", "C")]
+    assert distinct_memory(mem, 0) == []
+    fmt = PromptFormat(memory_size=2)
+    assert fmt.memory_block(mem) == "a is A2\nc is C\n---\n"
+
+
+def test_context_chars_model_uses_the_generator_format(gens):
+    g = gens["llama"]
+    assert DocumentLinker(g, context_chars="model").format.context_chars == g.format.context_chars
+    assert DocumentLinker(g).format.context_chars is None
+    assert DocumentLinker(g, max_prompt_tokens=64).describe() == "mem10/doc/64tok"
+
+
+@pytest.mark.parametrize(
+    "kw", [{"context_chars": "x"}, {"context_chars": -1}, {"max_prompt_tokens": 3}, {"memory_size": -1}]
+)
+def test_invalid_settings(gens, kw):
+    with pytest.raises(ConfigError):
+        DocumentLinker(gens["llama"], **kw)
+
+
+# ---------------------------------------------------------------------------------------------- sample API
+def test_sample_returns_a_flat_list_of_k_predictions_per_mention(gens):
+    dl = DocumentLinker(gens["llama"])
+    pages = [d.to_dict() for d in docs()]
+    k = 6
+    preds = dl.sample(bigbio_pages=pages, num_beams=k)
+    mentions = [e.mention for d in docs() for e in sorted(d.entities, key=lambda e: e.start)]
+    assert len(preds) == k * len(mentions)
+    keys = {"mention", "pred_concept_name", "pred_concept_code", "pred_concept_codes", "beam_score",
+            "document_id", "entity_id", "beam"}
+    for i in range(0, len(preds), k):
+        block = preds[i : i + k]
+        assert all(set(p) == keys for p in block)
+        assert {p["mention"] for p in block} == {mentions[i // k]}
+        assert [p["beam"] for p in block] == list(range(1, k + 1))
+        assert block[0]["beam_score"] == 1.0
+        scores = [p["beam_score"] for p in block]
+        assert scores == sorted(scores, reverse=True)
+    # the Chemicals & Drugs group has 5 names: the 6th beam of a Chemical mention is padding
+    chem = [p for p in preds if p["entity_id"] == "d2-0"]
+    assert chem[-1] == {
+        "mention": "Ibuprofen", "pred_concept_name": "", "pred_concept_code": NO_CODE, "pred_concept_codes": [],
+        "beam_score": 0.0, "document_id": "d2", "entity_id": "d2-0", "beam": 6,
+    }
+
+
+def test_semantic_guided_decoding_restricts_each_mention_to_its_group(gens):
+    dl = DocumentLinker(gens["llama"])
+    pages = [d.to_dict() for d in docs()]
+    kb = gens["llama"].kb
+    types = {e.id: e.type for d in docs() for e in d.entities}
+    preds = dl.sample(bigbio_pages=pages, num_beams=8)
+    groups = {"Chemical": "Chemicals & Drugs", "Disease": "Disorders"}
+    for p in preds:
+        for code in p["pred_concept_codes"]:
+            assert groups[types[p["entity_id"]]] in kb[code].semantic_groups
+    # "APC" is a name of a disorder and of a chemical: as a Chemical it only maps to the chemical
+    apc = [p for p in preds if p["entity_id"] == "d2-1" and p["pred_concept_name"] == "APC"]
+    assert apc and all(p["pred_concept_codes"] == ["C001"] for p in apc)
+    free = dl.sample(bigbio_pages=pages, num_beams=8, restrict_to_group=False)
+    chem_codes = {c for p in free if types[p["entity_id"]] == "Chemical" for c in p["pred_concept_codes"]}
+    assert any(c.startswith("D") for c in chem_codes)
+
+
+def test_bad_offsets_raise_an_error_naming_the_entity(gens):
+    dl = DocumentLinker(gens["llama"])
+    page = docs()[0].to_dict()
+    page["entities"][1]["offsets"] = [[5, 8]]
+    with pytest.raises(InputError, match=r"bigbio_pages\[0\].*entity 'd1-1'.*offsets 5-8"):
+        dl.sample(bigbio_pages=[page], num_beams=2)
+    doc = docs()[0]
+    doc.entities[0].offsets = [(0, 3)]
+    with pytest.raises(InputError, match="d1-0"):
+        dl.link_documents([doc])
+
+
+def test_unknown_type_raises_naming_the_entity(gens):
+    dl = DocumentLinker(gens["llama"])
+    page = docs()[2].to_dict()
+    page["entities"][0]["type"] = "Spaceship"
+    with pytest.raises(InputError, match=r"entity d3-0.*'Spaceship'"):
+        dl.sample(bigbio_pages=[page], num_beams=2)
+
+
+def test_model_card_example_page(gens):
+    """The LongBEL card's input shape (``text`` lists, ``type`` = semantic group)."""
+    text = "A pregnant woman with breast cancer took ibuprofen for the pain."
+    s = text.index("breast cancer")
+    page = {
+        "id": "001", "document_id": "doc_001",
+        "passages": [{"id": "0", "type": "paragraph", "text": [text], "offsets": [[0, len(text)]]}],
+        "entities": [
+            {"id": "T1", "type": "Disorders", "text": ["breast cancer"], "offsets": [[s, s + 13]]},
+            {"id": "T2", "type": "Chemicals & Drugs", "text": ["ibuprofen"],
+             "offsets": [[text.index("ibuprofen"), text.index("ibuprofen") + 9]]},
+        ],
+        "events": [], "coreferences": [], "relations": [],
+    }
+    preds = DocumentLinker(gens["llama"]).sample(bigbio_pages=[page], num_beams=3)
+    assert [p["mention"] for p in preds] == ["breast cancer"] * 3 + ["ibuprofen"] * 3
+    assert all(p["pred_concept_code"].startswith("C") for p in preds[3:] if p["pred_concept_name"])
+
+
+# ---------------------------------------------------------------------------------------------- registry
+def test_factory_loads_a_saved_linker(gens, tmp_path):
+    g = gens["llama"]
+    g.save(tmp_path / "lk")
+    lk = create_linker(f"document:{tmp_path / 'lk'}", g.kb, use_memory="false", max_prompt_tokens="64",
+                       context_chars="doc")
+    assert isinstance(lk, DocumentLinker)
+    assert (lk.use_memory, lk.max_prompt_tokens, lk.format.context_chars) == (False, 64, None)
+    ens = create_linker(f"document:{tmp_path / 'lk'}", g.kb, ensemble="true")
+    assert isinstance(ens, EnsembleLinker)
+    assert [m.use_memory for m in ens.members] == [True, False]
+    with pytest.raises(ConfigError):
+        create_linker("document", g.kb)
+    with pytest.raises(ConfigError):
+        create_linker(f"document:{tmp_path / 'lk'}", g.kb, use_memory="maybe")

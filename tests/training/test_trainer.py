@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genbel.errors import ConfigError, InputError
+from genbel.training.config import TrainConfig
+from genbel.training.encode import collate
+from genbel.training.trainer import Trainer, compute_loss
+
+
+def _cfg(tmp_path, base, **kw) -> TrainConfig:
+    base_kw = dict(base_model=str(base), out=str(tmp_path / "run"), batch_size=4, lr=1e-2, warmup_ratio=0.0,
+                   max_steps=4, save_every=2, log_every=1, lora_r=4, lora_alpha=8, lora_dropout=0.1, seed=0,
+                   context_chars=0, include_group=True)
+    base_kw.update(kw)
+    return TrainConfig(**base_kw)
+
+
+def _full_loss(tr: Trainer) -> float:
+    tr.model.eval()
+    with torch.no_grad():
+        b = collate(tr.encoded, tr.encoder.pad_token_id, tr.architecture)
+        loss = float(compute_loss(tr.model, b, tr.architecture))
+    tr.model.train()
+    return loss
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_causal_training_overfits(tmp_path, llama_dir, kb, docs, lora):
+    cfg = _cfg(tmp_path, llama_dir, lora=lora, max_steps=25, lr=2e-2 if lora else 5e-3, lora_dropout=0.0,
+               save_every=100)
+    tr = Trainer(cfg, kb=kb, documents={"human": docs})
+    before = _full_loss(tr)
+    final = tr.train()
+    after = _full_loss(tr)
+    assert after < before * 0.6, (before, after)
+    n_trainable = sum(p.numel() for p in tr.model.parameters() if p.requires_grad)
+    n_total = sum(p.numel() for p in tr.model.parameters())
+    assert (n_trainable < n_total / 2) if lora else (n_trainable == n_total)
+    meta = json.loads((final / "genbel_linker.json").read_text())
+    assert meta["architecture"] == "causal" and meta["base_model"] == str(llama_dir)
+    assert (final / "adapter_config.json").exists() == lora
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 26))
+    saved = TrainConfig.read(tmp_path / "run" / "config.json")
+    assert saved == cfg
+
+
+def test_lora_adapter_is_fp16_and_loads_in_the_linker(tmp_path, llama_dir, kb, docs):
+    from safetensors.torch import load_file
+
+    from genbel.linkers.generative import GenerativeLinker
+    from genbel.linkers.base import MentionQuery
+
+    tr = Trainer(_cfg(tmp_path, llama_dir, max_steps=2), kb=kb, documents={"human": docs})
+    final = tr.train()
+    weights = load_file(final / "adapter_model.safetensors")
+    assert weights and all(v.dtype == torch.float16 for v in weights.values())
+    linker = GenerativeLinker.load(final, kb, num_beams=2)
+    # the merged model scores like the trained one (fp16 rounding only)
+    q = MentionQuery(text="breast cancers", type="Disease")
+    res = linker.link([q], k=2)[0]
+    assert 1 <= len(res) <= 2 and all(c.concept_id in kb for c in res)
+    assert linker.format.include_group is True and linker.format.context_chars == 0
+
+
+def test_seq2seq_training_runs_and_loss_decreases(tmp_path, bart_dir, kb, docs):
+    cfg = _cfg(tmp_path, bart_dir, lora=False, max_steps=20, lr=5e-3, save_every=100)
+    tr = Trainer(cfg, kb=kb, documents={"human": docs})
+    assert tr.architecture == "seq2seq" and tr.format.style == "genbioel"
+    before = _full_loss(tr)
+    tr.train(save_final=False)
+    assert _full_loss(tr) < before * 0.7
+
+
+def test_resume_continues_with_identical_state(tmp_path, llama_dir, kb, docs):
+    a = Trainer(_cfg(tmp_path / "a", llama_dir), kb=kb, documents={"human": docs})
+    a.train(save_final=False)
+    b = Trainer(_cfg(tmp_path / "b", llama_dir), kb=kb, documents={"human": docs})
+    b.train(save_final=False, stop_after=2)
+    assert [p.name for p in b.checkpoints()] == ["step-0000002"]
+    state = json.loads((b.checkpoints()[-1] / "state.json").read_text())
+    assert state["step"] == 2 and state["batch_in_epoch"] == 2
+    c = Trainer(_cfg(tmp_path / "b", llama_dir), kb=kb, documents={"human": docs})
+    c.train(save_final=False, resume=True)
+    sa, sc = a.trainable_state(), c.trainable_state()
+    assert sa.keys() == sc.keys()
+    for k in sa:
+        torch.testing.assert_close(sa[k], sc[k], rtol=0, atol=1e-6)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert [p.name for p in c.checkpoints()] == ["step-0000002", "step-0000004"]
+
+
+def test_resume_guards(tmp_path, llama_dir, kb, docs):
+    cfg = _cfg(tmp_path, llama_dir, max_steps=2)
+    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
+        Trainer(cfg, kb=kb, documents={"human": docs}).train(resume=True, save_final=False)
+    Trainer(cfg, kb=kb, documents={"human": docs}).train(save_final=False)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        Trainer(cfg, kb=kb, documents={"human": docs}).train(save_final=False)
+    changed = _cfg(tmp_path, llama_dir, max_steps=2, lr=0.5)
+    with pytest.raises(ConfigError, match=r"different settings \(lr\)"):
+        Trainer(changed, kb=kb, documents={"human": docs}).train(resume=True, save_final=False)
+
+
+def test_empty_training_set_is_a_clear_error(tmp_path, llama_dir, kb, docs):
+    with pytest.raises(InputError, match="the training set is empty: no corpus"):
+        Trainer(_cfg(tmp_path, llama_dir), kb=kb, documents={})
+    for d in docs:
+        for e in d.entities:
+            for n in e.normalized:
+                n.db_id = "-1"
+    with pytest.raises(InputError, match="the training set is empty: the corpora gave no linkable mention"):
+        Trainer(_cfg(tmp_path, llama_dir), kb=kb, documents={"human": docs})
+
+
+def test_mixed_sources_and_dev_loss(tmp_path, llama_dir, kb, docs):
+    cfg = _cfg(tmp_path, llama_dir, pretrain_per_concept=2, mix={"human": 0.5, "kb": 0.5}, max_steps=3,
+               eval_every=3, batch_size=4)
+    tr = Trainer(cfg, kb=kb, documents={"human": docs, "dev": docs[:1]})
+    assert tr.order == ["human", "kb"] and tr.sampler.counts == [2, 2]
+    assert tr.data.report["kb"]["concepts"] == len(kb)
+    tr.train(save_final=False)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert "dev_loss" in log[-1] and log[-1]["dev_loss"] > 0
+
+
+def test_config_roundtrip_and_errors(tmp_path):
+    cfg = TrainConfig(train_corpora=["a.txt"], lr=1e-3)
+    cfg.write(tmp_path / "c.yaml")
+    assert TrainConfig.read(tmp_path / "c.yaml") == cfg
+    cfg.write(tmp_path / "c.json")
+    assert TrainConfig.read(tmp_path / "c.json") == cfg
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig.parse({"batch_size": 0})
+    with pytest.raises(ConfigError, match="mix"):
+        TrainConfig.parse({"mix": {"people": 1.0}})
+    with pytest.raises(ConfigError, match="nonsense"):
+        TrainConfig.parse({"nonsense": 1})
