@@ -37,6 +37,31 @@ DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "benchmarks" / "out"
 
 
+class Replay:
+    """Fuses per-mention candidates saved by earlier runs (``--save-predictions``) into an ensemble."""
+
+    name = "ensemble"
+
+    def __init__(self, files: list[str], seconds: float) -> None:
+        self.files = files
+        self.seconds = seconds
+        self.result = None
+
+    def link_documents(self, documents, k=5, expand_abbreviations=False, entity_types=None):
+        from genbel.linkers.base import Candidate, queries_from_documents
+        from genbel.linkers.ensemble import fuse
+
+        queries = queries_from_documents(documents, expand_abbreviations, entity_types)
+        members = []
+        for f in self.files:
+            rows = [json.loads(line) for line in open(f, encoding="utf-8")]
+            if [(r["doc_id"], r["entity_id"]) for r in rows] != [(q.doc_id, q.entity_id) for q in queries]:
+                raise SystemExit(f"{f}: other mentions than this corpus selection")
+            members.append([[Candidate(c["code"], c["name"], c["score"]) for c in r["candidates"]] for r in rows])
+        self.result = [(q, fuse([m[i] for m in members], [1.0] * len(members), k)) for i, q in enumerate(queries)]
+        return self.result
+
+
 class Cached:
     """Runs a linker's ``link_documents`` once and replays the result (for the ensemble's members)."""
 
@@ -111,6 +136,9 @@ def main() -> None:
     ap.add_argument("--abbreviations", action="store_true", help="expand abbreviations (Schwartz-Hearst)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--ensemble-files", default="", help="config 'ensemble-files': fuse these saved predictions")
+    ap.add_argument("--ensemble-seconds", type=float, default=0.0, help="the members' link time (for mentions/s)")
+    ap.add_argument("--save-predictions", action="store_true", help="write per-mention candidates (JSONL)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -141,15 +169,11 @@ def main() -> None:
 
     eval_docs = [Document(d.id, d.document_id, d.passages, [e for e in d.entities if not e.is_nil]) for d in docs]
     train = load_corpus(args.train_corpus, on_duplicate="skip-identical", offsets="fix") if args.train_corpus else None
-    if (Path(args.model) / "genbel_linker.json").is_file():
+    configs = args.configs.split(",")
+    if configs == ["ensemble-files"]:
+        gen = None
+    elif (Path(args.model) / "genbel_linker.json").is_file():
         gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
-    elif (Path(args.model) / "checkpoints").is_dir():  # a run still training: its latest checkpoint (scratch)
-        import sys
-
-        sys.path.insert(0, str(REPO / "runs" / "document"))
-        from ckpt_linker import load as load_ckpt
-
-        gen = load_ckpt(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
     else:  # an untrained model (timing only): the default model's mention-level prompt
         from genbel.linkers.prompts import PromptFormat
 
@@ -159,18 +183,21 @@ def main() -> None:
     ctx = None if args.context_chars == "doc" else int(args.context_chars)
     doc_kw = dict(context_chars=ctx, max_prompt_tokens=args.max_prompt_tokens, memory_size=args.memory_size,
                   batch_size=args.batch_size)
-    linkers = {
+    linkers = {} if gen is None else {
         "mention": Cached(gen),
         "doc-nomem": Cached(DocumentLinker(gen, use_memory=False, **doc_kw)),
         "doc": Cached(DocumentLinker(gen, use_memory=True, **doc_kw)),
     }
-    configs = args.configs.split(",")
     rows = []
     all_ranks: dict[str, list] = {}
     doc_ids: list[str] = []
     load = os.getloadavg()
     for name in configs:
-        if name == "ensemble":
+        if name == "ensemble-files":
+            lk = Replay(args.ensemble_files.split(","), args.ensemble_seconds)
+            res = evaluate(docs, kb, lk, k=5, train_documents=train, expand_abbreviations=args.abbreviations)
+            seconds, pairs, describe = lk.seconds + res.link_seconds, lk.result, "fused " + args.ensemble_files
+        elif name == "ensemble":
             members = [linkers[m] for m in args.ensemble_members.split(",")]
             for m in members:  # run (or reuse) the members first; their time is part of the ensemble's
                 m.link_documents(eval_docs, k=5, expand_abbreviations=args.abbreviations)
@@ -187,6 +214,13 @@ def main() -> None:
             describe = lk.linker.describe() if hasattr(lk.linker, "describe") else "as trained"
         rep, ranks, doc_ids = repeat_subsets(pairs, kb)
         all_ranks[name] = ranks
+        if args.save_predictions:  # per-mention candidates: for paired comparisons / ensembles across runs
+            OUT.mkdir(parents=True, exist_ok=True)
+            pred_path = OUT / f"bench_document_{args.tag or 'run'}_{name}.jsonl"
+            with open(pred_path, "w", encoding="utf-8") as fh:
+                for (q, cands), r in zip(pairs, ranks):
+                    fh.write(json.dumps({"doc_id": q.doc_id, "entity_id": q.entity_id, "rank": r,
+                                         "candidates": [c.to_dict() for c in cands]}) + "\n")
         row = {
             "config": name,
             "describe": describe,

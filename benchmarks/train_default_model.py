@@ -3,7 +3,8 @@
 Data: NCBI-disease train + dev (minus ``--heldout`` dev documents kept for checkpoint selection)
 and the Disease mentions of BC5CDR train + dev, linked to MEDIC (2012). Usage::
 
-    nohup nice -n 10 .venv/bin/python benchmarks/train_default_model.py --out runs/default > runs/default.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python benchmarks/train_default_model.py --out runs/default \
+        > runs/default.log 2>&1 &
 
 The held-out documents are written to ``<out>/data/`` so the evaluation can use them. Extra
 ``--set key=value`` pairs override :class:`genbel.training.TrainConfig` fields (JSON values).
@@ -23,7 +24,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/default")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--heldout", type=int, default=20, help="NCBI dev documents held out for checkpoint selection")
+    ap.add_argument(
+        "--heldout", type=int, default=20, help="NCBI dev documents held out for checkpoint selection"
+    )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
     args = ap.parse_args()
@@ -58,9 +61,20 @@ def main() -> None:
         abbreviations="both",
         context_chars=0,
         include_group=False,
-        lora=True, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-        epochs=2.5, batch_size=16, lr=5e-4, warmup_ratio=0.03, scheduler="linear",
-        num_threads=1, max_minutes=55, eval_every=100, save_every=50, keep_checkpoints=2,
+        lora=True,
+        lora_r=16,
+        lora_alpha=32,
+        lora_dropout=0.05,
+        epochs=2.5,
+        batch_size=16,
+        lr=5e-4,
+        warmup_ratio=0.03,
+        scheduler="linear",
+        num_threads=1,
+        max_minutes=55,
+        eval_every=100,
+        save_every=50,
+        keep_checkpoints=2,
         out=str(out),
     )
     for kv in args.set:

@@ -119,8 +119,9 @@ def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == ["faiss.index", "meta.json", "sparse"]
     assert DenseLinker.load(tmp_path / "ref", tiny_kb).candidates(texts, k=3) == want
     linker.save(tmp_path / "full", include_encoder=True)
-    loaded = create_linker(f"dense:{tmp_path / 'full'}", tiny_kb)
+    loaded = create_linker(f"biosyn:{tmp_path / 'full'}", tiny_kb)  # biosyn keeps the saved λ
     assert loaded.sparse_weight == 0.5 and loaded.candidates(texts, k=3) == want
+    assert create_linker(f"dense:{tmp_path / 'full'}", tiny_kb).sparse_weight == 0.0  # dense: dense scores only
     dense_only = DenseLinker.load(tmp_path / "full", tiny_kb, sparse_weight=0.0)
     assert dense_only.sparse is None
     with pytest.raises(ConfigError, match="rebuild"):

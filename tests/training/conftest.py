@@ -10,11 +10,21 @@ from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 
 CONCEPTS = [
-    Concept("D001943", "Breast Neoplasms", ["Breast Cancer", "Mammary Carcinoma", "Breast Tumor"],
-            semantic_groups=["Disorders"], definitions=["Tumors or cancer of the human breast."]),
+    Concept(
+        "D001943",
+        "Breast Neoplasms",
+        ["Breast Cancer", "Mammary Carcinoma", "Breast Tumor"],
+        semantic_groups=["Disorders"],
+        definitions=["Tumors or cancer of the human breast."],
+    ),
     Concept("D010051", "Ovarian Neoplasms", ["Ovarian Cancer", "Ovary Tumor"], semantic_groups=["Disorders"]),
-    Concept("D003920", "Diabetes Mellitus", ["Diabetes", "DM"], alt_ids=["OMIM:222100"],
-            semantic_groups=["Disorders"]),
+    Concept(
+        "D003920",
+        "Diabetes Mellitus",
+        ["Diabetes", "DM"],
+        alt_ids=["OMIM:222100"],
+        semantic_groups=["Disorders"],
+    ),
     Concept("D006432", "Hemochromatosis", [], semantic_groups=["Disorders"]),
     Concept("D002318", "Cardiovascular Diseases", ["Heart Disease"], semantic_groups=["Disorders"]),
 ]
@@ -44,14 +54,26 @@ def kb() -> KnowledgeBase:
 @pytest.fixture
 def docs() -> list[Document]:
     return [
-        doc("1", "Women with breast cancers and ovarian cancer were studied.",
-            [("breast cancers", "D001943", "Disease"), ("ovarian cancer", "D010051", "Disease")]),
-        doc("2", "Risk of breast and ovarian cancer in diabetes mellitus (DM) patients; DM was common.",
-            [("breast and ovarian cancer", "D001943|D010051", "CompositeMention"),
-             ("diabetes mellitus", "D003920", "Disease"),
-             ("DM", "D003920", "Disease"), ("DM", "D003920", "Disease")]),
-        doc("3", "A case of hemochromatosis and of an unknown syndrome.",
-            [("hemochromatosis", "D006432", "Disease"), ("unknown syndrome", "D999999", "Disease")]),
+        doc(
+            "1",
+            "Women with breast cancers and ovarian cancer were studied.",
+            [("breast cancers", "D001943", "Disease"), ("ovarian cancer", "D010051", "Disease")],
+        ),
+        doc(
+            "2",
+            "Risk of breast and ovarian cancer in diabetes mellitus (DM) patients; DM was common.",
+            [
+                ("breast and ovarian cancer", "D001943|D010051", "CompositeMention"),
+                ("diabetes mellitus", "D003920", "Disease"),
+                ("DM", "D003920", "Disease"),
+                ("DM", "D003920", "Disease"),
+            ],
+        ),
+        doc(
+            "3",
+            "A case of hemochromatosis and of an unknown syndrome.",
+            [("hemochromatosis", "D006432", "Disease"), ("unknown syndrome", "D999999", "Disease")],
+        ),
     ]
 
 
@@ -61,14 +83,20 @@ def build_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     corpus = [n for c in CONCEPTS for n in c.names] + [
-        "Women with breast cancers and ovarian cancer were studied.", "is also known as defined refers to",
-        "Risk of breast and ovarian cancer in diabetes patients", "A case of hemochromatosis",
+        "Women with breast cancers and ovarian cancer were studied.",
+        "is also known as defined refers to",
+        "Risk of breast and ovarian cancer in diabetes patients",
+        "A case of hemochromatosis",
     ]
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "</s>", "<s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "</s>", "<s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus * 3, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
 
@@ -82,11 +110,20 @@ def tiny_llama(tokenizer, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                      bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
-                      initializer_range=0.3)  # large enough for LoRA alone to move the logits
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+        initializer_range=0.3,
+    )  # large enough for LoRA alone to move the logits
     return LlamaForCausalLM(cfg)
 
 
@@ -94,11 +131,22 @@ def tiny_bart(tokenizer, seed: int = 0):
     from transformers import BartConfig, BartForConditionalGeneration
 
     torch.manual_seed(seed)
-    cfg = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
-                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                     max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
-                     eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                     decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None)
+    cfg = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+    )
     return BartForConditionalGeneration(cfg)
 
 

@@ -22,8 +22,22 @@ def test_synth_cli_template(tmp_path, kb, docs):
     corpus = tmp_path / "train.jsonl"
     write_corpus(docs, corpus)
     out = tmp_path / "synth.jsonl"
-    r = runner.invoke(app, ["synth", "--kb", str(kbf), "--generator", "template", "--n", "3", "--out", str(out),
-                            "--train-corpus", str(corpus)])
+    r = runner.invoke(
+        app,
+        [
+            "synth",
+            "--kb",
+            str(kbf),
+            "--generator",
+            "template",
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            "--train-corpus",
+            str(corpus),
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["documents"] == 3 and summary["accepted"] == 3
@@ -37,9 +51,28 @@ def test_train_cli_runs_and_writes_config(tmp_path, kb, docs, llama_dir):
     corpus = tmp_path / "train.jsonl"
     write_corpus(docs, corpus)
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", "--train-corpus", str(corpus), "--kb", str(kbf), "--base-model", str(llama_dir),
-                            "--max-steps", "2", "--batch-size", "4", "--context-chars", "0", "--composite", "first",
-                            "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--train-corpus",
+            str(corpus),
+            "--kb",
+            str(kbf),
+            "--base-model",
+            str(llama_dir),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--context-chars",
+            "0",
+            "--composite",
+            "first",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (out / "final" / "genbel_linker.json").exists()
     cfg = json.loads((out / "config.json").read_text())
@@ -49,8 +82,18 @@ def test_train_cli_runs_and_writes_config(tmp_path, kb, docs, llama_dir):
 
 
 def test_train_cli_empty_training_set(tmp_path, kb, llama_dir):
-    r = runner.invoke(app, ["train", "--kb", str(_kb_file(tmp_path, kb)), "--base-model", str(llama_dir),
-                            "--out", str(tmp_path / "run")])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--kb",
+            str(_kb_file(tmp_path, kb)),
+            "--base-model",
+            str(llama_dir),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert r.exit_code != 0
     assert isinstance(r.exception, InputError)
     assert "the training set is empty" in str(r.exception)

@@ -61,5 +61,7 @@ def test_seq2seq_decoder_prompt_is_masked(tokenizer):
     batch = collate([e, encode_example(_ex("DM", "DM"), enc)], tokenizer.pad_token_id, "seq2seq")
     assert batch["decoder_input_ids"].shape == batch["labels"].shape
     assert batch["labels"][0].tolist() == e.labels + [IGNORE] * (batch["labels"].shape[1] - len(e.labels))
-    assert torch.equal(batch["decoder_attention_mask"].sum(1), torch.tensor([len(e.decoder_input_ids),
-                                                                            batch["decoder_attention_mask"][1].sum()]))
+    assert torch.equal(
+        batch["decoder_attention_mask"].sum(1),
+        torch.tensor([len(e.decoder_input_ids), batch["decoder_attention_mask"][1].sum()]),
+    )

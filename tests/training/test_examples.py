@@ -72,17 +72,27 @@ def test_abbreviation_variants(kb, docs):
     pairs = [(e.query.surface, e.query.text, e.target) for e in exs]
     assert pairs == [
         ("diabetes mellitus", "diabetes mellitus", "Diabetes Mellitus"),
-        ("DM", "DM", "DM"), ("DM", "diabetes mellitus", "Diabetes Mellitus"),
-        ("DM", "DM", "DM"), ("DM", "diabetes mellitus", "Diabetes Mellitus"),
+        ("DM", "DM", "DM"),
+        ("DM", "diabetes mellitus", "Diabetes Mellitus"),
+        ("DM", "DM", "DM"),
+        ("DM", "diabetes mellitus", "Diabetes Mellitus"),
     ]
     exs, _ = finetune_examples(docs[1:2], kb, abbreviations="expand", entity_types=["Disease"])
     assert [e.query.text for e in exs] == ["diabetes mellitus"] * 3
 
 
 def test_type_filter_map_and_preferred_targets(kb, docs):
-    exs, _ = finetune_examples(docs, kb, entity_types=["CompositeMention"], type_map={"CompositeMention": "Disease"},
-                               target="preferred")
-    assert [(e.query.type, e.target) for e in exs] == [("Disease", "Breast Neoplasms"), ("Disease", "Ovarian Neoplasms")]
+    exs, _ = finetune_examples(
+        docs,
+        kb,
+        entity_types=["CompositeMention"],
+        type_map={"CompositeMention": "Disease"},
+        target="preferred",
+    )
+    assert [(e.query.type, e.target) for e in exs] == [
+        ("Disease", "Breast Neoplasms"),
+        ("Disease", "Ovarian Neoplasms"),
+    ]
 
 
 def test_dedupe_removes_identical_prompt_target_pairs(kb, docs):

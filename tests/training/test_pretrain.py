@@ -6,7 +6,9 @@ from genbel.training.pretrain import DEFINITION_TEMPLATES, SYNONYM_TEMPLATES, fi
 def _explained(text: str, mention: str, concept) -> bool:
     """``text`` is one template filled with ``mention`` and a name or definition of ``concept``."""
     contexts = list(concept.names) + list(concept.definitions)
-    return any(fill(t, mention, c)[0] == text for t in DEFINITION_TEMPLATES + SYNONYM_TEMPLATES for c in contexts)
+    return any(
+        fill(t, mention, c)[0] == text for t in DEFINITION_TEMPLATES + SYNONYM_TEMPLATES for c in contexts
+    )
 
 
 def test_samples_use_only_the_concepts_own_names_and_definitions(kb):

@@ -43,8 +43,13 @@ class ScriptedGenerator:
 
 
 def test_clean_and_find_span():
-    assert clean_generation('Sentence: "Patients with DM were seen."\nMore text') == "Patients with DM were seen."
-    assert clean_generation("1. The [Breast Cancer]{Disorders} cohort grew.") == "The Breast Cancer cohort grew."
+    assert (
+        clean_generation('Sentence: "Patients with DM were seen."\nMore text')
+        == "Patients with DM were seen."
+    )
+    assert (
+        clean_generation("1. The [Breast Cancer]{Disorders} cohort grew.") == "The Breast Cancer cohort grew."
+    )
     assert find_span("Patients with breast cancer.", "Breast Cancer") == (14, 27)
     assert find_span("Patients with breast cancer.", "Breast Cancer", case_sensitive=True) is None
     assert find_span("Patients with breast cancers.", "breast cancer") is None  # inside a longer word
@@ -59,7 +64,9 @@ def test_unseen_concepts_come_first(kb):
 
 def test_template_generation_writes_valid_bigbio(tmp_path, kb):
     out = tmp_path / "synth.jsonl"
-    res = synthesize(kb, TemplateGenerator(seed=1), out, n=4, seen_ids=["D001943"], seed=0, show_progress=False)
+    res = synthesize(
+        kb, TemplateGenerator(seed=1), out, n=4, seen_ids=["D001943"], seed=0, show_progress=False
+    )
     assert res.stats.accepted == 4 and len(res.documents) == 4
     assert not (tmp_path / "synth.jsonl.partial").exists()
     docs = load_corpus(out)
@@ -73,8 +80,15 @@ def test_template_generation_writes_valid_bigbio(tmp_path, kb):
         ids.append(e.gold_ids[0])
     assert "D001943" not in ids  # the seen concept comes last, after 4 unseen ones
     # deterministic
-    again = synthesize(kb, TemplateGenerator(seed=1), tmp_path / "again.jsonl", n=4, seen_ids=["D001943"], seed=0,
-                       show_progress=False)
+    again = synthesize(
+        kb,
+        TemplateGenerator(seed=1),
+        tmp_path / "again.jsonl",
+        n=4,
+        seen_ids=["D001943"],
+        seed=0,
+        show_progress=False,
+    )
     assert [d.text for d in again.documents] == [d.text for d in res.documents]
 
 
@@ -87,8 +101,15 @@ def test_altered_or_missing_spans_are_rejected_and_duplicates_dropped(tmp_path, 
         return "This sentence is always the same and mentions nothing."
 
     gen = ScriptedGenerator(answer)
-    res = synthesize(kb, gen, tmp_path / "s.jsonl", n=5, concepts=["D001943", "D010051"], max_attempts=2,
-                     show_progress=False)
+    res = synthesize(
+        kb,
+        gen,
+        tmp_path / "s.jsonl",
+        n=5,
+        concepts=["D001943", "D010051"],
+        max_attempts=2,
+        show_progress=False,
+    )
     assert res.documents == []
     assert res.stats.rejected_span == 4 and res.stats.requested == 4
 
@@ -96,16 +117,25 @@ def test_altered_or_missing_spans_are_rejected_and_duplicates_dropped(tmp_path, 
     gen = ScriptedGenerator(lambda r: f"Patients with {r.term.lower()} were enrolled in this study.")
     res = synthesize(kb, gen, tmp_path / "c.jsonl", n=1, concepts=["D006432"], show_progress=False)
     assert [d.entities[0].mention for d in res.documents] == ["hemochromatosis"]
-    res = synthesize(kb, gen, tmp_path / "cs.jsonl", n=1, concepts=["D006432"], case_sensitive=True,
-                     show_progress=False)
+    res = synthesize(
+        kb, gen, tmp_path / "cs.jsonl", n=1, concepts=["D006432"], case_sensitive=True, show_progress=False
+    )
     assert res.documents == [] and res.stats.rejected_span == 2
 
 
 def test_duplicate_text_is_dropped(tmp_path, kb):
     # "Hemochromatosis" has one name, so both requests get the same term and the same sentence
     gen = ScriptedGenerator(lambda r: "Hemochromatosis was frequent in this cohort of patients.")
-    res = synthesize(kb, gen, tmp_path / "x.jsonl", n=5, per_concept=2, concepts=["D006432"], max_attempts=1,
-                     show_progress=False)
+    res = synthesize(
+        kb,
+        gen,
+        tmp_path / "x.jsonl",
+        n=5,
+        per_concept=2,
+        concepts=["D006432"],
+        max_attempts=1,
+        show_progress=False,
+    )
     assert len(res.documents) == 1
     assert res.stats.requested == 2 and res.stats.accepted == 1 and res.stats.duplicates == 1
 
@@ -140,8 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.dumps({"error": "overloaded"}).encode()
         else:
             term = re.search(r'the term "(.+?)"', body["messages"][-1]["content"]).group(1)
-            payload = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                           "content": f"We studied {term} in 40 patients."}}]}).encode()
+            payload = json.dumps(
+                {
+                    "choices": [
+                        {"message": {"role": "assistant", "content": f"We studied {term} in 40 patients."}}
+                    ]
+                }
+            ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -187,8 +222,11 @@ def test_openai_endpoint_down_then_resumed(server, tmp_path, kb):
     synthesize(kb, good, out, n=2, show_progress=False)  # 2 documents exist
     out.rename(tmp_path / "o.jsonl.partial")  # as if the run had been interrupted
     down = OpenAIGenerator(f"http://127.0.0.1:{_closed_port()}", retries=2, backoff=0.0, timeout=2)
-    with pytest.raises(GenbelError, match=r"E?generator endpoint http://127\.0\.0\.1:\d+/v1/chat/completions: "
-                                          r"unreachable after 2 tries"):
+    with pytest.raises(
+        GenbelError,
+        match=r"E?generator endpoint http://127\.0\.0\.1:\d+/v1/chat/completions: "
+        r"unreachable after 2 tries",
+    ):
         synthesize(kb, down, out, n=4, show_progress=False)
     assert len((tmp_path / "o.jsonl.partial").read_text().splitlines()) == 2
     res = synthesize(kb, good, out, n=4, show_progress=False)
@@ -210,3 +248,19 @@ def test_unknown_generator():
         make_generator("gpt")
     with pytest.raises(ConfigError, match="unknown generator"):
         make_generator("openai:")
+
+
+def test_answers_about_the_task_are_rejected(tmp_path, kb):
+    answers = iter(
+        [
+            'Here is a sentence that uses the term "Hemochromatosis" (Disorders) exactly as written:',
+            "This sentence is a realistic representation of Hemochromatosis (Disorders) in an abstract.",
+            "Iron overload due to Hemochromatosis was confirmed by liver biopsy in 3 patients.",
+        ]
+    )
+    gen = ScriptedGenerator(lambda r: next(answers))
+    res = synthesize(
+        kb, gen, tmp_path / "m.jsonl", n=1, concepts=["D006432"], max_attempts=3, show_progress=False
+    )
+    assert res.stats.rejected_meta == 2 and res.stats.accepted == 1
+    assert res.documents[0].text.startswith("Iron overload")

@@ -12,9 +12,22 @@ from genbel.training.trainer import Trainer, compute_loss
 
 
 def _cfg(tmp_path, base, **kw) -> TrainConfig:
-    base_kw = dict(base_model=str(base), out=str(tmp_path / "run"), batch_size=4, lr=1e-2, warmup_ratio=0.0,
-                   max_steps=4, save_every=2, log_every=1, lora_r=4, lora_alpha=8, lora_dropout=0.1, seed=0,
-                   context_chars=0, include_group=True)
+    base_kw = dict(
+        base_model=str(base),
+        out=str(tmp_path / "run"),
+        batch_size=4,
+        lr=1e-2,
+        warmup_ratio=0.0,
+        max_steps=4,
+        save_every=2,
+        log_every=1,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.1,
+        seed=0,
+        context_chars=0,
+        include_group=True,
+    )
     base_kw.update(kw)
     return TrainConfig(**base_kw)
 
@@ -30,8 +43,15 @@ def _full_loss(tr: Trainer) -> float:
 
 @pytest.mark.parametrize("lora", [True, False])
 def test_causal_training_overfits(tmp_path, llama_dir, kb, docs, lora):
-    cfg = _cfg(tmp_path, llama_dir, lora=lora, max_steps=25, lr=2e-2 if lora else 5e-3, lora_dropout=0.0,
-               save_every=100)
+    cfg = _cfg(
+        tmp_path,
+        llama_dir,
+        lora=lora,
+        max_steps=25,
+        lr=2e-2 if lora else 5e-3,
+        lora_dropout=0.0,
+        save_every=100,
+    )
     tr = Trainer(cfg, kb=kb, documents={"human": docs})
     before = _full_loss(tr)
     final = tr.train()
@@ -52,8 +72,8 @@ def test_causal_training_overfits(tmp_path, llama_dir, kb, docs, lora):
 def test_lora_adapter_is_fp16_and_loads_in_the_linker(tmp_path, llama_dir, kb, docs):
     from safetensors.torch import load_file
 
-    from genbel.linkers.generative import GenerativeLinker
     from genbel.linkers.base import MentionQuery
+    from genbel.linkers.generative import GenerativeLinker
 
     tr = Trainer(_cfg(tmp_path, llama_dir, max_steps=2), kb=kb, documents={"human": docs})
     final = tr.train()
@@ -65,6 +85,17 @@ def test_lora_adapter_is_fp16_and_loads_in_the_linker(tmp_path, llama_dir, kb, d
     res = linker.link([q], k=2)[0]
     assert 1 <= len(res) <= 2 and all(c.concept_id in kb for c in res)
     assert linker.format.include_group is True and linker.format.context_chars == 0
+    # the shippable copy: no trie/KB/text_to_code, portable base model reference; the trie is rebuilt
+    from genbel.training.export import copy_linker
+
+    ship = copy_linker(final, tmp_path / "ship")
+    assert (
+        sorted(p.name for p in ship.iterdir() if p.name in ("trie", "kb", "text_to_code.json", "README.md"))
+        == []
+    )
+    assert json.loads((ship / "adapter_config.json").read_text())["base_model_name_or_path"] == str(llama_dir)
+    shipped = GenerativeLinker.load(ship, kb, num_beams=2)
+    assert [c.concept_id for c in shipped.link([q], k=2)[0]] == [c.concept_id for c in res]
 
 
 def test_seq2seq_training_runs_and_loss_decreases(tmp_path, bart_dir, kb, docs):
@@ -119,8 +150,15 @@ def test_empty_training_set_is_a_clear_error(tmp_path, llama_dir, kb, docs):
 
 
 def test_mixed_sources_and_dev_loss(tmp_path, llama_dir, kb, docs):
-    cfg = _cfg(tmp_path, llama_dir, pretrain_per_concept=2, mix={"human": 0.5, "kb": 0.5}, max_steps=3,
-               eval_every=3, batch_size=4)
+    cfg = _cfg(
+        tmp_path,
+        llama_dir,
+        pretrain_per_concept=2,
+        mix={"human": 0.5, "kb": 0.5},
+        max_steps=3,
+        eval_every=3,
+        batch_size=4,
+    )
     tr = Trainer(cfg, kb=kb, documents={"human": docs, "dev": docs[:1]})
     assert tr.order == ["human", "kb"] and tr.sampler.counts == [2, 2]
     assert tr.data.report["kb"]["concepts"] == len(kb)
@@ -141,3 +179,31 @@ def test_config_roundtrip_and_errors(tmp_path):
         TrainConfig.parse({"mix": {"people": 1.0}})
     with pytest.raises(ConfigError, match="nonsense"):
         TrainConfig.parse({"nonsense": 1})
+
+
+def test_type_filter_applies_to_human_data_only(tmp_path, kb, docs):
+    from genbel.linkers.prompts import PromptFormat
+    from genbel.training.synth import TemplateGenerator, synthesize
+    from genbel.training.trainer import build_training_data
+
+    synth = synthesize(kb, TemplateGenerator(), tmp_path / "s.jsonl", n=3, show_progress=False).documents
+    cfg = TrainConfig(entity_types=["Disease"])
+    data = build_training_data(cfg, kb, PromptFormat(context_chars=0), {"human": docs, "synthetic": synth})
+    assert {e.query.type for e in data.sources["human"]} == {"Disease"}  # CompositeMention filtered out
+    assert len(data.sources["synthetic"]) == 3 and {e.origin for e in data.sources["synthetic"]} == {
+        "synthetic"
+    }
+    assert data.report["synthetic"]["documents"] == 3
+
+
+def test_init_from_a_previous_run_continues_its_adapter(tmp_path, llama_dir, kb, docs):
+    pre = Trainer(_cfg(tmp_path / "pre", llama_dir, max_steps=3, pretrain_per_concept=1), kb=kb, documents={})
+    pre.train()
+    trained = pre.trainable_state()
+    ft = Trainer(_cfg(tmp_path / "ft", llama_dir, init=str(tmp_path / "pre" / "run")), kb=kb,
+                 documents={"human": docs})
+    start = ft.trainable_state()
+    assert start.keys() == trained.keys()
+    for k in trained:  # the adapter was stored in fp16
+        torch.testing.assert_close(start[k], trained[k].half().float(), rtol=0, atol=0)
+    assert ft.base_model_ref == str(llama_dir)

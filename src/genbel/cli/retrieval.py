@@ -158,6 +158,30 @@ def build_index(
     console.print(f"{name} index over {kb_obj.n_names()} names built in {built:.1f} s → {out}")
 
 
+def export_retriever_cmd(
+    run: Path = typer.Argument(..., help="A trained retriever directory (from train-retriever)."),
+    out: Path = typer.Option(..., "--out", help="Directory for the compact copy."),
+    kb: list[str] = typer.Option([], "--kb", help="KB whose names define the kept vocabulary (repeatable)."),
+    kb_format: str | None = typer.Option(None, "--kb-format"),
+    corpus: list[str] = typer.Option([], "--corpus", help="Corpus (or NAME:SPLIT) whose text is kept too (repeatable)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+    weights: str = typer.Option("int8", "--weights", help="int8, float16 or float32."),
+) -> None:
+    """Write a small shippable copy of a trained retriever (pruned vocabulary, int8 weights)."""
+    from genbel.kb import load_kb
+    from genbel.training.dense import export_retriever
+
+    texts: list[str] = []
+    for k in kb:
+        texts.extend(n for n, _ in load_kb(k, format=kb_format).name_pairs())
+    for d in _load_documents(corpus, data_dir) if corpus else []:
+        texts.append(d.text)
+    path = export_retriever(run, out, texts, weights=weights)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+    console.print(f"compact retriever ({size:.1f} MB) → {path}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("export-retriever")(export_retriever_cmd)
     app.command("train-retriever")(train_retriever)
     app.command("build-index")(build_index)

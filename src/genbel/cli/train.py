@@ -13,34 +13,68 @@ logger = logging.getLogger(__name__)
 
 
 def train_cmd(
-    train_corpus: list[Path] = typer.Option([], "--train-corpus", "-t", help="Annotated corpus (PubTator/BigBio); repeatable."),
+    train_corpus: list[Path] = typer.Option(
+        [], "--train-corpus", "-t", help="Annotated corpus (PubTator/BigBio); repeatable."
+    ),
     kb: str | None = typer.Option(None, "--kb", help="KB file or directory (default: the bundled KB)."),
     kb_format: str | None = typer.Option(None, "--kb-format"),
-    kb_group: str | None = typer.Option(None, "--kb-group", help="Semantic group given to concepts without one."),
+    kb_group: str | None = typer.Option(
+        None, "--kb-group", help="Semantic group given to concepts without one."
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (final linker in OUT/final)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="JSON/YAML TrainConfig; options given here override it."),
-    base_model: str | None = typer.Option(None, "--base-model", help="Packaged alias, local HF dir or hub id."),
-    init: str | None = typer.Option(None, "--init", help="Start from a genbel linker/run dir (e.g. after --pretrain-only)."),
-    dev_corpus: Path | None = typer.Option(None, "--dev-corpus", help="Corpus for the dev loss / checkpoint choice."),
-    synthetic: list[Path] = typer.Option([], "--synthetic", "-s", help="Synthetic BigBio JSONL from `genbel synth`; repeatable."),
-    synth_share: float | None = typer.Option(None, "--synth-share", help="Share of synthetic examples per batch (default 0.5)."),
-    pretrain_per_concept: int | None = typer.Option(None, "--kb-pretrain", help="KB-guided samples per concept (0 = none)."),
-    kb_share: float | None = typer.Option(None, "--kb-share", help="Share of KB-guided samples per batch (default 0.5)."),
-    entity_types: str | None = typer.Option(None, "--entity-types", help="Comma-separated entity types to train on."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="JSON/YAML TrainConfig; options given here override it."
+    ),
+    base_model: str | None = typer.Option(
+        None, "--base-model", help="Packaged alias, local HF dir or hub id."
+    ),
+    init: str | None = typer.Option(
+        None, "--init", help="Start from a genbel linker or run dir (e.g. a KB-guided pre-training run)."
+    ),
+    dev_corpus: Path | None = typer.Option(
+        None, "--dev-corpus", help="Corpus for the dev loss / checkpoint choice."
+    ),
+    synthetic: list[Path] = typer.Option(
+        [], "--synthetic", "-s", help="Synthetic BigBio JSONL from `genbel synth`; repeatable."
+    ),
+    synth_share: float | None = typer.Option(
+        None, "--synth-share", help="Share of synthetic examples per batch (default 0.5)."
+    ),
+    pretrain_per_concept: int | None = typer.Option(
+        None, "--kb-pretrain", help="KB-guided samples per concept (0 = none)."
+    ),
+    kb_share: float | None = typer.Option(
+        None, "--kb-share", help="Share of KB-guided samples per batch (default 0.5)."
+    ),
+    entity_types: str | None = typer.Option(
+        None, "--entity-types", help="Comma-separated entity types to train on."
+    ),
     abbreviations: str | None = typer.Option(None, "--abbreviations", help="none|expand|both"),
-    composite: str | None = typer.Option(None, "--composite", help="each|first|skip (mentions with several ids)."),
+    composite: str | None = typer.Option(
+        None, "--composite", help="each|first|skip (mentions with several ids)."
+    ),
     target: str | None = typer.Option(None, "--target", help="tfidf (most similar synonym) | preferred"),
-    strict: bool | None = typer.Option(None, "--strict/--no-strict", help="Fail on gold ids missing from the KB."),
-    lora: bool | None = typer.Option(None, "--lora/--full", help="LoRA adapter (default) or full fine-tuning."),
+    strict: bool | None = typer.Option(
+        None, "--strict/--no-strict", help="Fail on gold ids missing from the KB."
+    ),
+    lora: bool | None = typer.Option(
+        None, "--lora/--full", help="LoRA adapter (default) or full fine-tuning."
+    ),
     lora_r: int | None = typer.Option(None, "--lora-r"),
-    context_chars: int | None = typer.Option(None, "--context-chars", help="Context window per side (-1 = whole text)."),
+    context_chars: int | None = typer.Option(
+        None, "--context-chars", help="Context window per side (-1 = whole text)."
+    ),
     epochs: float | None = typer.Option(None, "--epochs"),
     max_steps: int | None = typer.Option(None, "--max-steps"),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop and save after this much time."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop and save after this much time."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
     seed: int | None = typer.Option(None, "--seed"),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT."),
 ) -> None:
@@ -50,11 +84,27 @@ def train_cmd(
 
     data = TrainConfig.read(config).model_dump() if config else {}
     given = {
-        "kb": kb, "kb_format": kb_format, "kb_group": kb_group, "base_model": base_model, "init": init,
-        "dev_corpus": str(dev_corpus) if dev_corpus else None, "pretrain_per_concept": pretrain_per_concept,
-        "abbreviations": abbreviations, "composite": composite, "target": target, "strict": strict, "lora": lora,
-        "lora_r": lora_r, "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
-        "batch_size": batch_size, "lr": lr, "seed": seed, "num_threads": threads, "device": device,
+        "kb": kb,
+        "kb_format": kb_format,
+        "kb_group": kb_group,
+        "base_model": base_model,
+        "init": init,
+        "dev_corpus": str(dev_corpus) if dev_corpus else None,
+        "pretrain_per_concept": pretrain_per_concept,
+        "abbreviations": abbreviations,
+        "composite": composite,
+        "target": target,
+        "strict": strict,
+        "lora": lora,
+        "lora_r": lora_r,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "max_minutes": max_minutes,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "num_threads": threads,
+        "device": device,
     }
     data.update({k: v for k, v in given.items() if v is not None})
     if train_corpus:
@@ -85,12 +135,20 @@ def synth_cmd(
     generator: str = typer.Option("template", "--generator", "-g", help="template | hf:MODEL | openai:URL"),
     n: int = typer.Option(100, "--n", help="Number of synthetic documents."),
     per_concept: int = typer.Option(1, "--per-concept"),
-    train_corpus: list[Path] = typer.Option([], "--train-corpus", help="Concepts of these corpora come last."),
-    model: str | None = typer.Option(None, "--model", help="Model name the OpenAI-compatible endpoint serves."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Env variable holding the endpoint key."),
+    train_corpus: list[Path] = typer.Option(
+        [], "--train-corpus", help="Concepts of these corpora come last."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name the OpenAI-compatible endpoint serves."
+    ),
+    api_key_env: str = typer.Option(
+        "OPENAI_API_KEY", "--api-key-env", help="Env variable holding the endpoint key."
+    ),
     timeout: float = typer.Option(60.0, "--timeout"),
     retries: int = typer.Option(3, "--retries"),
-    group: str | None = typer.Option(None, "--group", help="Entity type written (default: the concept's group)."),
+    group: str | None = typer.Option(
+        None, "--group", help="Entity type written (default: the concept's group)."
+    ),
     case_sensitive: bool = typer.Option(False, "--case-sensitive", help="Reject case changes of the name."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -111,10 +169,25 @@ def synth_cmd(
         for d in load_documents(p):
             for e in d.entities:
                 seen.extend(e.gold_ids)
-    gen = make_generator(generator, seed=seed, model=model, api_key=os.environ.get(api_key_env), timeout=timeout,
-                         retries=retries)
-    res = synthesize(the_kb, gen, out, n=n, per_concept=per_concept, seen_ids=seen, seed=seed, group=group,
-                     case_sensitive=case_sensitive)
+    gen = make_generator(
+        generator,
+        seed=seed,
+        model=model,
+        api_key=os.environ.get(api_key_env),
+        timeout=timeout,
+        retries=retries,
+    )
+    res = synthesize(
+        the_kb,
+        gen,
+        out,
+        n=n,
+        per_concept=per_concept,
+        seen_ids=seen,
+        seed=seed,
+        group=group,
+        case_sensitive=case_sensitive,
+    )
     typer.echo(json.dumps({"out": str(res.out), "documents": len(res.documents), **res.stats.to_dict()}))
 
 

@@ -526,7 +526,10 @@ def _factory(kb: KnowledgeBase, path: str | None, **options: Any) -> DenseLinker
 
 @register_linker("dense")
 def _dense_factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> DenseLinker:
-    """``dense[:PATH]``: PATH = a saved index, a trained retriever, or an encoder (default ``minilm``)."""
+    """``dense[:PATH]``: PATH = a saved index, a trained retriever, or an encoder (default ``minilm``).
+
+    Dense scores only (λ = 0) unless ``sparse_weight`` is given; ``biosyn`` keeps the trained λ."""
+    options.setdefault("sparse_weight", 0.0)
     return _factory(kb, path, **options)
 
 

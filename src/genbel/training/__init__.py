@@ -4,7 +4,13 @@ synthetic contexts), batch mixing and a resumable trainer (full fine-tuning or L
 from __future__ import annotations
 
 from genbel.training.config import TrainConfig
-from genbel.training.examples import BuildReport, TargetSelector, TrainingExample, dedupe_examples, finetune_examples
+from genbel.training.examples import (
+    BuildReport,
+    TargetSelector,
+    TrainingExample,
+    dedupe_examples,
+    finetune_examples,
+)
 from genbel.training.mixing import MixedBatchSampler, apportion
 from genbel.training.pretrain import pretraining_examples
 from genbel.training.trainer import Trainer, build_training_data

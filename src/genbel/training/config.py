@@ -15,7 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from genbel.errors import ConfigError, Errors
 
 #: settings that may differ between a run and its resumption (they do not change the result)
-RESUME_FREE = {"resume", "log_every", "max_minutes", "eval_every", "save_every", "num_threads", "device", "keep_checkpoints", "out", "eval_max_mentions"}
+RESUME_FREE = {
+    "resume",
+    "log_every",
+    "max_minutes",
+    "eval_every",
+    "save_every",
+    "num_threads",
+    "device",
+    "keep_checkpoints",
+    "out",
+    "eval_max_mentions",
+}
 
 
 class TrainConfig(BaseModel):
@@ -25,13 +36,17 @@ class TrainConfig(BaseModel):
 
     # ---------------------------------------------------------------- model
     base_model: str = Field("smollm2-135m", description="packaged alias, local HF dir or hub id")
-    init: str | None = Field(None, description="start from this genbel linker dir / run dir (e.g. after pre-training)")
+    init: str | None = Field(
+        None, description="start from this genbel linker dir / run dir (e.g. after pre-training)"
+    )
     architecture: Literal["causal", "seq2seq"] | None = Field(None, description="auto from the model config")
     lora: bool = True
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    lora_targets: list[str] | None = Field(None, description="module names; None = all linear layers of attention+MLP")
+    lora_targets: list[str] | None = Field(
+        None, description="module names; None = all linear layers of attention+MLP"
+    )
 
     # ---------------------------------------------------------------- prompt
     prompt_style: Literal["syncabel", "genbioel"] | None = Field(None, description="default by architecture")
@@ -53,7 +68,9 @@ class TrainConfig(BaseModel):
     strict: bool = False
     dedupe: bool = True
     pretrain_per_concept: int = Field(0, description="KB-guided pre-training samples per concept (0 = none)")
-    pretrain_concepts: int | None = Field(None, description="at most this many concepts for pre-training samples")
+    pretrain_concepts: int | None = Field(
+        None, description="at most this many concepts for pre-training samples"
+    )
     mix: dict[str, float] = Field(
         default_factory=lambda: {"human": 0.5, "synthetic": 0.5, "kb": 0.5},
         description="relative share of each source in every batch (sources without data are ignored)",

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from genbel.data.model import Document
@@ -675,7 +674,7 @@ def compact_encoder(
     batch: list[str] = []
 
     def flush() -> None:
-        for ids in tok(batch, add_special_tokens=False)["input_ids"]:
+        for ids in tok(batch, add_special_tokens=False, verbose=False)["input_ids"]:
             keep.update(ids)
         batch.clear()
 
@@ -737,3 +736,23 @@ def compact_encoder(
     logger.info("compact encoder: vocabulary %d → %d tokens, %s weights, %.1f MB", len(vocab), len(kept), weights,
                 sum(f.stat().st_size for f in out.iterdir()) / 1e6)
     return out
+
+
+def export_retriever(run_dir: str | Path, out_dir: str | Path, texts: Iterable[str], *, weights: str = "int8") -> Path:
+    """A shippable copy of a trained retriever: :func:`compact_encoder` of its encoder (vocabulary cut
+    to the tokens of ``texts`` + single characters, int8 weights) with its ``retriever.json`` and
+    concept prior. Load it like the run directory (``biosyn:OUT``/``dense:OUT``)."""
+    run = Path(run_dir)
+    if not (run / RETRIEVER_CONFIG).is_file():
+        from genbel.errors import FormatError
+
+        raise FormatError(Errors.E300.format(path=run, kind="trained retriever", missing=RETRIEVER_CONFIG))
+    keys = (normalize_name(t) for t in texts)
+
+    def write(d: Path) -> None:
+        compact_encoder(run / "encoder", keys, d / "encoder", weights=weights)
+        shutil.copy2(run / RETRIEVER_CONFIG, d / RETRIEVER_CONFIG)
+        if (run / PRIOR_FILE).is_file():
+            shutil.copy2(run / PRIOR_FILE, d / PRIOR_FILE)
+
+    return atomic_dir(out_dir, write)

@@ -68,8 +68,13 @@ def collate(batch: Sequence[Encoded], pad: int, architecture: str) -> dict[str, 
             mask[i, n - m :] = 1
             n_target = max(n_target, sum(1 for x in e.labels if x != IGNORE))
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "position_ids": pos,
-                "n_target": torch.tensor(n_target)}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "position_ids": pos,
+            "n_target": torch.tensor(n_target),
+        }
     n = max(len(e.input_ids) for e in batch)
     d = max(len(e.decoder_input_ids or []) for e in batch)
     ids = torch.full((len(batch), n), pad, dtype=torch.long)
@@ -84,5 +89,10 @@ def collate(batch: Sequence[Encoded], pad: int, architecture: str) -> dict[str, 
         dec[i, : len(di)] = torch.tensor(di)
         dmask[i, : len(di)] = 1
         labels[i, : len(e.labels)] = torch.tensor(e.labels)
-    return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "decoder_attention_mask": dmask,
-            "labels": labels}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "decoder_input_ids": dec,
+        "decoder_attention_mask": dmask,
+        "labels": labels,
+    }

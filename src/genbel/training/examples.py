@@ -100,8 +100,9 @@ class TargetSelector:
         names = sorted({n for n, _ in kb.name_pairs()})
         if not names:
             raise InputError(Errors.E017.format(reason="the KB has no names"))
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram, lowercase=True, sublinear_tf=True,
-                                          dtype=np.float32)
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=ngram, lowercase=True, sublinear_tf=True, dtype=np.float32
+        )
         self.vectorizer.fit(names)
         self._cache: dict[str, object] = {}
 
@@ -154,10 +155,14 @@ def finetune_examples(
       :class:`~genbel.errors.InputError` (E018) is raised instead. NIL mentions are counted and skipped.
     """
     if composite not in COMPOSITE_CHOICES:
-        raise InputError(Errors.E357.format(field="composite", reason=f"{composite!r} not in {COMPOSITE_CHOICES}"))
+        raise InputError(
+            Errors.E357.format(field="composite", reason=f"{composite!r} not in {COMPOSITE_CHOICES}")
+        )
     if abbreviations not in ABBREVIATION_CHOICES:
         raise InputError(
-            Errors.E357.format(field="abbreviations", reason=f"{abbreviations!r} not in {ABBREVIATION_CHOICES}")
+            Errors.E357.format(
+                field="abbreviations", reason=f"{abbreviations!r} not in {ABBREVIATION_CHOICES}"
+            )
         )
     if target not in TARGET_CHOICES:
         raise InputError(Errors.E357.format(field="target", reason=f"{target!r} not in {TARGET_CHOICES}"))
@@ -165,8 +170,9 @@ def finetune_examples(
     if target == "tfidf" and selector is None:
         selector = TargetSelector(kb)
 
-    queries = queries_from_documents(documents, expand_abbreviations=abbreviations != "none",
-                                     entity_types=entity_types)
+    queries = queries_from_documents(
+        documents, expand_abbreviations=abbreviations != "none", entity_types=entity_types
+    )
     out: list[TrainingExample] = []
     for q in queries:
         report.mentions += 1
@@ -174,8 +180,17 @@ def finetune_examples(
             q.type = type_map[q.type]
         variants = [q]
         if abbreviations == "both" and q.text != q.surface:
-            plain = MentionQuery(text=q.surface, surface=q.surface, type=q.type, context=q.context, start=q.start,
-                                 end=q.end, doc_id=q.doc_id, entity_id=q.entity_id, gold_ids=list(q.gold_ids))
+            plain = MentionQuery(
+                text=q.surface,
+                surface=q.surface,
+                type=q.type,
+                context=q.context,
+                start=q.start,
+                end=q.end,
+                doc_id=q.doc_id,
+                entity_id=q.entity_id,
+                gold_ids=list(q.gold_ids),
+            )
             variants = [plain, q]
         gold = list(q.gold_ids)
         if not gold:
@@ -203,14 +218,19 @@ def finetune_examples(
         examples = ", ".join(i for i, _ in report.missing_ids.most_common(5))
         raise InputError(Errors.E018.format(n=report.n_missing, examples=examples))
     if report.n_missing:
-        logger.warning("%d gold ids (%d distinct) are missing from the KB and were skipped (e.g. %s)",
-                       report.n_missing, len(report.missing_ids),
-                       ", ".join(i for i, _ in report.missing_ids.most_common(5)))
+        logger.warning(
+            "%d gold ids (%d distinct) are missing from the KB and were skipped (e.g. %s)",
+            report.n_missing,
+            len(report.missing_ids),
+            ", ".join(i for i, _ in report.missing_ids.most_common(5)),
+        )
     report.examples += len(out)
     return out, report
 
 
-def dedupe_examples(examples: Iterable[TrainingExample], fmt: PromptFormat) -> tuple[list[TrainingExample], int]:
+def dedupe_examples(
+    examples: Iterable[TrainingExample], fmt: PromptFormat
+) -> tuple[list[TrainingExample], int]:
     """Drop examples whose (formatted prompt, target) was already seen; returns (kept, n_removed)."""
     seen: set[tuple[str, str]] = set()
     kept: list[TrainingExample] = []

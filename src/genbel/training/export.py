@@ -15,7 +15,6 @@ import json
 import logging
 from pathlib import Path
 
-
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.prompts import PromptFormat
 from genbel.training.io import atomic_dir
@@ -31,13 +30,28 @@ def adapter_to_fp16(d: Path) -> None:
 
     f = d / ADAPTER_WEIGHTS
     sd = load_file(f)
-    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}, f,
-              metadata={"format": "pt"})
+    save_file(
+        {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
+        f,
+        metadata={"format": "pt"},
+    )
 
 
-def save_linker(model, tokenizer, kb: KnowledgeBase, fmt: PromptFormat, architecture: str, base_model: str | None,
-                out: str | Path, *, include_trie: bool = True, include_kb: bool = True, fp16_adapter: bool = True,
-                training: dict | None = None, max_source_length: int = 512) -> Path:
+def save_linker(
+    model,
+    tokenizer,
+    kb: KnowledgeBase,
+    fmt: PromptFormat,
+    architecture: str,
+    base_model: str | None,
+    out: str | Path,
+    *,
+    include_trie: bool = True,
+    include_kb: bool = True,
+    fp16_adapter: bool = True,
+    training: dict | None = None,
+    max_source_length: int = 512,
+) -> Path:
     """Save ``model`` (a peft model → adapter only; else the full model) as a linker directory, atomically."""
     from genbel.linkers.generative import CONFIG_FILE, KB_DIR, TEXT_TO_CODE_FILE, TRIE_DIR, save_linker_config
     from genbel.trie import CandidateTrie
@@ -49,18 +63,32 @@ def save_linker(model, tokenizer, kb: KnowledgeBase, fmt: PromptFormat, architec
         model.save_pretrained(d)
         if is_peft and fp16_adapter and (d / ADAPTER_WEIGHTS).exists():
             adapter_to_fp16(d)
+        if is_peft and base_model and (d / "adapter_config.json").exists():
+            # the portable reference (an alias such as "smollm2-135m"), not this machine's cache path
+            acfg = json.loads((d / "adapter_config.json").read_text(encoding="utf-8"))
+            acfg["base_model_name_or_path"] = base_model
+            (d / "adapter_config.json").write_text(json.dumps(acfg, indent=2), encoding="utf-8")
         tokenizer.save_pretrained(d)
         eos = tokenizer.eos_token_id
         trie = CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, eos_token_id=eos)
         if include_trie:
             trie.save(d / TRIE_DIR)
-            (d / TEXT_TO_CODE_FILE).write_text(json.dumps(trie.text_to_code, ensure_ascii=False), encoding="utf-8")
+            (d / TEXT_TO_CODE_FILE).write_text(
+                json.dumps(trie.text_to_code, ensure_ascii=False), encoding="utf-8"
+            )
         if include_kb:
             kb.to_disk(d / KB_DIR)
         longest = _longest(trie)
-        save_linker_config(d, architecture=architecture, prompt_format=fmt, base_model=base_model,
-                           kb_fingerprint=kb.fingerprint(), kb_name=kb.name, max_source_length=max_source_length,
-                           max_target_length=longest)
+        save_linker_config(
+            d,
+            architecture=architecture,
+            prompt_format=fmt,
+            base_model=base_model,
+            kb_fingerprint=kb.fingerprint(),
+            kb_name=kb.name,
+            max_source_length=max_source_length,
+            max_target_length=longest,
+        )
         if training is not None:
             (d / "training.json").write_text(json.dumps(training, indent=2, default=str), encoding="utf-8")
         assert (d / CONFIG_FILE).exists()
@@ -81,9 +109,18 @@ def dir_size(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def copy_linker(src: str | Path, dst: str | Path, *, drop: tuple[str, ...] = ("trie", "kb", "text_to_code.json"),
-                ) -> Path:
-    """Copy a linker directory without the large, rebuildable parts (for shipping inside the package)."""
+def copy_linker(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    drop: tuple[str, ...] = ("trie", "kb", "text_to_code.json", "README.md"),
+) -> Path:
+    """Copy a linker directory without the large, rebuildable parts (for shipping inside the package).
+
+    The trie and ``text_to_code.json`` are rebuilt from the KB given to ``GenerativeLinker.load``; the
+    ``README.md`` peft writes is a generic model-card template. ``adapter_config.json`` gets the
+    portable ``base_model`` of ``genbel_linker.json``.
+    """
     import shutil
 
     from genbel.training.io import atomic_dir as _atomic
@@ -97,6 +134,12 @@ def copy_linker(src: str | Path, dst: str | Path, *, drop: tuple[str, ...] = ("t
                 shutil.copytree(f, d / f.name)
             else:
                 shutil.copy2(f, d / f.name)
+        meta = json.loads((d / "genbel_linker.json").read_text(encoding="utf-8"))
+        acfg_file = d / "adapter_config.json"
+        if acfg_file.exists() and meta.get("base_model"):
+            acfg = json.loads(acfg_file.read_text(encoding="utf-8"))
+            acfg["base_model_name_or_path"] = meta["base_model"]
+            acfg_file.write_text(json.dumps(acfg, indent=2), encoding="utf-8")
     return Path(dst)
 
 

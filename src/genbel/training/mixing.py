@@ -29,7 +29,9 @@ def apportion(batch_size: int, shares: Sequence[float]) -> list[int]:
         raise ConfigError(Errors.E357.format(field="mix", reason="no source has a positive share"))
     if batch_size < len(active):
         raise ConfigError(
-            Errors.E357.format(field="batch_size", reason=f"{batch_size} < number of mixed sources ({len(active)})")
+            Errors.E357.format(
+                field="batch_size", reason=f"{batch_size} < number of mixed sources ({len(active)})"
+            )
         )
     total = sum(shares[i] for i in active)
     exact = {i: batch_size * shares[i] / total for i in active}
@@ -56,8 +58,15 @@ class MixedBatchSampler:
     Sources of size 0 (or share 0) are ignored and their share given to the others.
     """
 
-    def __init__(self, sizes: Sequence[int], shares: Sequence[float], batch_size: int, seed: int = 0,
-                 lengths: Sequence[int] | None = None, megabatch: int = 50) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        shares: Sequence[float],
+        batch_size: int,
+        seed: int = 0,
+        lengths: Sequence[int] | None = None,
+        megabatch: int = 50,
+    ) -> None:
         if len(sizes) != len(shares):
             raise ConfigError(Errors.E357.format(field="mix", reason="one share per source is needed"))
         eff = [s if n > 0 else 0.0 for n, s in zip(sizes, shares)]
@@ -85,8 +94,11 @@ class MixedBatchSampler:
         rng = np.random.default_rng([self.seed, epoch])
         if self.lengths is not None:
             return self._grouped(rng)
-        streams = {i: self._stream(i, np.random.default_rng([self.seed, epoch, i]))
-                   for i, c in enumerate(self.counts) if c > 0}
+        streams = {
+            i: self._stream(i, np.random.default_rng([self.seed, epoch, i]))
+            for i, c in enumerate(self.counts)
+            if c > 0
+        }
         out: list[list[int]] = []
         for _ in range(self.n_batches):
             b: list[int] = []

@@ -52,7 +52,9 @@ def fill(template: str, mention: str, context: str) -> tuple[str, int, int]:
     return text, len(before), len(before) + len(mention)
 
 
-def concept_samples(concept: Concept, rng: random.Random, n: int, group: str | None = None) -> list[TrainingExample]:
+def concept_samples(
+    concept: Concept, rng: random.Random, n: int, group: str | None = None
+) -> list[TrainingExample]:
     """``n`` pre-training examples for one concept (fewer when it has too few distinct pairs)."""
     names = concept.names
     if not names:
@@ -83,14 +85,28 @@ def concept_samples(concept: Concept, rng: random.Random, n: int, group: str | N
         if key in seen:
             continue
         seen.add(key)
-        q = MentionQuery(text=s1, surface=s1, type=typ, context=text, start=start, end=end,
-                         doc_id=f"kb:{concept.id}", gold_ids=[concept.id])
+        q = MentionQuery(
+            text=s1,
+            surface=s1,
+            type=typ,
+            context=text,
+            start=start,
+            end=end,
+            doc_id=f"kb:{concept.id}",
+            gold_ids=[concept.id],
+        )
         out.append(TrainingExample(query=q, target=s2, concept_id=concept.id, origin="kb"))
     return out
 
 
-def pretraining_examples(kb: KnowledgeBase, per_concept: int = 1, seed: int = 0, max_concepts: int | None = None,
-                         concepts: Sequence[str] | None = None, group: str | None = None) -> list[TrainingExample]:
+def pretraining_examples(
+    kb: KnowledgeBase,
+    per_concept: int = 1,
+    seed: int = 0,
+    max_concepts: int | None = None,
+    concepts: Sequence[str] | None = None,
+    group: str | None = None,
+) -> list[TrainingExample]:
     """Pre-training examples for the KB's concepts (or the ids in ``concepts``), deterministic for a seed.
 
     ``max_concepts`` takes a seeded random subset of the concepts. ``group`` overrides the type

@@ -17,8 +17,10 @@ Generators (:func:`make_generator` parses ``hf:MODEL``, ``openai:URL`` or ``temp
 Quality control: the output is cut to its first line, stripped of quotes and labels such as
 ``Sentence:``, and rejected when the requested name does not occur in it verbatim (compared
 case-insensitively by default: ``Breast cancer`` for ``breast cancer`` is accepted, ``breast
-tumour`` for ``breast tumor`` is not), when it is too short or too long, or when the same sentence was
-already produced (duplicates are dropped across the whole output, including earlier runs).
+tumour`` for ``breast tumor`` is not), when it is too short or too long, when it talks about the task
+instead of doing it (``Here is an example …``, the term in quotes, the group in parentheses — small
+models do this often), or when the same sentence was already produced (duplicates are dropped across
+the whole output, including earlier runs).
 
 Resumable output: accepted documents are appended to ``OUT.partial`` as they come; a re-run skips
 the concepts that already have their documents and continues; at the end the documents are written
@@ -49,8 +51,8 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You write single sentences in the style of biomedical research abstracts."
 USER_PROMPT = (
-    'Write one realistic sentence from a biomedical abstract that uses the term "{term}" ({group}) exactly as '
-    "written.{definition} Answer with the sentence only."
+    'Write one realistic sentence from a biomedical abstract that uses the term "{term}" ({group}) '
+    "exactly as written.{definition} Answer with the sentence only."
 )
 
 MIN_CHARS = 20
@@ -92,6 +94,24 @@ def clean_generation(text: str) -> str:
     return line
 
 
+_META = re.compile(
+    r"^(?:here(?: is|'s)|sure|certainly|this sentence|an? (?:example|sentence)\b)|\bexactly as written\b"
+    r"|\b(?:the|this) term\b|\bbiomedical (?:research )?abstract\b",
+    re.IGNORECASE,
+)
+
+
+def is_meta(text: str, request: SynthRequest) -> bool:
+    """True for answers that talk about the task instead of doing it (echoed instructions, the group
+    in parentheses, the term in quotes, a trailing colon announcing the sentence)."""
+    return bool(
+        _META.search(text)
+        or f"({request.group})" in text
+        or f'"{request.term}"' in text
+        or text.rstrip().endswith(":")
+    )
+
+
 def find_span(text: str, term: str, case_sensitive: bool = False) -> tuple[int, int] | None:
     """Offsets of ``term`` in ``text`` as a whole token sequence (not inside a longer word), or ``None``."""
     flags = 0 if case_sensitive else re.IGNORECASE
@@ -105,6 +125,7 @@ class SynthStats:
     accepted: int = 0
     rejected_span: int = 0
     rejected_length: int = 0
+    rejected_meta: int = 0
     duplicates: int = 0
     failed_requests: int = 0
     skipped_done: int = 0
@@ -119,11 +140,19 @@ def make_document(request: SynthRequest, text: str, span: tuple[int, int], index
 
     doc_id = f"synth-{request.concept_id}-{index}"
     s, e = span
-    ent = Entity(id=f"{doc_id}-e0", type=request.group, text=[text[s:e]], offsets=[(s, e)],
-                 normalized=[Normalization(infer_db_name(request.concept_id), request.concept_id)])
-    return Document(id=doc_id, document_id=doc_id,
-                    passages=[Passage(id=f"{doc_id}-p0", type="sentence", text=[text], offsets=[(0, len(text))])],
-                    entities=[ent])
+    ent = Entity(
+        id=f"{doc_id}-e0",
+        type=request.group,
+        text=[text[s:e]],
+        offsets=[(s, e)],
+        normalized=[Normalization(infer_db_name(request.concept_id), request.concept_id)],
+    )
+    return Document(
+        id=doc_id,
+        document_id=doc_id,
+        passages=[Passage(id=f"{doc_id}-p0", type="sentence", text=[text], offsets=[(0, len(text))])],
+        entities=[ent],
+    )
 
 
 # ====================================================================== generators
@@ -176,9 +205,18 @@ class TemplateGenerator:
 class HFGenerator:
     """A local causal LM through its chat template; nucleus sampling seeded per request."""
 
-    def __init__(self, model: str = "smollm2-135m", *, max_new_tokens: int = 64, temperature: float = 0.7,
-                 top_p: float = 0.9, batch_size: int = 8, device: str | None = None, model_obj=None,
-                 tokenizer=None) -> None:
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        batch_size: int = 8,
+        device: str | None = None,
+        model_obj=None,
+        tokenizer=None,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -210,27 +248,44 @@ class HFGenerator:
         import torch
 
         out: list[str | None] = []
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
         dev = next(self.model.parameters()).device
         for r in requests:  # one at a time: the seed fixes each request's sample whatever the batching
             ids = self._prompt_ids(r)
             torch.manual_seed(r.seed)
             with torch.inference_mode():
                 gen = self.model.generate(
-                    input_ids=torch.tensor([ids], device=dev), attention_mask=torch.ones(1, len(ids), device=dev,
-                                                                                         dtype=torch.long),
-                    do_sample=True, temperature=self.temperature, top_p=self.top_p,
-                    max_new_tokens=self.max_new_tokens, pad_token_id=pad,
+                    input_ids=torch.tensor([ids], device=dev),
+                    attention_mask=torch.ones(1, len(ids), device=dev, dtype=torch.long),
+                    do_sample=True,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                    max_new_tokens=self.max_new_tokens,
+                    pad_token_id=pad,
                 )
-            out.append(self.tokenizer.decode(gen[0, len(ids):], skip_special_tokens=True))
+            out.append(self.tokenizer.decode(gen[0, len(ids) :], skip_special_tokens=True))
         return out
 
 
 class OpenAIGenerator:
     """An OpenAI-compatible chat-completions endpoint (``/v1/chat/completions``)."""
 
-    def __init__(self, url: str, *, model: str = "default", api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0, temperature: float = 0.7, max_tokens: int = 96) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str = "default",
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        temperature: float = 0.7,
+        max_tokens: int = 96,
+    ) -> None:
         u = url.rstrip("/")
         if not u.endswith("/chat/completions"):
             u = u + ("/chat/completions" if u.endswith("/v1") else "/v1/chat/completions")
@@ -255,8 +310,14 @@ class OpenAIGenerator:
         return json.loads(body)
 
     def complete(self, r: SynthRequest) -> str:
-        payload = {"model": self.model, "messages": r.messages(), "temperature": self.temperature,
-                   "max_tokens": self.max_tokens, "seed": r.seed, "n": 1}
+        payload = {
+            "model": self.model,
+            "messages": r.messages(),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": r.seed,
+            "n": 1,
+        }
         last = ""
         down = False
         for attempt in range(self.retries):
@@ -278,15 +339,24 @@ class OpenAIGenerator:
             except (KeyError, IndexError, TypeError) as e:
                 down, last = False, f"no choices[0].message.content in the response ({e})"
         if down:
-            raise GenbelError(Errors.E353.format(url=self.url, reason=f"unreachable after {self.retries} tries: {last}"))
+            raise GenbelError(
+                Errors.E353.format(url=self.url, reason=f"unreachable after {self.retries} tries: {last}")
+            )
         raise GenbelError(Errors.E354.format(url=self.url, tries=self.retries, reason=last))
 
     def generate(self, requests: Sequence[SynthRequest]) -> list[str | None]:
         return [self.complete(r) for r in requests]
 
 
-def make_generator(spec: str, *, seed: int = 0, model: str | None = None, api_key: str | None = None,
-                   timeout: float = 60.0, retries: int = 3) -> Generator:
+def make_generator(
+    spec: str,
+    *,
+    seed: int = 0,
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 60.0,
+    retries: int = 3,
+) -> Generator:
     """``template`` | ``hf:MODEL`` | ``openai:URL`` (``model`` = the model name the endpoint serves)."""
     kind, _, arg = spec.partition(":")
     if kind == "template" and not arg:
@@ -294,13 +364,16 @@ def make_generator(spec: str, *, seed: int = 0, model: str | None = None, api_ke
     if kind == "hf" and arg:
         return HFGenerator(arg)
     if kind == "openai" and arg:
-        return OpenAIGenerator(arg, model=model or "default", api_key=api_key, timeout=timeout, retries=retries)
+        return OpenAIGenerator(
+            arg, model=model or "default", api_key=api_key, timeout=timeout, retries=retries
+        )
     raise ConfigError(Errors.E355.format(spec=spec))
 
 
 # ====================================================================== the run
-def concept_order(kb: KnowledgeBase, seen_ids: Iterable[str] = (), seed: int = 0,
-                  concepts: Sequence[str] | None = None) -> list[Concept]:
+def concept_order(
+    kb: KnowledgeBase, seen_ids: Iterable[str] = (), seed: int = 0, concepts: Sequence[str] | None = None
+) -> list[Concept]:
     """Concepts absent from the training data first, then the others; seeded shuffle within each part."""
     seen = {kb.resolve_id(i) for i in seen_ids}
     pool = [kb[c] for c in concepts] if concepts is not None else list(kb)
@@ -389,8 +462,9 @@ def synthesize(
                 term = r.choice(c.names)
                 defs = [d for d in c.definitions if d.strip()] if use_definitions else []
                 typ = group or (c.semantic_groups[0] if c.semantic_groups else "Entity")
-                requests.append(SynthRequest(c.id, term, typ, defs[0] if defs else None,
-                                             seed=r.randrange(2**31)))
+                requests.append(
+                    SynthRequest(c.id, term, typ, defs[0] if defs else None, seed=r.randrange(2**31))
+                )
             stats.requested += len(requests)
             texts = generator.generate(requests)
             retry: list[tuple[Concept, int, int]] = []
@@ -405,6 +479,8 @@ def synthesize(
                         stats.rejected_length += 1
                     elif span is None:
                         stats.rejected_span += 1
+                    elif is_meta(text, req):
+                        stats.rejected_meta += 1
                     elif normalize_name(text) in seen_texts:
                         stats.duplicates += 1
                     else:

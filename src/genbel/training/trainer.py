@@ -41,7 +41,13 @@ from genbel.linkers.encoding import PromptEncoder
 from genbel.linkers.prompts import PromptFormat
 from genbel.training.config import TrainConfig
 from genbel.training.encode import IGNORE, Encoded, collate, encode_example
-from genbel.training.examples import BuildReport, TrainingExample, TargetSelector, dedupe_examples, finetune_examples
+from genbel.training.examples import (
+    BuildReport,
+    TargetSelector,
+    TrainingExample,
+    dedupe_examples,
+    finetune_examples,
+)
 from genbel.training.io import atomic_dir, atomic_write_text
 from genbel.training.mixing import MixedBatchSampler
 
@@ -86,7 +92,9 @@ def load_kb_from_config(cfg: TrainConfig) -> KnowledgeBase:
 
 
 def build_training_data(
-    cfg: TrainConfig, kb: KnowledgeBase, fmt: PromptFormat,
+    cfg: TrainConfig,
+    kb: KnowledgeBase,
+    fmt: PromptFormat,
     documents: dict[str, Sequence] | None = None,
 ) -> TrainingData:
     """Build every source of examples the config asks for.
@@ -108,23 +116,40 @@ def build_training_data(
             out.extend(load_documents(p))
         return out
 
-    opts = dict(selector=selector, target=cfg.target, composite=cfg.composite, abbreviations=cfg.abbreviations,
-                entity_types=cfg.entity_types, type_map=cfg.type_map or None, strict=cfg.strict)
+    opts = dict(
+        selector=selector,
+        target=cfg.target,
+        composite=cfg.composite,
+        abbreviations=cfg.abbreviations,
+        entity_types=cfg.entity_types,
+        type_map=cfg.type_map or None,
+        strict=cfg.strict,
+    )
     had_docs = False
-    for key, paths, origin in (("human", cfg.train_corpora, "human"), ("synthetic", cfg.synthetic_corpora, "synthetic")):
+    for key, paths, origin in (
+        ("human", cfg.train_corpora, "human"),
+        ("synthetic", cfg.synthetic_corpora, "synthetic"),
+    ):
         docs = docs_of(key, paths)
         if not docs:
             continue
         had_docs = True
         rep = BuildReport()
-        exs, rep = finetune_examples(docs, kb, origin=origin, report=rep, **opts)
+        # the type filter is for annotated corpora; synthetic documents were made for the KB's concepts
+        kw = opts if key == "human" else {**opts, "entity_types": None}
+        exs, rep = finetune_examples(docs, kb, origin=origin, report=rep, **kw)
         if cfg.dedupe:
             exs, rep.duplicates = dedupe_examples(exs, fmt)
         data.sources[key] = exs
         data.report[key] = rep.to_dict() | {"documents": len(docs), "kept": len(exs)}
     if cfg.pretrain_per_concept > 0:
-        exs = pretraining_examples(kb, per_concept=cfg.pretrain_per_concept, seed=cfg.seed,
-                                   max_concepts=cfg.pretrain_concepts, group=None)
+        exs = pretraining_examples(
+            kb,
+            per_concept=cfg.pretrain_per_concept,
+            seed=cfg.seed,
+            max_concepts=cfg.pretrain_concepts,
+            group=None,
+        )
         n0 = len(exs)
         if cfg.dedupe:
             exs, _ = dedupe_examples(exs, fmt)
@@ -133,14 +158,21 @@ def build_training_data(
     dev_docs = docs_of("dev", [cfg.dev_corpus] if cfg.dev_corpus else [])
     if dev_docs:
         rep = BuildReport()
-        dev, rep = finetune_examples(dev_docs, kb, report=rep, **{**opts, "strict": False, "abbreviations": "none",
-                                                                    "composite": "first"})
+        dev, rep = finetune_examples(
+            dev_docs,
+            kb,
+            report=rep,
+            **{**opts, "strict": False, "abbreviations": "none", "composite": "first"},
+        )
         data.dev = dev
         data.report["dev"] = rep.to_dict() | {"documents": len(dev_docs)}
     if data.total() == 0:
         reason = "no corpus, synthetic data or KB pre-training samples were given"
         if had_docs:
-            reason = "the corpora gave no linkable mention (all NIL, filtered by type, or gold ids missing from the KB)"
+            reason = (
+                "the corpora gave no linkable mention "
+                "(all NIL, filtered by type, or gold ids missing from the KB)"
+            )
         raise InputError(Errors.E017.format(reason=reason))
     return data
 
@@ -182,9 +214,13 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(adapter_dir or src)
     else:
-        arch = cfg.architecture or ("seq2seq" if getattr(model.config, "is_encoder_decoder", False) else "causal")
+        arch = cfg.architecture or (
+            "seq2seq" if getattr(model.config, "is_encoder_decoder", False) else "causal"
+        )
         if tokenizer is None:
-            raise ConfigError(Errors.E357.format(field="tokenizer", reason="a tokenizer must come with a model object"))
+            raise ConfigError(
+                Errors.E357.format(field="tokenizer", reason="a tokenizer must come with a model object")
+            )
     if cfg.lora:
         from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
@@ -193,7 +229,10 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
         else:
             targets = cfg.lora_targets or _linear_targets(model)
             lcfg = LoraConfig(
-                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=targets,
                 task_type=TaskType.SEQ_2_SEQ_LM if arch == "seq2seq" else TaskType.CAUSAL_LM,
             )
             model = get_peft_model(model, lcfg)
@@ -214,7 +253,9 @@ def _linear_targets(model) -> list[str]:
             if leaf not in skip:
                 names.add(leaf)
     if not names:
-        raise ConfigError(Errors.E357.format(field="lora_targets", reason="no linear layer found in the model"))
+        raise ConfigError(
+            Errors.E357.format(field="lora_targets", reason="no linear layer found in the model")
+        )
     return sorted(names)
 
 
@@ -226,8 +267,13 @@ def _accepts(model, arg: str) -> bool:
         return False
 
 
-def compute_loss(model, batch: dict[str, torch.Tensor], architecture: str, label_smoothing: float = 0.0,
-                 keep_logits: bool | None = None) -> torch.Tensor:
+def compute_loss(
+    model,
+    batch: dict[str, torch.Tensor],
+    architecture: str,
+    label_smoothing: float = 0.0,
+    keep_logits: bool | None = None,
+) -> torch.Tensor:
     """Mean cross-entropy over target tokens (labels != -100)."""
     labels = batch["labels"]
     if architecture == "causal":
@@ -245,12 +291,19 @@ def compute_loss(model, batch: dict[str, torch.Tensor], architecture: str, label
         logits = logits[:, :-1]
         lab = lab[:, 1:]
     else:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       decoder_input_ids=batch["decoder_input_ids"],
-                       decoder_attention_mask=batch["decoder_attention_mask"]).logits
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            decoder_attention_mask=batch["decoder_attention_mask"],
+        ).logits
         lab = labels
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), lab.reshape(-1), ignore_index=IGNORE,
-                           label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        lab.reshape(-1),
+        ignore_index=IGNORE,
+        label_smoothing=label_smoothing,
+    )
 
 
 # ====================================================================== trainer
@@ -263,9 +316,16 @@ class Trainer:
     the best checkpoint. Without it the dev loss (minimised) is used when a dev corpus is given.
     """
 
-    def __init__(self, cfg: TrainConfig, *, model=None, tokenizer=None, kb: KnowledgeBase | None = None,
-                 documents: dict[str, Sequence] | None = None,
-                 evaluate: Callable[[Trainer, int], dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        model=None,
+        tokenizer=None,
+        kb: KnowledgeBase | None = None,
+        documents: dict[str, Sequence] | None = None,
+        evaluate: Callable[[Trainer, int], dict[str, float]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
         self.evaluate_fn = evaluate
@@ -274,17 +334,29 @@ class Trainer:
         self._seed_all(cfg.seed)
         self.kb = kb if kb is not None else load_kb_from_config(cfg)
         self.model, self.tokenizer, self.architecture, self.base_model_ref = load_model_and_tokenizer(
-            cfg, model, tokenizer)
-        self.format = PromptFormat(style=cfg.style(self.architecture), context_chars=cfg.context_chars,
-                                   include_group=cfg.include_group)
+            cfg, model, tokenizer
+        )
+        self.format = PromptFormat(
+            style=cfg.style(self.architecture),
+            context_chars=cfg.context_chars,
+            include_group=cfg.include_group,
+        )
         start = getattr(self._config(), "decoder_start_token_id", None)
-        self.encoder = PromptEncoder(self.tokenizer, self.format, self.architecture, max_source_length=cfg.max_length,
-                                     decoder_start_token_id=start)
+        self.encoder = PromptEncoder(
+            self.tokenizer,
+            self.format,
+            self.architecture,
+            max_source_length=cfg.max_length,
+            decoder_start_token_id=start,
+        )
         self.data = build_training_data(cfg, self.kb, self.format, documents)
         self.device = self._device()
         self.model.to(self.device)
-        self.use_bf16 = cfg.bf16 if cfg.bf16 is not None else (
-            self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.use_bf16 = (
+            cfg.bf16
+            if cfg.bf16 is not None
+            else (self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        )
         self._encode_all()
 
     # ------------------------------------------------------------------ setup
@@ -316,22 +388,34 @@ class Trainer:
         if len(self.order) == 1:
             shares = [1.0]
         lengths = [len(e.input_ids) + len(e.decoder_input_ids or []) for e in self.encoded]
-        self.sampler = MixedBatchSampler(sizes, shares, self.cfg.batch_size, seed=self.cfg.seed,
-                                         lengths=lengths if self.cfg.group_by_length else None)
+        self.sampler = MixedBatchSampler(
+            sizes,
+            shares,
+            self.cfg.batch_size,
+            seed=self.cfg.seed,
+            lengths=lengths if self.cfg.group_by_length else None,
+        )
         per_epoch = math.ceil(len(self.sampler) / self.cfg.grad_accum)
         self.total_steps = self.cfg.max_steps or max(1, math.ceil(self.cfg.epochs * per_epoch))
-        logger.info("training data: %s; %d batches per epoch (per batch: %s); %d optimizer steps",
-                    {s: len(self.data.sources[s]) for s in self.order}, len(self.sampler),
-                    dict(zip(self.order, self.sampler.counts)), self.total_steps)
+        logger.info(
+            "training data: %s; %d batches per epoch (per batch: %s); %d optimizer steps",
+            {s: len(self.data.sources[s]) for s in self.order},
+            len(self.sampler),
+            dict(zip(self.order, self.sampler.counts)),
+            self.total_steps,
+        )
 
     def _optim(self):
         from transformers import get_scheduler
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = get_scheduler(self.cfg.scheduler if self.cfg.scheduler != "constant" else "constant_with_warmup",
-                              opt, num_warmup_steps=int(self.cfg.warmup_ratio * self.total_steps),
-                              num_training_steps=self.total_steps)
+        sched = get_scheduler(
+            self.cfg.scheduler if self.cfg.scheduler != "constant" else "constant_with_warmup",
+            opt,
+            num_warmup_steps=int(self.cfg.warmup_ratio * self.total_steps),
+            num_training_steps=self.total_steps,
+        )
         return opt, sched
 
     def _batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -350,7 +434,11 @@ class Trainer:
         d = self.run_dir / "checkpoints"
         if not d.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()]
+        found = [
+            (int(m.group(1)), p)
+            for p in d.iterdir()
+            if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()
+        ]
         return [p for _, p in sorted(found)]
 
     def save_checkpoint(self, step: int, opt, sched, pos: dict, history: dict) -> Path:
@@ -359,7 +447,11 @@ class Trainer:
             torch.save(self.trainable_state(), tmp / "trainable.pt")
             torch.save(opt.state_dict(), tmp / "optimizer.pt")
             torch.save(sched.state_dict(), tmp / "scheduler.pt")
-            rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+            rng = {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            }
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
             torch.save(rng, tmp / "rng.pt")
@@ -369,7 +461,7 @@ class Trainer:
 
     def _prune(self, best: str | None) -> None:
         cks = self.checkpoints()
-        keep = set(cks[-self.cfg.keep_checkpoints:]) if self.cfg.keep_checkpoints > 0 else set()
+        keep = set(cks[-self.cfg.keep_checkpoints :]) if self.cfg.keep_checkpoints > 0 else set()
         for p in cks:
             if p not in keep and p.name != best:
                 shutil.rmtree(p, ignore_errors=True)
@@ -396,8 +488,12 @@ class Trainer:
         missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
         unknown = [n for n in weights if n not in params]
         if missing or unknown:
-            raise ConfigError(Errors.E351.format(
-                path=path, reason=f"weights do not fit the model (missing {missing[:3]}, unexpected {unknown[:3]})"))
+            raise ConfigError(
+                Errors.E351.format(
+                    path=path,
+                    reason=f"weights do not fit the model (missing {missing[:3]}, unexpected {unknown[:3]})",
+                )
+            )
         with torch.no_grad():
             for n, w in weights.items():
                 params[n].copy_(w.to(params[n].device))
@@ -413,7 +509,10 @@ class Trainer:
         bs = self.cfg.batch_size
         for i in range(0, len(self.dev_encoded), bs):
             chunk = self.dev_encoded[i : i + bs]
-            b = {k: v.to(self.device) for k, v in collate(chunk, self.encoder.pad_token_id, self.architecture).items()}
+            b = {
+                k: v.to(self.device)
+                for k, v in collate(chunk, self.encoder.pad_token_id, self.architecture).items()
+            }
             ntok = int((b["labels"] != IGNORE).sum())
             tot += float(self._loss(b)) * ntok
             n += ntok
@@ -442,8 +541,12 @@ class Trainer:
                 if diff:
                     raise ConfigError(Errors.E352.format(path=self.run_dir, fields=", ".join(diff)))
         elif self.checkpoints():
-            raise ConfigError(Errors.E352.format(
-                path=self.run_dir, fields="the directory already holds checkpoints; pass --resume to continue"))
+            raise ConfigError(
+                Errors.E352.format(
+                    path=self.run_dir,
+                    fields="the directory already holds checkpoints; pass --resume to continue",
+                )
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cfg.write(cfg_path)
         atomic_write_text(self.run_dir / "data_report.json", json.dumps(self.data.report, indent=2) + "\n")
@@ -486,8 +589,9 @@ class Trainer:
                 acc += float(loss.detach())
                 batch_in_epoch += 1
             if self.cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                               self.cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], self.cfg.max_grad_norm
+                )
             opt.step()
             sched.step()
             step += 1
@@ -496,14 +600,23 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{acc:.4f}", epoch=epoch)
             if deadline is not None and time.time() > deadline and step < stop_at:
-                logger.warning("time budget of %s min reached at step %d of %d; stopping", self.cfg.max_minutes,
-                               step, self.total_steps)
+                logger.warning(
+                    "time budget of %s min reached at step %d of %d; stopping",
+                    self.cfg.max_minutes,
+                    step,
+                    self.total_steps,
+                )
                 stop_at = step
             last = step == stop_at
             rec: dict = {}
             if step % self.cfg.log_every == 0 or last:
-                rec = {"step": step, "epoch": epoch, "loss": running / n_run, "lr": sched.get_last_lr()[0],
-                       "elapsed_s": round(time.time() - t0, 1)}
+                rec = {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": running / n_run,
+                    "lr": sched.get_last_lr()[0],
+                    "elapsed_s": round(time.time() - t0, 1),
+                }
                 running, n_run = 0.0, 0
             is_eval = (self.cfg.eval_every and step % self.cfg.eval_every == 0) or last
             if is_eval:
@@ -516,11 +629,14 @@ class Trainer:
             if rec:
                 with open(log_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
-            if step % self.cfg.save_every == 0 or last or (
-                    is_eval and history["best_step"] == step):
-                self.save_checkpoint(step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history)
+            if step % self.cfg.save_every == 0 or last or (is_eval and history["best_step"] == step):
+                self.save_checkpoint(
+                    step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history
+                )
             if stop_after is not None and step >= stop_after and step < stop_at:
-                self.save_checkpoint(step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history)
+                self.save_checkpoint(
+                    step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history
+                )
                 bar.close()
                 return self.run_dir
         bar.close()
@@ -528,7 +644,9 @@ class Trainer:
             return self.run_dir
         if history["best_checkpoint"] and history["best_step"] != step:
             if best_state is None:  # the best was found before a resume: read it back
-                best_state = torch.load(self.run_dir / "checkpoints" / history["best_checkpoint"] / "trainable.pt")
+                best_state = torch.load(
+                    self.run_dir / "checkpoints" / history["best_checkpoint"] / "trainable.pt"
+                )
             logger.info("using the best checkpoint %s", history["best_checkpoint"])
             self._load_trainable(best_state, self.run_dir)
         return self.save_linker(self.run_dir / "final")
@@ -538,6 +656,13 @@ class Trainer:
         """Write a :class:`GenerativeLinker` directory for the current weights (atomic)."""
         from genbel.training.export import save_linker
 
-        return save_linker(self.model, self.tokenizer, self.kb, self.format, self.architecture,
-                           self.base_model_ref, out, training={"config": self.cfg.model_dump(),
-                                                               "data": self.data.report})
+        return save_linker(
+            self.model,
+            self.tokenizer,
+            self.kb,
+            self.format,
+            self.architecture,
+            self.base_model_ref,
+            out,
+            training={"config": self.cfg.model_dump(), "data": self.data.report},
+        )
