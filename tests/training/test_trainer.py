@@ -207,3 +207,22 @@ def test_init_from_a_previous_run_continues_its_adapter(tmp_path, llama_dir, kb,
     for k in trained:  # the adapter was stored in fp16
         torch.testing.assert_close(start[k], trained[k].half().float(), rtol=0, atol=0)
     assert ft.base_model_ref == str(llama_dir)
+
+
+def test_examples_longer_than_max_length_are_dropped_and_counted(tmp_path, llama_dir, kb, docs):
+    full = Trainer(_cfg(tmp_path / "a", llama_dir), kb=kb, documents={"human": docs})
+    # with max_length=18 prompts are clipped to 16 tokens (room for targets), so a target of 3+ tokens
+    # behind a clipped prompt no longer fits
+    limit = 18
+    expected = sum(
+        1
+        for e in full.encoded
+        if min(sum(1 for x in e.labels if x == -100), 16) + sum(1 for x in e.labels if x != -100) > limit
+    )
+    assert expected > 0
+    tr = Trainer(_cfg(tmp_path / "b", llama_dir, max_length=limit), kb=kb, documents={"human": docs})
+    assert tr.data.report["human"]["too_long"] == expected
+    assert len(tr.encoded) == len(tr.data.sources["human"]) == len(full.encoded) - expected
+    assert max(len(e.input_ids) for e in tr.encoded) <= limit
+    with pytest.raises(InputError, match="every example is longer than max_length=2 tokens"):
+        Trainer(_cfg(tmp_path / "c", llama_dir, max_length=2), kb=kb, documents={"human": docs})

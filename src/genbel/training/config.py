@@ -87,7 +87,7 @@ class TrainConfig(BaseModel):
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float = 1.0
     label_smoothing: float = 0.0
-    max_length: int = 256
+    max_length: int = Field(128, description="max prompt + target tokens of an example; longer ones are dropped")
     group_by_length: bool = True
     max_minutes: float | None = Field(None, description="stop (and save) after this much training time")
     seed: int = 0

@@ -259,6 +259,10 @@ def _linear_targets(model) -> list[str]:
     return sorted(names)
 
 
+def _length(e: Encoded) -> int:
+    return len(e.input_ids) + len(e.decoder_input_ids or [])
+
+
 def _accepts(model, arg: str) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
@@ -346,7 +350,8 @@ class Trainer:
             self.tokenizer,
             self.format,
             self.architecture,
-            max_source_length=cfg.max_length,
+            # long contexts are clipped (keeping the mention), leaving room for a 32-token target
+            max_source_length=max(16, cfg.max_length - 32),
             decoder_start_token_id=start,
         )
         self.data = build_training_data(cfg, self.kb, self.format, documents)
@@ -377,17 +382,35 @@ class Trainer:
         torch.manual_seed(seed)
 
     def _encode_all(self) -> None:
-        self.order = [s for s in SOURCES if self.data.sources.get(s)]
         self.encoded: list[Encoded] = []
-        for s in self.order:
-            self.encoded.extend(encode_example(ex, self.encoder) for ex in self.data.sources[s])
+        limit = self.cfg.max_length
+        for s in SOURCES:
+            if not self.data.sources.get(s):
+                continue
+            # examples longer than max_length (prompt + target tokens) are dropped: one very long name
+            # pads its whole batch and multiplies the activation memory (GBs on CPU)
+            kept_ex, kept_enc = [], []
+            for ex in self.data.sources[s]:
+                enc = encode_example(ex, self.encoder)
+                if _length(enc) <= limit:
+                    kept_ex.append(ex)
+                    kept_enc.append(enc)
+            dropped = len(self.data.sources[s]) - len(kept_ex)
+            if dropped:
+                logger.warning("%s: %d examples longer than max_length=%d tokens dropped", s, dropped, limit)
+            self.data.sources[s] = kept_ex
+            self.data.report.setdefault(s, {})["too_long"] = dropped
+            self.encoded.extend(kept_enc)
+        self.order = [s for s in SOURCES if self.data.sources.get(s)]
+        if not self.encoded:
+            raise InputError(Errors.E017.format(reason=f"every example is longer than max_length={limit} tokens"))
         dev = [encode_example(ex, self.encoder) for ex in self.data.dev[: self.cfg.eval_max_mentions]]
-        self.dev_encoded = sorted(dev, key=lambda e: len(e.input_ids) + len(e.decoder_input_ids or []))
+        self.dev_encoded = sorted((e for e in dev if _length(e) <= limit), key=_length)
         sizes = [len(self.data.sources[s]) for s in self.order]
         shares = [self.cfg.mix.get(s, 0.0) for s in self.order]
         if len(self.order) == 1:
             shares = [1.0]
-        lengths = [len(e.input_ids) + len(e.decoder_input_ids or []) for e in self.encoded]
+        lengths = [_length(e) for e in self.encoded]
         self.sampler = MixedBatchSampler(
             sizes,
             shares,
