@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genbel.eval.harness import EvaluationResult
+from genbel.io import atomic_write_json
 
 console = Console()
 
@@ -29,18 +27,6 @@ def load_kb_and_corpus(
         n = augment_kb(kb, load_corpus(p, on_duplicate="skip-identical", offsets="fix"))
         added_from.append(f"{p} (+{n} names)")
     return kb, added_from
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def print_result(r: EvaluationResult) -> None:
@@ -107,7 +93,7 @@ def evaluate_cmd(
     result.kb_augmented_with = added
     print_result(result)
     if json_out is not None:
-        write_json_atomic(json_out, result.model_dump(exclude_none=True))
+        atomic_write_json(json_out, result.model_dump(exclude_none=True))
 
 
 def register(app: typer.Typer) -> None:

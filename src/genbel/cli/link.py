@@ -114,7 +114,7 @@ def linked_documents(docs: list[Document], results: list, kb_name: str) -> list[
 
 def write_output(docs: list[dict], path: Path, fmt: str) -> None:
     """BigBio JSON (a list, one document a line) or JSONL, written atomically."""
-    from genbel.data._io import atomic_open
+    from genbel.io import atomic_open
 
     with atomic_open(path) as fh:
         if fmt == "jsonl":

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from genbel.data._io import atomic_open
+from genbel.io import atomic_open
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.errors import Errors, FormatError, InputError
 

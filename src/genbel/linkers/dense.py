@@ -30,7 +30,8 @@ from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Candidate, Linker, MentionQuery
-from genbel.linkers.nametable import NameTable, atomic_dir, read_prior
+from genbel.io import atomic_dir
+from genbel.linkers.nametable import ConceptPriorMixin, NameTable
 from genbel.linkers.registry import register_linker
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
 
@@ -243,7 +244,7 @@ def _set_ef_search(index: Any, ef_search: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- linker
-class DenseLinker(Linker):
+class DenseLinker(ConceptPriorMixin, Linker):
     """Nearest-name linker over encoder embeddings, optionally fused with TF-IDF (BioSyn).
 
     Parameters: ``encoder`` (a :class:`TextEncoder`, a model path or alias), ``sparse_weight``
@@ -303,16 +304,6 @@ class DenseLinker(Linker):
             vectors = self.encoder.encode(self.table.keys, progress=progress, desc="embedding KB names")
             self.index = build_faiss_index(vectors, index, **self.hnsw)
         self.set_prior(prior, prior_weight)
-
-    def set_prior(self, prior: Mapping[str, float] | str | Path | None, weight: float = 0.0) -> None:
-        """Use a concept prior (``{concept_id: count}`` or a JSON file of it): ties are broken by it
-        and ``weight · log(1 + count)`` is added to concept scores (see
-        :meth:`~genbel.linkers.nametable.NameTable.concept_bonus`)."""
-        if isinstance(prior, (str, Path)):
-            prior = read_prior(prior)
-        self.prior = {k: float(v) for k, v in prior.items()} if prior else None
-        self.prior_weight = float(weight)
-        self._bonus = self.table.concept_bonus(self.prior, self.prior_weight)
 
     # ------------------------------------------------------------------ scoring
     def preprocess(self, text: str) -> str:

@@ -106,7 +106,7 @@ def export_linker(linker_dir: str | Path, out: str | Path, kb: KnowledgeBase | N
     A LoRA adapter is merged into its base model, so ``out`` holds full weights. ``out`` must not
     exist, or be an earlier genbel linker/export directory (it is then replaced).
     """
-    from genbel.trie._io import atomic_dir
+    from genbel.io import atomic_dir
 
     linker_dir, out = Path(linker_dir), Path(out)
     check_replaceable(out)

@@ -318,7 +318,7 @@ class GenerativeLinker(Linker):
 
         ``path`` must not exist, be empty, or be an earlier linker directory (which is replaced).
         """
-        from genbel.trie._io import atomic_dir
+        from genbel.io import atomic_dir
 
         check_replaceable(Path(path))
         return atomic_dir(path, self.write_to)

@@ -9,9 +9,7 @@ name scores, and helpers to turn scored rows into :class:`~genbel.linkers.base.C
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,25 +181,17 @@ def rows_per_batch(n_rows: int, batch_size: int, budget: int = 1 << 25) -> int:
     return max(1, min(batch_size, budget // max(1, n_rows)))
 
 
-def atomic_dir(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Write a directory atomically: ``write(tmp)`` fills a temp dir beside ``target``, which
-    then replaces ``target``. A failure leaves ``target`` as it was and no temp dir behind."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary directory
-        write(tmp)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+class ConceptPriorMixin:
+    """``set_prior`` shared by the retrieval linkers that hold a :class:`NameTable` as ``self.table``."""
+
+    table: NameTable
+
+    def set_prior(self, prior: Mapping[str, float] | str | Path | None, weight: float = 0.0) -> None:
+        """Use a concept prior (``{concept_id: count}`` or a JSON file of it, e.g. from
+        :func:`concept_prior` on training documents): ties are broken by it and
+        ``weight · log(1 + count)`` is added to concept scores (see :meth:`NameTable.concept_bonus`)."""
+        if isinstance(prior, (str, Path)):
+            prior = read_prior(prior)
+        self.prior = {k: float(v) for k, v in prior.items()} if prior else None
+        self.prior_weight = float(weight)
+        self._bonus = self.table.concept_bonus(self.prior, self.prior_weight)

@@ -194,7 +194,7 @@ def display_saliency_map(
     best = ", ".join(f"{t.strip() or repr(t)} {s:.3f}" for t, s in m.top(top_n))
     console.print(f"top tokens: {best}")
     if html_path is not None:
-        from genbel.data._io import atomic_write_text
+        from genbel.io import atomic_write_text
 
         atomic_write_text(html_path, to_html(m))
         logger.info("wrote %s", html_path)

@@ -29,7 +29,8 @@ from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Candidate, Linker, MentionQuery
-from genbel.linkers.nametable import NameTable, atomic_dir, read_prior, rows_per_batch
+from genbel.io import atomic_dir
+from genbel.linkers.nametable import ConceptPriorMixin, NameTable, rows_per_batch
 from genbel.linkers.registry import register_linker
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _vectorizer(params: dict[str, Any], vocabulary: dict[str, int] | None = None
     )
 
 
-class SparseLinker(Linker):
+class SparseLinker(ConceptPriorMixin, Linker):
     """Cosine nearest-name linker over TF-IDF character n-grams.
 
     ``SparseLinker(kb)`` builds the index from the KB (about 3 s for MEDIC's 73k names);
@@ -145,16 +146,6 @@ class SparseLinker(Linker):
                 self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
         self._matrix_t = self.matrix.T.tocsr()
         self.set_prior(prior, prior_weight)
-
-    def set_prior(self, prior: Mapping[str, float] | str | Path | None, weight: float = 0.0) -> None:
-        """Use a concept prior (``{concept_id: count}`` or a JSON file of it, e.g. from
-        :func:`~genbel.linkers.nametable.concept_prior` on training documents): ties are broken by it
-        and ``weight · log(1 + count)`` is added to concept scores."""
-        if isinstance(prior, (str, Path)):
-            prior = read_prior(prior)
-        self.prior = {k: float(v) for k, v in prior.items()} if prior else None
-        self.prior_weight = float(weight)
-        self._bonus = self.table.concept_bonus(self.prior, self.prior_weight)
 
     # ------------------------------------------------------------------ scoring
     def preprocess(self, text: str) -> str:

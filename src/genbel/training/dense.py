@@ -48,7 +48,8 @@ from genbel.errors import ConfigError, Errors, InputError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
 from genbel.linkers.dense import RETRIEVER_CONFIG, TextEncoder, build_faiss_index
-from genbel.linkers.nametable import NameTable, atomic_dir, concept_prior
+from genbel.io import atomic_dir
+from genbel.linkers.nametable import NameTable, concept_prior
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.ids import normalize_id
 from genbel.linkers.prompts import PromptFormat
-from genbel.trie._io import atomic_dir, write_json
+from genbel.io import atomic_dir, write_json
 from genbel.trie.token_trie import Restriction, TokenTrie
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from genbel.errors import Errors, FormatError, InputError
-from genbel.trie._io import atomic_dir, write_json
+from genbel.io import atomic_dir, write_json
 
 logger = logging.getLogger(__name__)
 
