@@ -5,6 +5,7 @@ import pytest
 from genbel.data.abbreviations import (
     AbbreviationPair,
     best_long_form,
+    initials_long_form,
     find_abbreviation_pairs,
     find_abbreviations,
 )
@@ -125,3 +126,37 @@ def test_ncbi_test_abbreviation_mentions() -> None:
         abbrevs = find_abbreviations(d.text)
         n += sum(e.mention in abbrevs for e in d.entities)
     assert n == 238
+
+
+def test_word_initials_extend_the_character_match() -> None:
+    # NCBI-disease 9585611: the character match stops at "adenomatous" (its inner "a" matches the 2nd A)
+    text = "mutations are implicated in attenuated adenomatous polyposis coli (AAPC), a variant of FAP."
+    assert best_long_form("AAPC", "implicated in attenuated adenomatous polyposis coli") == (
+        "adenomatous polyposis coli"
+    )
+    assert initials_long_form("AAPC", "implicated in attenuated adenomatous polyposis coli") == (
+        "attenuated adenomatous polyposis coli"
+    )
+    assert find_abbreviations(text) == {"AAPC": "attenuated adenomatous polyposis coli"}
+    pair = find_abbreviation_pairs(text)[0]
+    assert text[pair.long_start:pair.long_end] == "attenuated adenomatous polyposis coli"
+    # hyphens separate words; digits are left to the character match
+    assert initials_long_form("NHL", "patients with non-Hodgkin lymphoma") == "non-Hodgkin lymphoma"
+    assert initials_long_form("DM1", "dystrophia myotonica type 1") is None
+    assert initials_long_form("XY", "no such words") is None
+
+
+def test_nested_short_forms_are_written_out() -> None:
+    # NCBI-disease 9529364
+    text = (
+        "patients with Denys-Drash syndrome (DDS), or diffuse mesangial sclerosis (DMS) with Wilms tumor. "
+        "We analyzed 24 patients, 10 with isolated DMS (IDMS), 10 with DDS."
+    )
+    assert find_abbreviations(text) == {
+        "DDS": "Denys-Drash syndrome",
+        "DMS": "diffuse mesangial sclerosis",
+        "IDMS": "isolated diffuse mesangial sclerosis",
+    }
+    # a short form is only replaced as a whole word, and bracketed long forms are left alone
+    text2 = "the Wiskott-Aldrich syndrome (WAS) gene encodes the WAS protein (WASP). WASPS."
+    assert find_abbreviations(text2)["WASP"] == "Wiskott-Aldrich syndrome protein"

@@ -80,6 +80,36 @@ def test_batched_across_documents_equals_one_document_at_a_time(gens):
         assert [c.score for c in ca] == pytest.approx([c.score for c in cb], abs=1e-4)
 
 
+def test_an_unchanged_prompt_is_decoded_once_per_run(gens, monkeypatch):
+    from genbel.data.model import Document, Entity, Passage
+
+    # "APC" repeated, context 0: whenever a mention's prompt (its distinct memory included) equals an
+    # earlier one in the run — here at least across the two identical documents — it is not decoded again
+    text = "APC and APC and APC and APC"
+
+    def doc(doc_id: str) -> Document:
+        ents = [Entity(id=f"e{i}", type="Disease", text=["APC"], offsets=[(s, s + 3)], normalized=[])
+                for i, s in enumerate((0, 8, 16, 24))]
+        passage = Passage(id="p", type="abstract", text=[text], offsets=[(0, len(text))])
+        return Document(id=doc_id, document_id=doc_id, passages=[passage], entities=ents)
+
+    dl = DocumentLinker(gens["llama"], context_chars=0, batch_size=4)
+    sizes: list[int] = []
+    real = dl._gen._generate_batch
+
+    def counting(batch, *args, **kwargs):
+        sizes.append(len(batch))
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(dl._gen, "_generate_batch", counting)
+    linked, beams = dl.run(queries_from_documents([doc("r1"), doc("r2")]))
+    prompts = [tuple(dl.encoder.encode(q).input_ids) for q in linked]
+    assert sum(sizes) == len(set(prompts)) <= 4 < len(linked)
+    for i, p in enumerate(prompts):
+        j = prompts.index(p)
+        assert [(b.name, b.logprob) for b in beams[i]] == [(b.name, b.logprob) for b in beams[j]]
+
+
 def test_link_groups_queries_by_document(gens):
     dl = DocumentLinker(gens["llama"])
     ds = docs()

@@ -127,6 +127,33 @@ def test_batch_results_equal_one_by_one(linkers, arch):
         assert [x["beam_score"] for x in a] == pytest.approx([x["beam_score"] for x in b], abs=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["llama", "bart"])
+def test_repeated_inputs_are_decoded_once_with_identical_results(linkers, arch, monkeypatch):
+    lk = linkers[arch]
+    qs = _queries(SENTENCES[:2])
+    calls: list[int] = []
+    real = lk._generate_batch
+
+    def counting(batch, *args, **kwargs):
+        calls.append(len(batch))
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(lk, "_generate_batch", counting)
+    alone = lk.generate(qs, num_beams=3)
+    n_alone = sum(calls)
+    calls.clear()
+    # the same two queries three times, plus the first under candidate restrictions (another scope)
+    repeated = lk.generate(qs * 3 + qs[:1], num_beams=3, candidates=[None] * 6 + [["D001"]])
+    assert sum(calls) == n_alone + 1
+    for i in range(6):
+        want = alone[i % 2]
+        assert [(b.name, b.codes) for b in repeated[i]] == [(b.name, b.codes) for b in want]
+        assert [b.logprob for b in repeated[i]] == pytest.approx([b.logprob for b in want], abs=1e-4)
+    assert {c for b in repeated[6] for c in b.codes} <= {"D001"}
+    repeated[0][0].codes.append("X")  # copies do not share state
+    assert "X" not in repeated[2][0].codes
+
+
 def test_unconstrained_returns_no_code_for_names_outside_the_kb(linkers):
     lk = linkers["llama"]
     results = lk.sample(SENTENCES[:3], constrained=False, num_beams=3)

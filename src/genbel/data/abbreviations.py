@@ -17,6 +17,12 @@ character of a word. The long form is rejected when it is shorter than the
 short form, contains the short form as a word, ends with it, or has more than
 ``min(n + 5, 2 * n)`` words (``n`` = letters and digits in the short form; hyphens separate words).
 
+Two refinements, as in Ab3P (the detector BioSyn and SapBERT use): when the word initials of a longer
+run of words spell the short form, that run is the long form (``attenuated adenomatous polyposis coli
+(AAPC)``, where the character match stops at ``adenomatous``); and a long form that contains another
+short form of the same document gets it written out (``isolated DMS (IDMS)`` → ``isolated diffuse
+mesangial sclerosis``).
+
 A long form is usually written out once, at the definition, and the short form is used afterwards.
 :func:`find_abbreviations` therefore returns one document-level dictionary (short form → long form)
 that a linker applies to *every* occurrence of the short form in the document.
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AbbreviationPair", "find_abbreviation_pairs", "find_abbreviations"]
+__all__ = ["AbbreviationPair", "find_abbreviation_pairs", "find_abbreviations", "initials_long_form"]
 
 MIN_SHORT_FORM_CHARS = 2
 MAX_SHORT_FORM_CHARS = 10
@@ -38,6 +44,7 @@ MAX_SHORT_FORM_CHARS = 10
 # A sentence (or line) boundary: the long form never reaches back across it.
 _BOUNDARY = re.compile(r"(?:[.!?](?=\s)|\n)")
 _WORD_SPLIT = re.compile(r"[\s\-]+")
+_BRACKETS = re.compile(r"[()\[\]{}]")
 _PAREN_GROUP = re.compile(r"(?:(?<=\s)|^)\([^()]*\)")
 
 
@@ -95,6 +102,44 @@ def best_long_form(short: str, long: str) -> str | None:
         s_idx -= 1
     start = long.rfind(" ", 0, l_idx + 1) + 1
     return long[start:]
+
+
+def initials_long_form(short: str, long: str) -> str | None:
+    """The shortest run of whole words at the end of ``long`` whose initials spell ``short``, or ``None``.
+
+    Words are separated by spaces and hyphens (``non-Hodgkin lymphoma`` has the initials ``nhl``);
+    the run starts at a space. Schwartz & Hearst match characters anywhere in a word, so for
+    ``attenuated adenomatous polyposis coli (AAPC)`` they stop at ``adenomatous`` (its inner ``a``
+    matches the second ``A``); the initials recover the full long form, as Ab3P does.
+    """
+    letters = [c.lower() for c in short if c.isalnum()]
+    if not letters or not all(c.isalpha() for c in letters):
+        return None
+    tokens = list(re.finditer(r"\S+", long))
+    initials: list[str] = []
+    for m in reversed(tokens):
+        parts = [w for w in _WORD_SPLIT.split(m.group()) if w]
+        initials[:0] = [w[0].lower() for w in parts]
+        if len(initials) > len(letters):
+            return None
+        if initials == letters:
+            return long[m.start():]
+    return None
+
+
+def _expand_nested(abbrevs: dict[str, str]) -> dict[str, str]:
+    """Long forms that contain another short form of the same document get it written out once
+    (``isolated DMS (IDMS)`` with ``diffuse mesangial sclerosis (DMS)`` → ``isolated diffuse
+    mesangial sclerosis``)."""
+    out: dict[str, str] = {}
+    for short, long in abbrevs.items():
+        expanded = long
+        for other, other_long in abbrevs.items():
+            if other == short or other not in long or _BRACKETS.search(other + other_long):
+                continue
+            expanded = re.sub(rf"(?<![\w-]){re.escape(other)}(?![\w-])", lambda _m: other_long, expanded)
+        out[short] = expanded
+    return out
 
 
 def _acceptable(short: str, long: str) -> bool:
@@ -183,6 +228,9 @@ def _short_in_paren(
     if long is None:
         return None
     long = long.strip()
+    initials = initials_long_form(short, candidate)
+    if initials is not None and len(initials) > len(long) and _acceptable(short, initials):
+        long = initials
     if not long or not _acceptable(short, long):
         return None
     s_start = inner_start + (len(inner) - len(inner.lstrip()))
@@ -235,4 +283,4 @@ def find_abbreviations(text: str) -> dict[str, str]:
         if len(longs) > 1:
             logger.debug("abbreviation %r has several long forms %s; using %r", short, sorted(longs), best)
         out[short] = best
-    return out
+    return _expand_nested(out)

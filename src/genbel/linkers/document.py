@@ -342,6 +342,8 @@ class DocumentLinker(Linker):
         linked: list[DocumentQuery | None] = [None] * len(queries)
         beams: list[list[Any]] = [[] for _ in queries]
         memories: list[list[tuple[str, str]]] = [[] for _ in docs]
+        # a repeated mention whose prompt (memory included) is unchanged is not decoded again
+        cache: dict[tuple, list[Any]] = {}
         rounds = max((len(d) for d in docs), default=0)
         bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
                    disable=(not show_progress) if show_progress is not None else len(queries) < 64)
@@ -361,6 +363,7 @@ class DocumentLinker(Linker):
                     restrict_to_group=restrict,
                     where=[where[i] for i in idx] if where is not None else None,
                     check_groups=check_groups,
+                    cache=cache,
                 )
                 for di, i, q, bs in zip(active, idx, batch, out):
                     linked[i] = q

@@ -29,6 +29,7 @@ absolute decoder positions such as BART give the same results in a batch as one 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -81,6 +82,12 @@ class Beam:
     name: str
     codes: list[str]
     logprob: float
+
+
+def _decode_key(enc: EncodedQuery, scope: _Scope) -> tuple:
+    """What decoding depends on besides the model: the token ids and the query's scope."""
+    ids = frozenset(scope.concept_ids) if scope.concept_ids is not None else None
+    return (tuple(enc.input_ids), tuple(enc.decoder_ids or ()), scope.group, ids)
 
 
 def _architecture_of(config: Any) -> str:
@@ -558,8 +565,12 @@ class GenerativeLinker(Linker):
         restrict_to_group: bool | None = None,
         where: Sequence[str] | None = None,
         check_groups: bool = False,
+        cache: dict[tuple, list[Beam]] | None = None,
     ) -> list[list[Beam]]:
         """Beams per query, best first (``Beam.logprob`` is the length-normalised log-probability).
+
+        Queries with identical model inputs and scope are decoded once. ``cache`` (a dict the caller
+        keeps across calls, e.g. for one document-level run) also reuses the beams of earlier calls.
 
         ``candidates[i]`` (concept ids) restricts query ``i`` to those concepts (an empty list gives
         no beam); otherwise, with ``restrict_to_group``, a query whose ``type`` resolves to a
@@ -577,7 +588,21 @@ class GenerativeLinker(Linker):
         scopes = self._scopes(queries, candidates, restrict and constrained, where, check_groups)
         encoded = [self.encoder.encode(q) for q in queries]
         results: list[list[Beam]] = [[] for _ in queries]
-        todo = [i for i in range(len(queries)) if scopes[i].possible]
+        # identical inputs with the same scope decode identically: run each once (repeated mentions)
+        first: dict[tuple, int] = {}
+        copies: list[tuple[int, int]] = []
+        todo: list[int] = []
+        for i in range(len(queries)):
+            if not scopes[i].possible:
+                continue
+            key = _decode_key(encoded[i], scopes[i])
+            if cache is not None and key in cache:
+                results[i] = [dataclasses.replace(b, codes=list(b.codes)) for b in cache[key]]
+            elif key in first:
+                copies.append((i, first[key]))
+            else:
+                first[key] = i
+                todo.append(i)
         batches = self._batches(encoded, todo, batch_size)
         with tqdm(
             total=len(todo),
@@ -593,6 +618,11 @@ class GenerativeLinker(Linker):
                 for i, b in zip(idx, beams):
                     results[i] = b
                 bar.update(len(idx))
+        for i, j in copies:
+            results[i] = [dataclasses.replace(b, codes=list(b.codes)) for b in results[j]]
+        if cache is not None:
+            for key, i in first.items():
+                cache[key] = [dataclasses.replace(b, codes=list(b.codes)) for b in results[i]]
         return results
 
     # ------------------------------------------------------------------ public API
