@@ -26,9 +26,10 @@ def shared(*parts: str) -> Path:
 def tiny_kb() -> KnowledgeBase:
     return KnowledgeBase(
         [
-            Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"], semantic_groups=["Disorders"]),
-            Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"], alt_ids=["OMIM:114500"],
+            Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"],
                     semantic_groups=["Disorders"]),
+            Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"],
+                    alt_ids=["OMIM:114500"], semantic_groups=["Disorders"]),
             Concept("D003", "Adenomatous Polyposis Coli", ["APC", "familial adenomatous polyposis"],
                     semantic_groups=["Disorders"]),
             Concept("C004", "Ibuprofen", ["ibuprofen"], semantic_groups=["Chemicals & Drugs"]),

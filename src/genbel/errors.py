@@ -18,7 +18,8 @@ class Errors:
     E003 = "{path}:{line}: malformed {fmt} row: {reason}"
     E004 = "{path}: duplicate document id {doc_id!r} (first seen at line {first_line}, again at line {line})"
     E005 = (
-        "{where}: entity {entity_id!r} offsets {start}-{end} give {actual!r} but the entity text is {expected!r}"
+        "{where}: entity {entity_id!r} offsets {start}-{end} give {actual!r} "
+        "but the entity text is {expected!r}"
     )
     E006 = "{path}: file not found"
     E007 = "{path}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
@@ -39,7 +40,9 @@ class Errors:
 
     # --- kb (E100-E149): add new codes of this area directly below this line
     E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"
-    E101 = "{path}: fingerprint mismatch (meta.json says {expected}, the data gives {actual}); rebuild this KB"
+    E101 = (
+        "{path}: fingerprint mismatch (meta.json says {expected}, the data gives {actual}); rebuild this KB"
+    )
     E102 = "{path}: KB format version {found!r} is not supported (this genbel reads version {supported})"
     E103 = "{path}: exists and is not a genbel KB directory; refusing to overwrite it"
     E104 = "{path}: cannot read the OBO ontology: {reason}"
@@ -74,7 +77,10 @@ class Errors:
     )
     E251 = "{path}: not a saved generative linker (missing {missing})"
     E252 = "{where}: {n_candidates} candidate lists given for {n_queries} queries"
-    E253 = "{model}: unsupported model type {model_type!r}; expected a causal LM or an encoder-decoder (seq2seq) model"
+    E253 = (
+        "{model}: unsupported model type {model_type!r}; "
+        "expected a causal LM or an encoder-decoder (seq2seq) model"
+    )
     E254 = "{path}: cannot export: {reason}"
     E255 = "{where}: no model given: pass a saved linker directory or a model name/path (generative:PATH)"
     E256 = "{path}: exists and is not a genbel linker directory; refusing to replace it (choose another path)"
@@ -88,7 +94,10 @@ class Errors:
     # --- training (E350-E399): add new codes of this area directly below this line
     E350 = "{path}: no checkpoint to resume from (expected {path}/checkpoints/step-*/state.json)"
     E351 = "{path}: checkpoint is incomplete or corrupt: {reason}"
-    E352 = "{path}: the run directory was made with different settings ({fields}); use a new --out or the same config"
+    E352 = (
+        "{path}: the run directory was made with different settings ({fields}); "
+        "use a new --out or the same config"
+    )
     E353 = "generator endpoint {url}: {reason}"
     E354 = "generator endpoint {url} returned unusable output after {tries} tries: {reason}"
     E355 = "unknown generator {spec!r}; expected hf:MODEL, openai:URL or template"

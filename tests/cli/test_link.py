@@ -12,11 +12,11 @@ from genbel.errors import ConfigError, InputError
 from genbel.linkers.generative import GenerativeLinker
 from genbel.linkers.prompts import parse_markup
 from tests.linkers.generative_tiny import (
-    one_thread,  # noqa: F401  (autouse fixture)
     tiny_kb,
     tiny_model,
     tiny_tokenizer,
 )
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 runner = CliRunner()
 

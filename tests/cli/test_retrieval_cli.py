@@ -48,7 +48,8 @@ def test_build_index_with_augmentation_and_prior(files, tmp_path):
     out = tmp_path / "idx"
     _ok(runner.invoke(app, [
         "build-index", "--linker", "sparse", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
-        "--augment-kb", str(files / "train.pubtator"), "--prior-corpus", str(files / "train.pubtator"), "--out", str(out),
+        "--augment-kb", str(files / "train.pubtator"), "--prior-corpus", str(files / "train.pubtator"),
+        "--out", str(out),
     ]))
     kb = load_kb(files / "kb.txt", format="medic")
     from genbel.data import load_corpus
@@ -59,7 +60,9 @@ def test_build_index_with_augmentation_and_prior(files, tmp_path):
     assert isinstance(linker, SparseLinker)
     assert linker.prior == {"D003": 2.0, "D002": 1.0}
     assert linker.candidates(["FAP"], 1)[0][0].concept_id == "D003"  # an augmented name
-    bad = runner.invoke(app, ["build-index", "--linker", "exact", "--kb", str(files / "kb.txt"), "--out", str(out)])
+    bad = runner.invoke(
+        app, ["build-index", "--linker", "exact", "--kb", str(files / "kb.txt"), "--out", str(out)]
+    )
     assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
 
 
@@ -94,6 +97,6 @@ def test_train_biosyn_needs_a_corpus(files, tmp_path):
     res = runner.invoke(app, ["train-retriever", "--method", "biosyn", "--kb", str(files / "kb.txt"), "--out",
                               str(tmp_path / "x"), "--encoder", str(files / "enc")])
     assert res.exit_code != 0 and isinstance(res.exception, ConfigError)
-    res = runner.invoke(app, ["train-retriever", "--method", "triplet", "--kb", str(files / "kb.txt"), "--out",
-                              str(tmp_path / "x")])
+    res = runner.invoke(app, ["train-retriever", "--method", "triplet", "--kb", str(files / "kb.txt"),
+                              "--out", str(tmp_path / "x")])
     assert isinstance(res.exception, ConfigError)

@@ -7,12 +7,13 @@ from tests.conftest import make_doc
 def _docs():
     d1 = make_doc(
         "1", "Germline APC mutations cause familial adenomatous polyposis (FAP) and colorectal cancer.",
-        [("APC", "Gene", "D003"), ("familial adenomatous polyposis", "Disease", "D003"), ("FAP", "Disease", "D003"),
-         ("colorectal cancer", "Disease", "D002")],
+        [("APC", "Gene", "D003"), ("familial adenomatous polyposis", "Disease", "D003"),
+         ("FAP", "Disease", "D003"), ("colorectal cancer", "Disease", "D002")],
     )
     d2 = make_doc(
         "2", "Breast tumor and hereditary nonpolyposis cancer in a -1 family.",
-        [("Breast tumor", "Disease", "D001"), ("hereditary nonpolyposis cancer", "Disease", "OMIM:114500|D999"),
+        [("Breast tumor", "Disease", "D001"),
+         ("hereditary nonpolyposis cancer", "Disease", "OMIM:114500|D999"),
          ("family", "Disease", "-1")],
     )
     return [d1, d2]

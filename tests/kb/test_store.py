@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from genbel.errors import Errors, FormatError, KBError
-from genbel.kb import KnowledgeBase, load_kb
-from genbel.kb import store
+from genbel.kb import KnowledgeBase, load_kb, store
 from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta, save_kb
 
 
@@ -81,6 +81,14 @@ def test_refuses_to_overwrite_other_paths(fixtures: Path, tmp_path: Path) -> Non
         save_kb(load_kb(fixtures / "mini_medic.txt"), other)
     assert str(e.value) == Errors.E103.format(path=other)
     assert (other / "notes.txt").read_text() == "keep me"
+    afile = tmp_path / "kb.txt"
+    afile.write_text("not a KB")
+    with pytest.raises(KBError) as e:
+        save_kb(load_kb(fixtures / "mini_medic.txt"), afile)
+    assert str(e.value) == Errors.E103.format(path=afile)
+    assert afile.read_text() == "not a KB"
+    # refused before anything is written: no temporary directory beside the target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb.txt", "mydir"]
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
@@ -116,6 +124,30 @@ def test_failed_overwrite_keeps_old_kb(
         save_kb(load_kb(fixtures / "mini_medic.txt"), tmp_path / "kb")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
     assert store.load_kb(tmp_path / "kb").fingerprint() == old.fingerprint()
+
+
+def test_failed_swap_restores_old_kb(
+    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new store is complete but moving it into place fails: the old KB is put back."""
+    old = _umls(fixtures)
+    target = tmp_path / "kb"
+    save_kb(old, target)
+    new = load_kb(fixtures / "mini_medic.txt")
+    real_replace = os.replace
+
+    def failing_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        meta = Path(src) / META_FILE
+        if Path(dst) == target and meta.is_file() and read_meta(src)["fingerprint"] == new.fingerprint():
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        save_kb(new, target)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
+    assert store.load_kb(target).fingerprint() == old.fingerprint()
 
 
 def test_missing_files(fixtures: Path, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ def docs():
     d1 = make_doc(
         "d1",
         "The patient had breast cancer and APC. Later breast cancer came back with pain.",
-        [("breast cancer", "Disease", "D001"), ("APC", "Disease", "D003"), ("breast cancer", "Disease", "D001"),
-         ("pain", "Disease", "D004")],
+        [("breast cancer", "Disease", "D001"), ("APC", "Disease", "D003"),
+         ("breast cancer", "Disease", "D001"), ("pain", "Disease", "D004")],
     )
     d2 = make_doc(
         "d2",

@@ -65,8 +65,8 @@ def test_sentence_transformers_pooling_config_is_read(encoder_dir, tmp_path):
 
 def test_exact_names_link_to_their_concept(tiny_kb, encoder):
     linker = DenseLinker(tiny_kb, encoder)
-    res = linker.link([MentionQuery("Colon cancer"), MentionQuery("familial adenomatous polyposis"), MentionQuery("")],
-                      k=3)
+    queries = [MentionQuery("Colon cancer"), MentionQuery("familial adenomatous polyposis"), MentionQuery("")]
+    res = linker.link(queries, k=3)
     assert res[0][0].concept_id == "D002" and res[0][0].name == "colon cancer"
     assert res[0][0].score == pytest.approx(1.0, abs=1e-5)
     assert res[1][0].concept_id == "D003"
@@ -121,7 +121,8 @@ def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
     linker.save(tmp_path / "full", include_encoder=True)
     loaded = create_linker(f"biosyn:{tmp_path / 'full'}", tiny_kb)  # biosyn keeps the saved λ
     assert loaded.sparse_weight == 0.5 and loaded.candidates(texts, k=3) == want
-    assert create_linker(f"dense:{tmp_path / 'full'}", tiny_kb).sparse_weight == 0.0  # dense: dense scores only
+    # dense: dense scores only
+    assert create_linker(f"dense:{tmp_path / 'full'}", tiny_kb).sparse_weight == 0.0
     dense_only = DenseLinker.load(tmp_path / "full", tiny_kb, sparse_weight=0.0)
     assert dense_only.sparse is None
     with pytest.raises(ConfigError, match="rebuild"):
@@ -148,7 +149,8 @@ def test_registry_names(tiny_kb, encoder_dir):
 
 @pytest.mark.slow
 def test_minilm_links_a_paraphrase():
-    kb = KnowledgeBase([Concept("D1", "Myocardial Infarction", ["heart attack"]), Concept("D2", "Migraine Disorders"),
+    kb = KnowledgeBase([Concept("D1", "Myocardial Infarction", ["heart attack"]),
+                        Concept("D2", "Migraine Disorders"),
                         Concept("D3", "Breast Neoplasms", ["breast cancer"])], name="mini")
     linker = DenseLinker(kb, "minilm")
     assert linker.encoder.pooling == "mean" and linker.encoder.dim == 384

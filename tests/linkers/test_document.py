@@ -4,7 +4,6 @@ documents, semantic-guided decoding, the flat ``sample(bigbio_pages=...)`` API a
 from __future__ import annotations
 
 import pytest
-import torch
 
 from genbel.errors import ConfigError, InputError
 from genbel.linkers.base import MentionQuery, queries_from_documents
@@ -19,14 +18,7 @@ from genbel.linkers.ensemble import EnsembleLinker
 from genbel.linkers.prompts import PromptFormat
 from genbel.linkers.registry import create_linker
 from tests.linkers.document_fixtures import build, docs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +107,9 @@ def test_link_groups_queries_by_document(gens):
     ds = docs()
     via_docs = dl.link_documents(ds, k=3)
     via_link = dl.link(queries_from_documents(ds), k=3)
-    assert [[c.concept_id for c in cs] for _, cs in via_docs] == [[c.concept_id for c in cs] for cs in via_link]
+    assert [[c.concept_id for c in cs] for _, cs in via_docs] == [
+        [c.concept_id for c in cs] for cs in via_link
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- prompts
@@ -129,7 +123,9 @@ def _long_query() -> MentionQuery:
 @pytest.mark.parametrize("budget", [12, 20, 40, 80])
 def test_context_is_trimmed_by_tokens_around_the_mention(gens, budget):
     g = gens["llama"]
-    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget)
+    enc = DocumentPromptEncoder(
+        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget
+    )
     q = _long_query()
     text, _ = enc.fit_prompt(q)
     ids = enc.encode(q).input_ids
@@ -149,8 +145,12 @@ def test_context_is_trimmed_by_tokens_around_the_mention(gens, budget):
 
 def test_a_prompt_that_fits_is_the_whole_document_prompt(gens):
     g = gens["llama"]
-    q = DocumentQuery("pain", type="Disease", context="Some pain here.", start=5, end=9, memory=[("a", "Pain")])
-    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=512)
+    q = DocumentQuery(
+        "pain", type="Disease", context="Some pain here.", start=5, end=9, memory=[("a", "Pain")]
+    )
+    enc = DocumentPromptEncoder(
+        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=512
+    )
     text, kept = enc.fit_prompt(q)
     assert kept == 1
     assert text == "a is Pain\n---\nSome [pain]{Disease} here.\npain is"
@@ -213,8 +213,8 @@ def test_sample_returns_a_flat_list_of_k_predictions_per_mention(gens):
     # the Chemicals & Drugs group has 5 names: the 6th beam of a Chemical mention is padding
     chem = [p for p in preds if p["entity_id"] == "d2-0"]
     assert chem[-1] == {
-        "mention": "Ibuprofen", "pred_concept_name": "", "pred_concept_code": NO_CODE, "pred_concept_codes": [],
-        "beam_score": 0.0, "document_id": "d2", "entity_id": "d2-0", "beam": 6,
+        "mention": "Ibuprofen", "pred_concept_name": "", "pred_concept_code": NO_CODE,
+        "pred_concept_codes": [], "beam_score": 0.0, "document_id": "d2", "entity_id": "d2-0", "beam": 6,
     }
 
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from genbel.errors import ConfigError
 from genbel.linkers.base import Candidate
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.ensemble import EnsembleLinker, default_ensemble, fuse
 from tests.linkers.document_fixtures import build, docs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,9 @@ def test_ensemble_of_memory_and_no_memory(dl):
     assert [[c.concept_id for c in cs] for cs in via_link] == [[c.concept_id for c in f] for _, f in fused]
 
 
-@pytest.mark.parametrize("kw", [{"members": []}, {"weights": [1.0, 2.0]}, {"weights": [0.0]}, {"weights": [-1.0]}])
+@pytest.mark.parametrize(
+    "kw", [{"members": []}, {"weights": [1.0, 2.0]}, {"weights": [0.0]}, {"weights": [-1.0]}]
+)
 def test_invalid_ensembles(dl, kw):
     members = kw.pop("members", [dl])
     with pytest.raises(ConfigError, match="invalid ensemble"):

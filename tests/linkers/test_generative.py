@@ -19,11 +19,11 @@ from genbel.linkers.prompts import parse_markup
 from genbel.linkers.registry import create_linker
 from tests.linkers.generative_tiny import (
     SENTENCES,
-    one_thread,  # noqa: F401  (autouse fixture)
     tiny_kb,
     tiny_model,
     tiny_tokenizer,
 )
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 ARCHS = ["llama", "bart", "t5"]
 

@@ -19,11 +19,11 @@ from genbel.linkers.generative import GenerativeLinker, save_linker_config
 from genbel.linkers.prompts import PromptFormat
 from tests.linkers.generative_tiny import (
     SENTENCES,
-    one_thread,  # noqa: F401  (autouse fixture)
     tiny_kb,
     tiny_model,
     tiny_tokenizer,
 )
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from genbel.errors import ConfigError
 from genbel.linkers.base import Candidate, Linker, MentionQuery
@@ -10,14 +9,7 @@ from genbel.linkers.hybrid import HybridLinker
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
 from tests.linkers.generative_tiny import tiny_kb, tiny_model, tiny_tokenizer
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +35,15 @@ class FixedRetriever(Linker):
         return [list(self.table.get(q.text, []))[:k] for q in queries]
 
 
-QUERIES = [MentionQuery("breast cancer", type="Disorders"), MentionQuery("colon cancer"), MentionQuery("nothing")]
+QUERIES = [
+    MentionQuery("breast cancer", type="Disorders"), MentionQuery("colon cancer"), MentionQuery("nothing")
+]
 
 
 def _retriever():
     return FixedRetriever({
-        "breast cancer": [Candidate("D001", "breast cancer", 0.9), Candidate("D002", "colorectal cancer", 0.5),
+        "breast cancer": [Candidate("D001", "breast cancer", 0.9),
+                          Candidate("D002", "colorectal cancer", 0.5),
                           Candidate("D004", "ache", 0.1)],
         "colon cancer": [Candidate("D002", "colon cancer", 1.0), Candidate("D003", "APC", 0.2)],
     })
@@ -79,12 +74,15 @@ def test_rerank_adds_weighted_retrieval_scores_and_more_names(kb, generator):
     for cid in a:
         assert b[cid] == pytest.approx(a[cid] + 2.0 * retrieval[cid], abs=1e-5)
     many = HybridLinker(kb, generator, _retriever(), mode="rerank", names_per_concept=3)
-    assert many._names(Candidate("D001", "breast cancer", 1.0)) == ["breast cancer", "Breast Neoplasms", "breast tumor"]
+    assert many._names(Candidate("D001", "breast cancer", 1.0)) == [
+        "breast cancer", "Breast Neoplasms", "breast tumor"
+    ]
     row = many.link(QUERIES[:1], k=5)[0]
     d001 = next(c for c in row if c.concept_id == "D001")
     names = ["breast cancer", "Breast Neoplasms", "breast tumor"]
     scores = generator.score_candidates(QUERIES[:1], [names])[0]
-    assert d001.score == pytest.approx(max(scores), abs=1e-5) and d001.name == names[scores.index(max(scores))]
+    assert d001.score == pytest.approx(max(scores), abs=1e-5)
+    assert d001.name == names[scores.index(max(scores))]
 
 
 def test_constrain_generates_only_retrieved_concepts_then_falls_back(kb, generator):
@@ -103,11 +101,14 @@ def test_constrain_generates_only_retrieved_concepts_then_falls_back(kb, generat
 
 def test_factory_and_bad_settings(kb, generator, tmp_path):
     generator.save(tmp_path / "gen")
-    hybrid = create_linker(f"hybrid:{tmp_path / 'gen'}", kb, retriever="sparse", mode="constrain", n_candidates=4)
+    hybrid = create_linker(
+        f"hybrid:{tmp_path / 'gen'}", kb, retriever="sparse", mode="constrain", n_candidates=4
+    )
     assert isinstance(hybrid, HybridLinker) and isinstance(hybrid.retriever, SparseLinker)
     assert hybrid.mode == "constrain" and hybrid.n_candidates == 4
     row = hybrid.link([MentionQuery("colon cancer")], k=2)[0]
-    assert {c.concept_id for c in row} <= {c.concept_id for c in hybrid.retrieve([MentionQuery("colon cancer")])[0]}
+    retrieved = hybrid.retrieve([MentionQuery("colon cancer")])[0]
+    assert {c.concept_id for c in row} <= {c.concept_id for c in retrieved}
     with pytest.raises(ConfigError, match="mode"):
         HybridLinker(kb, generator, _retriever(), mode="vote")
     with pytest.raises(ConfigError, match="hybrid"):

@@ -67,7 +67,10 @@ def test_unknown_style_rejected():
 
 def test_memory_block_keeps_latest_distinct_entries():
     f = PromptFormat(memory_size=2)
-    mem = [("FAP", "Adenomatous Polyposis Coli"), ("CRC", "Colorectal Neoplasms"), ("FAP", "Polyposis"), ("BC", "Breast")]
+    mem = [
+        ("FAP", "Adenomatous Polyposis Coli"), ("CRC", "Colorectal Neoplasms"), ("FAP", "Polyposis"),
+        ("BC", "Breast"),
+    ]
     assert f.memory_block(mem) == "FAP is Polyposis\nBC is Breast\n---\n"
     assert f.memory_block([]) == ""
     q = parse_markup("a [BC]{Disorders} case")

@@ -14,14 +14,7 @@ from genbel.linkers.base import queries_from_documents
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.saliency import SaliencyMap, compute_saliency, display_saliency_map, to_html
 from tests.linkers.document_fixtures import build, docs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module", params=["llama", "bart"])

@@ -17,7 +17,9 @@ from genbel.linkers.sparse import SparseLinker
 
 def test_links_to_the_concept_of_the_nearest_name(tiny_kb):
     linker = SparseLinker(tiny_kb)
-    res = linker.link([MentionQuery("breast cancers"), MentionQuery("Colon-Cancer"), MentionQuery("APC")], k=3)
+    res = linker.link(
+        [MentionQuery("breast cancers"), MentionQuery("Colon-Cancer"), MentionQuery("APC")], k=3
+    )
     assert [r[0].concept_id for r in res] == ["D001", "D002", "D003"]
     # the candidate shows the KB spelling of the best-matching name
     assert res[1][0].name == "colon cancer"
@@ -166,12 +168,14 @@ def test_concept_prior_breaks_ties_between_concepts_sharing_a_name(tmp_path):
     from genbel.linkers.nametable import TIE_BREAK, concept_prior, read_prior
     from tests.conftest import make_doc
 
-    kb = KnowledgeBase([Concept("OMIM:160900", "Myotonic Dystrophy 1", ["DM"]), Concept("D009223", "Myotonic Dystrophy",
-                        ["DM", "dystrophia myotonica"]), Concept("D003920", "Diabetes Mellitus")], name="t")
+    kb = KnowledgeBase([Concept("OMIM:160900", "Myotonic Dystrophy 1", ["DM"]),
+                        Concept("D009223", "Myotonic Dystrophy", ["DM", "dystrophia myotonica"]),
+                        Concept("D003920", "Diabetes Mellitus")], name="t")
     linker = SparseLinker(kb)
     assert [c.concept_id for c in linker.candidates(["DM"], 2)[0]] == ["OMIM:160900", "D009223"]  # KB order
-    docs = [make_doc("1", "DM and DM and diabetes", [("DM", "Disease", "D009223"), ("DM", "Disease", "D009223"),
-                                                       ("diabetes", "Disease", "D003920")])]
+    mentions = [("DM", "Disease", "D009223"), ("DM", "Disease", "D009223"),
+                ("diabetes", "Disease", "D003920")]
+    docs = [make_doc("1", "DM and DM and diabetes", mentions)]
     prior = concept_prior(docs, kb)
     assert prior == {"D009223": 2, "D003920": 1}
     linker.set_prior(prior)

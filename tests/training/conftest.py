@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
+from tests.tiny_models import bpe_tokenizer, single_thread, token_ids
+from tests.tiny_models import tiny_bart as build_tiny_bart
+from tests.tiny_models import tiny_llama as build_tiny_llama
 
 CONCEPTS = [
     Concept(
@@ -79,26 +81,20 @@ def docs() -> list[Document]:
 
 def build_tokenizer():
     """A byte-level BPE tokenizer trained on the tiny KB and texts (deterministic, ~0.1 s)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     corpus = [n for c in CONCEPTS for n in c.names] + [
         "Women with breast cancers and ovarian cancer were studied.",
         "is also known as defined refers to",
         "Risk of breast and ovarian cancer in diabetes patients",
         "A case of hemochromatosis",
     ]
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    return bpe_tokenizer(
+        corpus * 3,
         vocab_size=400,
         special_tokens=["<pad>", "</s>", "<s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        eos_token="</s>",
+        pad_token="<pad>",
+        bos_token="<s>",
     )
-    tok.train_from_iterator(corpus * 3, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
 
 
 @pytest.fixture(scope="session")
@@ -107,47 +103,15 @@ def tokenizer():
 
 
 def tiny_llama(tokenizer, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        tie_word_embeddings=True,
-        initializer_range=0.3,
-    )  # large enough for LoRA alone to move the logits
-    return LlamaForCausalLM(cfg)
+    """A random tiny Llama over ``tokenizer`` (init range large enough for LoRA alone to move the logits)."""
+    return build_tiny_llama(
+        len(tokenizer), seed=seed, tie_word_embeddings=True, initializer_range=0.3, **token_ids(tokenizer)
+    )
 
 
 def tiny_bart(tokenizer, seed: int = 0):
-    from transformers import BartConfig, BartForConditionalGeneration
-
-    torch.manual_seed(seed)
-    cfg = BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=None,
-    )
-    return BartForConditionalGeneration(cfg)
+    """A random tiny BART over ``tokenizer``."""
+    return build_tiny_bart(len(tokenizer), seed=seed, **token_ids(tokenizer))
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +133,5 @@ def bart_dir(tmp_path_factory, tokenizer):
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with single_thread():
+        yield

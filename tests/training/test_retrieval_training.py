@@ -39,7 +39,8 @@ def kb():
     return KnowledgeBase(
         [
             Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"]),
-            Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"], alt_ids=["OMIM:114500"]),
+            Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"],
+                    alt_ids=["OMIM:114500"]),
             Concept("D003", "Adenomatous Polyposis Coli", ["APC", "familial adenomatous polyposis"]),
             Concept("D004", "Migraine Disorders", ["migraine"]),
         ],
@@ -51,8 +52,8 @@ def kb():
 def docs():
     return [
         make_doc("1", "Germline APC mutations cause FAP, colorectal carcinoma and mammary cancer.",
-                 [("APC", "Disease", "D003"), ("FAP", "Disease", "D003"), ("colorectal carcinoma", "Disease", "OMIM:114500"),
-                  ("mammary cancer", "Disease", "D001")]),
+                 [("APC", "Disease", "D003"), ("FAP", "Disease", "D003"),
+                  ("colorectal carcinoma", "Disease", "OMIM:114500"), ("mammary cancer", "Disease", "D001")]),
         make_doc("2", "Mammary cancer, migraine headache, breast and colon cancers, a family, a wart.",
                  [("Mammary cancer", "Disease", "D001"), ("migraine headache", "Disease", "D004"),
                   ("breast and colon cancers", "Disease", "D001|D002"), ("family", "Disease", "-1"),
@@ -125,7 +126,8 @@ def test_sapbert_run_layout_determinism_and_resume(kb, docs, encoder_dir, tmp_pa
     a = train_sapbert(kb, str(encoder_dir), tmp_path / "a", documents=docs, config=cfg, progress=False)
     assert sorted(p.name for p in a.iterdir()) == [
         "checkpoints", "concept_prior.json", "config.json", "encoder", "log.jsonl", "retriever.json"]
-    # gold-concept counts of the training mentions (composites count for each concept; NIL/unknown ids dropped)
+    # gold-concept counts of the training mentions
+    # (composites count for each concept; NIL/unknown ids dropped)
     assert json.loads((a / "concept_prior.json").read_text()) == {"D001": 3, "D002": 2, "D003": 2, "D004": 1}
     assert [p.name for p in (a / "checkpoints").iterdir()] == ["epoch-2"]
     meta = json.loads((a / "retriever.json").read_text())
@@ -149,20 +151,23 @@ def test_sapbert_run_layout_determinism_and_resume(kb, docs, encoder_dir, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=cfg, progress=False)
     monkeypatch.setattr(td._Run, "save_epoch", real)
-    c = train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=cfg, resume=True, progress=False)
+    c = train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=cfg, resume=True,
+                      progress=False)
     wc = _weights(c / "encoder")
     assert all(torch.allclose(wa[k], wc[k], atol=1e-6) for k in wa)
     with pytest.raises(ConfigError, match="different settings"):
-        train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=SapbertConfig(lr=0.1), resume=True,
-                      progress=False)
+        train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=SapbertConfig(lr=0.1),
+                      resume=True, progress=False)
 
 
 def test_sapbert_multi_similarity_and_bad_settings(kb, encoder_dir, tmp_path):
-    out = train_sapbert(kb, str(encoder_dir), tmp_path / "ms", config=SapbertConfig(loss="multi-similarity", batch_size=8,
-                        max_steps=2), progress=False)
+    ms = SapbertConfig(loss="multi-similarity", batch_size=8, max_steps=2)
+    out = train_sapbert(kb, str(encoder_dir), tmp_path / "ms", config=ms, progress=False)
     assert json.loads((out / "retriever.json").read_text())["steps"] == 2
     with pytest.raises(ConfigError, match="loss"):
-        train_sapbert(kb, str(encoder_dir), tmp_path / "x", config=SapbertConfig(loss="triplet"), progress=False)
+        train_sapbert(
+            kb, str(encoder_dir), tmp_path / "x", config=SapbertConfig(loss="triplet"), progress=False
+        )
     lonely = KnowledgeBase([Concept("X", "x")], name="lonely")
     with pytest.raises(InputError, match="training set is empty"):
         train_sapbert(lonely, str(encoder_dir), tmp_path / "y", progress=False)
@@ -188,7 +193,9 @@ def test_biosyn_needs_usable_mentions(kb, encoder_dir, tmp_path):
     with pytest.raises(InputError, match="training set is empty"):
         train_biosyn(kb, nil, str(encoder_dir), tmp_path / "z", progress=False)
     with pytest.raises(ConfigError, match="dense_ratio"):
-        train_biosyn(kb, nil, str(encoder_dir), tmp_path / "z", config=BiosynConfig(dense_ratio=2.0), progress=False)
+        train_biosyn(
+            kb, nil, str(encoder_dir), tmp_path / "z", config=BiosynConfig(dense_ratio=2.0), progress=False
+        )
 
 
 def test_freeze_layers_keeps_bottom_of_the_encoder_fixed(encoder_dir):
@@ -262,8 +269,8 @@ def test_biosyn_first_epoch_can_reuse_index_vectors(kb, docs, encoder_dir, tmp_p
     wa, wb = _weights(a / "encoder"), _weights(b / "encoder")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     with pytest.raises(ConfigError, match="initial_name_vectors"):
-        train_biosyn(kb, docs, str(encoder_dir), tmp_path / "c", config=cfg, initial_name_vectors=np.zeros((2, 32)),
-                     progress=False)
+        train_biosyn(kb, docs, str(encoder_dir), tmp_path / "c", config=cfg,
+                     initial_name_vectors=np.zeros((2, 32)), progress=False)
     other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
     with pytest.raises(IndexMismatchError):
         td.index_vectors(tmp_path / "idx", other)
@@ -286,4 +293,5 @@ def test_index_vectors_of_an_augmented_kb_map_back_by_name(kb, encoder_dir, tmp_
     with pytest.raises(IndexMismatchError):
         td.index_vectors(tmp_path / "aug", aug, index_kb=kb)  # the index was not built for `kb`
     with pytest.raises(IndexMismatchError):  # names of the wanted KB missing from the index
-        td.index_vectors(tmp_path / "aug", KnowledgeBase([Concept("D001", "lobular carcinoma")]), index_kb=aug)
+        lobular = KnowledgeBase([Concept("D001", "lobular carcinoma")])
+        td.index_vectors(tmp_path / "aug", lobular, index_kb=aug)

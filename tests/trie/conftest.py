@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
+from tests.tiny_models import bpe_tokenizer, token_ids
+from tests.tiny_models import tiny_llama as build_tiny_llama
 
 
 def make_kb() -> KnowledgeBase:
@@ -47,19 +47,10 @@ CORPUS = [
 
 @pytest.fixture(scope="session")
 def tokenizer() -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=["<pad>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    return bpe_tokenizer(
+        CORPUS, vocab_size=320, special_tokens=["<pad>", "<eos>"], eos_token="<eos>", pad_token="<pad>",
+        padding_side="left",
     )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
-    fast.padding_side = "left"
-    return fast
 
 
 @pytest.fixture
@@ -69,19 +60,5 @@ def kb() -> KnowledgeBase:
 
 @pytest.fixture(scope="session")
 def tiny_llama(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    model.eval()
-    return model
+    """A random Llama over the tokenizer's vocabulary (bos = eos: the tokenizer has no bos token)."""
+    return build_tiny_llama(len(tokenizer), max_position_embeddings=256, **token_ids(tokenizer))

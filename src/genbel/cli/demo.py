@@ -50,7 +50,9 @@ def demo_cmd(
                     t.add_row(q.surface, q.text, "-", "(no candidate)", "", "✗")
                     n += 1
                     continue
-                ok = bool(kb.ids_of(c.concept_id) & gold) or bool({kb.resolve_id(g) for g in gold} & {c.concept_id})
+                ok = bool(kb.ids_of(c.concept_id) & gold) or bool(
+                    {kb.resolve_id(g) for g in gold} & {c.concept_id}
+                )
                 if i == 0:
                     n += 1
                     n_ok += ok

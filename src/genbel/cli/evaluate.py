@@ -49,7 +49,8 @@ def print_result(r: EvaluationResult) -> None:
         f"{', '.join(r.kb_augmented_with) or 'no'}"
     )
     console.print(
-        f"setup {r.setup_seconds:.1f} s · linking {r.link_seconds:.2f} s · {r.mentions_per_second:,.0f} mentions/s · "
+        f"setup {r.setup_seconds:.1f} s · linking {r.link_seconds:.2f} s · "
+        f"{r.mentions_per_second:,.0f} mentions/s · "
         f"peak RSS {r.peak_rss_mb:,.0f} MB"
     )
 
@@ -57,21 +58,35 @@ def print_result(r: EvaluationResult) -> None:
 def evaluate_cmd(
     corpus: Path = typer.Argument(..., help="PubTator or BigBio JSON/JSONL file with gold mentions."),
     kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
-    kb_format: str | None = typer.Option(None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"),
-    entity_types: str | None = typer.Option(None, "--entity-types", help="Comma-separated entity types to keep."),
-    linker: str = typer.Option("tfidf", "--linker", help="exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH]"),
-    train_corpus: Path | None = typer.Option(None, "--train-corpus", help="Corpus for the seen/unseen concept split."),
+    kb_format: str | None = typer.Option(
+        None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
+    ),
+    entity_types: str | None = typer.Option(
+        None, "--entity-types", help="Comma-separated entity types to keep."
+    ),
+    linker: str = typer.Option(
+        "tfidf", "--linker", help="exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH]"
+    ),
+    train_corpus: Path | None = typer.Option(
+        None, "--train-corpus", help="Corpus for the seen/unseen concept split."
+    ),
     augment_kb: list[Path] | None = typer.Option(
-        None, "--augment-kb", help="Add this corpus's mention strings as synonyms of their gold concepts (repeatable)."
+        None,
+        "--augment-kb",
+        help="Add this corpus's mention strings as synonyms of their gold concepts (repeatable).",
     ),
     abbreviations: bool = typer.Option(
-        False, "--abbreviations/--no-abbreviations", help="Link the long form of abbreviations (Schwartz-Hearst)."
+        False,
+        "--abbreviations/--no-abbreviations",
+        help="Link the long form of abbreviations (Schwartz-Hearst).",
     ),
     k: int = typer.Option(5, "-k", help="Candidates per mention (R@k is reported for 1 and 5)."),
     n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Path | None = typer.Option(None, "--json-out", help="Write the result as JSON."),
-    predictions_out: bool = typer.Option(False, "--with-predictions", help="Include per-mention predictions in JSON."),
+    predictions_out: bool = typer.Option(
+        False, "--with-predictions", help="Include per-mention predictions in JSON."
+    ),
 ) -> None:
     """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
     from genbel.data import load_corpus
@@ -80,14 +95,17 @@ def evaluate_cmd(
 
     docs = load_corpus(corpus)
     kb_obj, added = load_kb_and_corpus(kb, kb_format, augment_kb)
-    train_docs = load_corpus(train_corpus, on_duplicate="skip-identical", offsets="fix") if train_corpus else None
+    train_docs = None
+    if train_corpus:
+        train_docs = load_corpus(train_corpus, on_duplicate="skip-identical", offsets="fix")
     t0 = time.perf_counter()
     lk = create_linker(linker, kb_obj)
     setup = time.perf_counter() - t0
     types = [t.strip() for t in entity_types.split(",") if t.strip()] if entity_types else None
     result = evaluate(
-        docs, kb_obj, lk, k=k, entity_types=types, train_documents=train_docs, expand_abbreviations=abbreviations,
-        n_bootstrap=n_bootstrap, seed=seed, keep_predictions=predictions_out, corpus_name=corpus.name,
+        docs, kb_obj, lk, k=k, entity_types=types, train_documents=train_docs,
+        expand_abbreviations=abbreviations, n_bootstrap=n_bootstrap, seed=seed,
+        keep_predictions=predictions_out, corpus_name=corpus.name,
         setup_seconds=setup,
     )
     result.kb_augmented_with = added

@@ -21,7 +21,8 @@ def _load_documents(specs: list[str], data_dir: Path | None) -> list:
         p = Path(spec)
         if not p.exists() and ":" in spec and data_dir is not None:
             name, _, split = spec.partition(":")
-            docs.extend(load_dataset(name, split, data_dir / name if (data_dir / name).is_dir() else data_dir))
+            folder = data_dir / name if (data_dir / name).is_dir() else data_dir
+            docs.extend(load_dataset(name, split, folder))
         else:
             docs.extend(load_corpus(p, on_duplicate="skip-identical", offsets="fix"))
     return docs
@@ -47,42 +48,63 @@ def _load_kb(kb: str, kb_format: str | None, augment: list[str], data_dir: Path 
 def train_retriever(
     method: str = typer.Option(..., "--method", help="sapbert (synonym metric learning) or biosyn."),
     kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
-    kb_format: str | None = typer.Option(None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"),
+    kb_format: str | None = typer.Option(
+        None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
+    ),
     train: list[str] = typer.Option([], "--train", help="Training corpus file or NAME:SPLIT (repeatable)."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of registry datasets (for NAME:SPLIT)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Folder of registry datasets (for NAME:SPLIT)."
+    ),
     augment: bool = typer.Option(
         True, "--augment/--no-augment",
-        help="Index a KB augmented with the training mentions (the BioSyn/SapBERT protocol; training uses the plain KB).",
+        help="Index a KB augmented with the training mentions "
+        "(the BioSyn/SapBERT protocol; training uses the plain KB).",
     ),
     encoder: str = typer.Option("minilm", "--encoder", help="Initial encoder: a local checkpoint or alias."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, log, checkpoints, encoder/)."),
     epochs: int = typer.Option(1, "--epochs"),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Pairs (sapbert, 64) or mentions (biosyn, 16)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Pairs (sapbert, 64) or mentions (biosyn, 16)."
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate (sapbert 2e-5, biosyn 1e-5)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="sapbert: stop after this many steps."),
     loss: str = typer.Option("infonce", "--loss", help="sapbert: infonce or multi-similarity."),
-    kb_pairs: int | None = typer.Option(None, "--kb-pairs", help="sapbert: at most this many KB synonym pairs."),
-    kb_concepts: str = typer.Option("all", "--kb-concepts", help="sapbert: all or mentioned (KB pairs of training concepts)."),
+    kb_pairs: int | None = typer.Option(
+        None, "--kb-pairs", help="sapbert: at most this many KB synonym pairs."
+    ),
+    kb_concepts: str = typer.Option(
+        "all", "--kb-concepts", help="sapbert: all or mentioned (KB pairs of training concepts)."
+    ),
     topk: int = typer.Option(20, "--topk", help="biosyn: candidates per mention."),
-    freeze: int = typer.Option(0, "--freeze-layers", help="Freeze the embeddings + first N layers (-1: train all)."),
-    mention_repeats: int = typer.Option(1, "--mention-repeats", help="sapbert: uses of each mention pair per epoch."),
+    freeze: int = typer.Option(
+        0, "--freeze-layers", help="Freeze the embeddings + first N layers (-1: train all)."
+    ),
+    mention_repeats: int = typer.Option(
+        1, "--mention-repeats", help="sapbert: uses of each mention pair per epoch."
+    ),
     pooling: str | None = typer.Option(None, "--pooling", help="mean or cls (default: the encoder's)."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint in --out."),
     index: bool = typer.Option(True, "--index/--no-index", help="Also build the KB index into OUT/index."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+    ),
     init_index: Path | None = typer.Option(
-        None, "--init-index", help="biosyn: a dense index of this KB built with --encoder (skips one KB embedding)."
+        None,
+        "--init-index",
+        help="biosyn: a dense index of this KB built with --encoder (skips one KB embedding).",
     ),
 ) -> None:
-    """Train a dense retriever (SapBERT-style or BioSyn) on CPU and save it for ``--linker dense|biosyn:OUT``."""
+    """Train a dense retriever (SapBERT-style or BioSyn) on CPU, saved for ``--linker dense|biosyn:OUT``."""
     from genbel.errors import ConfigError, Errors
     from genbel.linkers.dense import load_retriever
     from genbel.training.dense import BiosynConfig, SapbertConfig, index_vectors, train_biosyn, train_sapbert
 
     _set_threads(threads)
     if method not in ("sapbert", "biosyn"):
-        raise ConfigError(Errors.E021.format(field="--method", reason=f"expected sapbert or biosyn, got {method!r}"))
+        raise ConfigError(
+            Errors.E021.format(field="--method", reason=f"expected sapbert or biosyn, got {method!r}")
+        )
     from genbel.kb import augment_kb as add_mentions
 
     documents = _load_documents(train, data_dir) if train else []
@@ -96,8 +118,9 @@ def train_retriever(
         console.print(f"the index KB is augmented with {n} training mention strings")
     t0 = time.perf_counter()
     if method == "sapbert":
-        cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs, kb_concepts=kb_concepts,
-                            pooling=pooling, seed=seed, freeze_layers=freeze, mention_repeats=mention_repeats)
+        cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
+                            kb_concepts=kb_concepts, pooling=pooling, seed=seed, freeze_layers=freeze,
+                            mention_repeats=mention_repeats)
         if batch_size:
             cfg.batch_size = batch_size
         if lr:
@@ -114,8 +137,10 @@ def train_retriever(
         vectors = None
         if init_index:
             meta_fp = json.loads((init_index / "meta.json").read_text(encoding="utf-8")).get("kb_fingerprint")
-            vectors = index_vectors(init_index, kb_obj, index_kb if meta_fp == index_kb.fingerprint() else None)
-        run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors, resume=resume)
+            built_for = index_kb if meta_fp == index_kb.fingerprint() else None
+            vectors = index_vectors(init_index, kb_obj, built_for)
+        run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors,
+                           resume=resume)
     console.print(f"trained {method} retriever in {time.perf_counter() - t0:.0f} s → {run}")
     if index:
         linker = load_retriever(run, index_kb, progress=True)
@@ -127,13 +152,19 @@ def build_index(
     linker: str = typer.Option("sparse", "--linker", help="sparse|tfidf|dense|biosyn[:PATH]"),
     kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
     kb_format: str | None = typer.Option(None, "--kb-format"),
-    augment: list[str] = typer.Option([], "--augment-kb", help="Corpus (or NAME:SPLIT) whose mentions augment the KB."),
+    augment: list[str] = typer.Option(
+        [], "--augment-kb", help="Corpus (or NAME:SPLIT) whose mentions augment the KB."
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     out: Path = typer.Option(..., "--out", help="Index directory to write."),
     prior: list[str] = typer.Option(
-        [], "--prior-corpus", help="Annotated corpus (or NAME:SPLIT) whose gold-concept counts rank ties (repeatable)."
+        [],
+        "--prior-corpus",
+        help="Annotated corpus (or NAME:SPLIT) whose gold-concept counts rank ties (repeatable).",
     ),
-    prior_weight: float = typer.Option(0.0, "--prior-weight", help="Add WEIGHT * log(1 + count) to concept scores."),
+    prior_weight: float = typer.Option(
+        0.0, "--prior-weight", help="Add WEIGHT * log(1 + count) to concept scores."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads for dense encoders."),
 ) -> None:
     """Build a retrieval index for a KB and save it (load it later with ``--linker NAME:OUT``)."""
@@ -148,7 +179,10 @@ def build_index(
 
     kb_obj = _load_kb(kb, kb_format, augment, data_dir)
     t0 = time.perf_counter()
-    lk = create_linker(linker, kb_obj, progress=True) if name in ("dense", "biosyn") else create_linker(linker, kb_obj)
+    if name in ("dense", "biosyn"):
+        lk = create_linker(linker, kb_obj, progress=True)
+    else:
+        lk = create_linker(linker, kb_obj)
     built = time.perf_counter() - t0
     if prior:
         counts = concept_prior(_load_documents(prior, data_dir), kb_obj)
@@ -163,7 +197,9 @@ def export_retriever_cmd(
     out: Path = typer.Option(..., "--out", help="Directory for the compact copy."),
     kb: list[str] = typer.Option([], "--kb", help="KB whose names define the kept vocabulary (repeatable)."),
     kb_format: str | None = typer.Option(None, "--kb-format"),
-    corpus: list[str] = typer.Option([], "--corpus", help="Corpus (or NAME:SPLIT) whose text is kept too (repeatable)."),
+    corpus: list[str] = typer.Option(
+        [], "--corpus", help="Corpus (or NAME:SPLIT) whose text is kept too (repeatable)."
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     weights: str = typer.Option("int8", "--weights", help="int8, float16 or float32."),
 ) -> None:

@@ -64,6 +64,20 @@ def train_cmd(
     context_chars: int | None = typer.Option(
         None, "--context-chars", help="Context window per side (-1 = whole text)."
     ),
+    memory: bool | None = typer.Option(
+        None,
+        "--memory/--no-memory",
+        help="Robust memory training: human examples carry a corrupted memory of earlier gold names.",
+    ),
+    memory_corruption: float | None = typer.Option(
+        None, "--memory-corruption", help="Probability that a memory entry is corrupted (default 0.1)."
+    ),
+    memory_fraction: float | None = typer.Option(
+        None, "--memory-fraction", help="Share of human examples that carry a memory (default 0.5)."
+    ),
+    memory_size: int | None = typer.Option(
+        None, "--memory-size", help="Most recent distinct memory entries in a prompt (default 10)."
+    ),
     epochs: float | None = typer.Option(None, "--epochs"),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     max_minutes: float | None = typer.Option(
@@ -97,6 +111,10 @@ def train_cmd(
         "strict": strict,
         "lora": lora,
         "lora_r": lora_r,
+        "memory": memory,
+        "memory_corruption": memory_corruption,
+        "memory_fraction": memory_fraction,
+        "memory_size": memory_size,
         "epochs": epochs,
         "max_steps": max_steps,
         "max_minutes": max_minutes,

@@ -30,7 +30,10 @@ class Passage:
     offsets: list[tuple[int, int]]
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "type": self.type, "text": list(self.text), "offsets": [list(o) for o in self.offsets]}
+        return {
+            "id": self.id, "type": self.type, "text": list(self.text),
+            "offsets": [list(o) for o in self.offsets],
+        }
 
 
 @dataclass
@@ -114,14 +117,17 @@ class Document:
             if len(e.text) != len(e.offsets):
                 raise InputError(
                     Errors.E005.format(
-                        where=loc, entity_id=e.id, start=e.start, end=e.end, actual="<%d offsets>" % len(e.offsets),
+                        where=loc, entity_id=e.id, start=e.start, end=e.end,
+                        actual="<%d offsets>" % len(e.offsets),
                         expected=e.text,
                     )
                 )
             for piece, (s, t) in zip(e.text, e.offsets):
                 if text[s:t] != piece:
                     raise InputError(
-                        Errors.E005.format(where=loc, entity_id=e.id, start=s, end=t, actual=text[s:t], expected=piece)
+                        Errors.E005.format(
+                            where=loc, entity_id=e.id, start=s, end=t, actual=text[s:t], expected=piece
+                        )
                     )
 
     def to_dict(self) -> dict:

@@ -158,7 +158,8 @@ def evaluate(
         if keep_predictions:
             preds.append(
                 MentionPrediction(
-                    doc_id=q.doc_id, entity_id=q.entity_id, mention=q.surface, linked_text=q.text, type=q.type,
+                    doc_id=q.doc_id, entity_id=q.entity_id, mention=q.surface, linked_text=q.text,
+                    type=q.type,
                     gold_ids=sorted(gold), predicted=[c.to_dict() for c in cands[:k]], rank=r,
                 )
             )
@@ -191,7 +192,9 @@ def evaluate(
         peak_rss_mb=round(peak_rss_mb(), 1),
         subsets={
             name: SubsetScore(
-                n_mentions=len(rs), recall_at_1=round(100 * recall_at(rs, 1), 2), recall_at_5=round(100 * recall_at(rs, 5), 2)
+                n_mentions=len(rs),
+                recall_at_1=round(100 * recall_at(rs, 1), 2),
+                recall_at_5=round(100 * recall_at(rs, 5), 2),
             )
             for name, rs in sorted(subsets.items())
         },

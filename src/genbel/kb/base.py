@@ -58,7 +58,10 @@ class KnowledgeBase:
         self._invalidate()
 
     def add_synonyms(self, concept_id: str, names: Iterable[str]) -> int:
-        """Add names to a concept (e.g. training mentions, BioSyn-style augmentation). Returns how many were new."""
+        """Add names to a concept (e.g. training mentions, BioSyn-style augmentation).
+
+        Returns how many were new.
+        """
         c = self[concept_id]
         have = set(c.names)
         n = 0

@@ -10,8 +10,9 @@
     definitions(concept, pos, text)
 
 ``meta.json`` records the store format version, the KB name, its fingerprint and counts. Writes
-are atomic (:func:`save_kb` builds a temporary directory beside the target and renames it), and
-:func:`load_kb` checks that the data still gives the recorded fingerprint.
+are atomic (:func:`save_kb` builds the store with :func:`genbel.io.atomic_dir`, in a temporary
+directory beside the target that is renamed over it when complete), and :func:`load_kb` checks
+that the data still gives the recorded fingerprint.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
-import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from genbel.errors import Errors, FormatError, KBError
+from genbel.io import atomic_dir
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 
@@ -141,25 +140,12 @@ def save_kb(kb: KnowledgeBase, path: str | Path, *, source: str | None = None) -
     target = Path(path)
     if target.exists() and not (is_kb_dir(target) or (target.is_dir() and not any(target.iterdir()))):
         raise KBError(Errors.E103.format(path=target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         _write_sqlite(kb, tmp / DB_FILE)
         _write_meta(kb_meta(kb, source), tmp / META_FILE)
-        if target.exists():
-            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(target, old)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_dir(target, write)
     logger.info("saved KB %s (%d concepts) to %s", kb.name, len(kb), target)
     return target
 

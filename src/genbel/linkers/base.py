@@ -86,7 +86,9 @@ def dedupe_candidates(cands: Sequence[Candidate], k: int) -> list[Candidate]:
 
 
 def queries_from_documents(
-    documents: Sequence[Document], expand_abbreviations: bool = False, entity_types: Sequence[str] | None = None
+    documents: Sequence[Document],
+    expand_abbreviations: bool = False,
+    entity_types: Sequence[str] | None = None,
 ) -> list[MentionQuery]:
     """One :class:`MentionQuery` per entity, in document order (optionally filtered by type)."""
     from genbel.data.abbreviations import find_abbreviations

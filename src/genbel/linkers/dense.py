@@ -67,7 +67,9 @@ class TextEncoder:
         source: str = "",
     ) -> None:
         if pooling not in POOLINGS:
-            raise ConfigError(Errors.E021.format(field="pooling", reason=f"expected one of {POOLINGS}, got {pooling!r}"))
+            raise ConfigError(
+                Errors.E021.format(field="pooling", reason=f"expected one of {POOLINGS}, got {pooling!r}")
+            )
         if max_length < 2:
             raise ConfigError(Errors.E021.format(field="max_length", reason="must be >= 2"))
         self.model = model
@@ -110,7 +112,10 @@ class TextEncoder:
         else:
             model = AutoModel.from_pretrained(path, dtype=torch.float32)
         model.eval()
-        return cls(model, tokenizer, pooling=pooling, max_length=max_length, batch_size=batch_size, source=str(name_or_path))
+        return cls(
+            model, tokenizer, pooling=pooling, max_length=max_length, batch_size=batch_size,
+            source=str(name_or_path),
+        )
 
     @property
     def dim(self) -> int:
@@ -135,7 +140,9 @@ class TextEncoder:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return self._pool(out.last_hidden_state, batch["attention_mask"])
 
-    def encode(self, texts: Sequence[str], progress: bool | None = None, desc: str = "embedding") -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], progress: bool | None = None, desc: str = "embedding"
+    ) -> np.ndarray:
         """``(len(texts), dim)`` float32 unit vectors; batches of similar length, no gradients."""
         from tqdm.auto import tqdm
 
@@ -148,7 +155,8 @@ class TextEncoder:
         show = progress if progress is not None else len(texts) > 20 * self.batch_size
         try:
             with torch.inference_mode():
-                for s in tqdm(range(0, len(order), self.batch_size), desc=desc, unit="batch", disable=not show):
+                starts = range(0, len(order), self.batch_size)
+                for s in tqdm(starts, desc=desc, unit="batch", disable=not show):
                     idx = order[s : s + self.batch_size]
                     out[idx] = self.embed([texts[i] for i in idx]).float().numpy()
         finally:
@@ -162,7 +170,8 @@ class TextEncoder:
             self.model.save_pretrained(d)
             self.tokenizer.save_pretrained(d)
             (d / ENCODER_CONFIG).write_text(
-                json.dumps({"pooling": self.pooling, "max_length": self.max_length}, indent=2), encoding="utf-8"
+                json.dumps({"pooling": self.pooling, "max_length": self.max_length}, indent=2),
+                encoding="utf-8",
             )
 
         return atomic_dir(path, write)
@@ -232,7 +241,9 @@ def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 
         index.hnsw.efConstruction = int(ef_construction)
         index.hnsw.efSearch = int(ef_search)
     else:
-        raise ConfigError(Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {kind!r}"))
+        raise ConfigError(
+            Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {kind!r}")
+        )
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
@@ -284,17 +295,23 @@ class DenseLinker(ConceptPriorMixin, Linker):
         if self.n_candidates < 1:
             raise ConfigError(Errors.E021.format(field="n_candidates", reason="must be >= 1"))
         self.progress = progress
-        self.hnsw = {"hnsw_m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)}
+        self.hnsw = {
+            "hnsw_m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)
+        }
         self.table = NameTable.from_kb(kb, normalize=self.normalize)
         if sparse is None and self.sparse_weight != 0.0:
             sparse = SparseLinker(kb, normalize=self.normalize)
         if sparse is not None and sparse.kb.fingerprint() != kb.fingerprint():
-            raise IndexMismatchError(Errors.E010.format(expected=sparse.kb.fingerprint(), actual=kb.fingerprint()))
+            raise IndexMismatchError(
+                Errors.E010.format(expected=sparse.kb.fingerprint(), actual=kb.fingerprint())
+            )
         self.sparse = sparse
         if index == "auto":
             index = "hnsw" if len(self.table) >= int(hnsw_threshold) else "flat"
         if index not in ("flat", "hnsw"):
-            raise ConfigError(Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {index!r}"))
+            raise ConfigError(
+                Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {index!r}")
+            )
         self.index_type = index
         if _faiss is not None:
             self.index = _faiss
@@ -309,7 +326,9 @@ class DenseLinker(ConceptPriorMixin, Linker):
     def preprocess(self, text: str) -> str:
         return normalize_name(text) if self.normalize else text.strip()
 
-    def search_names(self, texts: Sequence[str], k: int, vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_names(
+        self, texts: Sequence[str], k: int, vectors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` name rows by dense score: ``(scores, rows)`` of shape ``(len(texts), k)``; rows
         are -1 where the index has fewer names. ``vectors`` are precomputed query embeddings."""
         if vectors is None:
@@ -340,7 +359,8 @@ class DenseLinker(ConceptPriorMixin, Linker):
             if self.sparse is not None and self.sparse_weight != 0.0:
                 _, s_rows = self.sparse.search_names(ulist, n)
             for i in range(len(ulist)):
-                results.append(self._rescore(ulist[i], qv[i], d_scores[i], d_rows[i], None if s_rows is None else s_rows[i], k))
+                sparse_rows = None if s_rows is None else s_rows[i]
+                results.append(self._rescore(ulist[i], qv[i], d_scores[i], d_rows[i], sparse_rows, k))
         out: list[list[Candidate]] = []
         for key in keys:
             if not key or not results:
@@ -431,21 +451,29 @@ class DenseLinker(ConceptPriorMixin, Linker):
             raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing=", ".join(missing)))
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
-            raise FormatError(Errors.E301.format(path=path, kind=meta.get("kind", "?"), found=meta.get("version"),
-                                                 expected=f"{INDEX_KIND} v{INDEX_VERSION}"))
+            raise FormatError(Errors.E301.format(
+                path=path, kind=meta.get("kind", "?"), found=meta.get("version"),
+                expected=f"{INDEX_KIND} v{INDEX_VERSION}",
+            ))
         if meta["kb_fingerprint"] != kb.fingerprint():
-            raise IndexMismatchError(Errors.E010.format(expected=f"{meta.get('kb_name')}@{meta['kb_fingerprint']}",
-                                                        actual=f"{kb.name}@{kb.fingerprint()}"))
+            raise IndexMismatchError(Errors.E010.format(
+                expected=f"{meta.get('kb_name')}@{meta['kb_fingerprint']}",
+                actual=f"{kb.name}@{kb.fingerprint()}",
+            ))
         if encoder is None:
             ref = path / "encoder" if (path / "encoder").is_dir() else meta.get("encoder")
             if not ref:
                 raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing="encoder/"))
             encoder = TextEncoder.from_pretrained(ref, pooling=meta["pooling"], max_length=meta["max_length"])
         elif not isinstance(encoder, TextEncoder):
-            encoder = TextEncoder.from_pretrained(encoder, pooling=meta["pooling"], max_length=meta["max_length"])
+            encoder = TextEncoder.from_pretrained(
+                encoder, pooling=meta["pooling"], max_length=meta["max_length"]
+            )
         index = faiss.read_index(str(path / "faiss.index"))
         if index.ntotal != meta["n_names"] or index.d != encoder.dim:
-            raise IndexMismatchError(Errors.E302.format(path=path, found=index.ntotal, expected=meta["n_names"]))
+            raise IndexMismatchError(
+                Errors.E302.format(path=path, found=index.ntotal, expected=meta["n_names"])
+            )
         lam = float(options.pop("sparse_weight", meta["sparse_weight"]))
         sparse = None
         if lam != 0.0:
@@ -453,17 +481,22 @@ class DenseLinker(ConceptPriorMixin, Linker):
                 kb, normalize=meta["normalize"])
         linker = cls(
             kb, encoder, sparse_weight=lam, sparse=sparse, index=meta["index"], hnsw_m=meta["hnsw_m"],
-            ef_construction=meta["ef_construction"], ef_search=int(options.pop("ef_search", meta["ef_search"])),
+            ef_construction=meta["ef_construction"],
+            ef_search=int(options.pop("ef_search", meta["ef_search"])),
             n_candidates=int(options.pop("n_candidates", meta["n_candidates"])), normalize=meta["normalize"],
             progress=options.pop("progress", None), _faiss=index,
             prior=options.pop("prior", path / PRIOR_FILE if (path / PRIOR_FILE).is_file() else None),
             prior_weight=float(options.pop("prior_weight", meta.get("prior_weight", 0.0))),
         )
         if options:
-            raise ConfigError(Errors.E021.format(field="dense index option",
-                                                 reason=f"{sorted(options)} cannot change a saved index; rebuild it"))
+            raise ConfigError(Errors.E021.format(
+                field="dense index option",
+                reason=f"{sorted(options)} cannot change a saved index; rebuild it",
+            ))
         if linker.table.n_concepts and len(linker.table) != index.ntotal:
-            raise IndexMismatchError(Errors.E302.format(path=path, found=index.ntotal, expected=len(linker.table)))
+            raise IndexMismatchError(
+                Errors.E302.format(path=path, found=index.ntotal, expected=len(linker.table))
+            )
         return linker
 
 

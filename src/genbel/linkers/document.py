@@ -288,11 +288,20 @@ class DocumentLinker(Linker):
 
     @classmethod
     def load(cls, path: str, kb: KnowledgeBase | None = None, **options: Any) -> DocumentLinker:
-        """A saved generative linker directory (``genbel_linker.json``) used document-level."""
+        """A saved generative linker directory (``genbel_linker.json``) used document-level.
+
+        A model trained with memory prompts (``genbel train --memory``: ``memory_training`` in
+        ``genbel_linker.json``) defaults to the context window it was trained with
+        (``context_chars="model"``) and to its training prompt budget (its ``max_source_length``), so
+        its prompts are built as in training; other models default to the whole document.
+        """
         from genbel.linkers.generative import GenerativeLinker
 
         mine = {k: options.pop(k) for k in list(options) if k in _OPTIONS}
-        return cls(GenerativeLinker.load(path, kb, **options), **mine)
+        generator = GenerativeLinker.load(path, kb, **options)
+        if getattr(generator, "memory_training", None):
+            mine.setdefault("context_chars", "model")
+        return cls(generator, **mine)
 
     def variant(self, **overrides: Any) -> DocumentLinker:
         """Another input configuration over the same model (e.g. ``use_memory=False``, another window)."""

@@ -110,12 +110,15 @@ def save_linker_config(
     kb_name: str | None = None,
     max_source_length: int = 512,
     max_target_length: int = 64,
+    memory_training: dict | None = None,
 ) -> Path:
     """Write ``genbel_linker.json`` into ``path`` (for trainers that save adapter + tokenizer themselves).
 
     A directory with this file, the model (full checkpoint or a peft LoRA adapter over
     ``base_model``) and the tokenizer loads with :meth:`GenerativeLinker.load`; the trie and
     ``text_to_code.json`` are then built from the KB given to ``load`` when absent.
+    ``memory_training`` (a model trained with document-level memory prompts, ``genbel train --memory``)
+    is stored as is and read back as :attr:`GenerativeLinker.memory_training`.
     """
     from genbel import __version__
 
@@ -130,6 +133,8 @@ def save_linker_config(
         "max_source_length": max_source_length,
         "max_target_length": max_target_length,
     }
+    if memory_training:
+        cfg["memory_training"] = dict(memory_training)
     p = Path(path) / CONFIG_FILE
     p.write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding="utf-8")
     return p
@@ -181,6 +186,9 @@ class GenerativeLinker(Linker):
         self.batch_size = batch_size
         self.restrict_to_group = restrict_to_group
         self.constrained = constrained
+        #: the memory-training settings when the model was trained on memory prompts (``genbel train
+        #: --memory``; read from ``genbel_linker.json``), else None
+        self.memory_training: dict | None = None
         #: causal models: compute the prompt's KV cache once per query, not once per beam (same results)
         self.share_prompt_cache = True
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -294,7 +302,9 @@ class GenerativeLinker(Linker):
             "max_target_length": cfg.get("max_target_length"),
         }
         options.update(kwargs)
-        return cls(model, tokenizer, kb, trie=trie, **options)
+        linker = cls(model, tokenizer, kb, trie=trie, **options)
+        linker.memory_training = cfg.get("memory_training") or None
+        return linker
 
     @staticmethod
     def _load_model(path: Path, cfg: dict, arch: str, tokenizer: Any, merge_lora: bool) -> Any:
@@ -354,6 +364,7 @@ class GenerativeLinker(Linker):
             kb_name=self.kb.name,
             max_source_length=self.encoder.max_source_length,
             max_target_length=self.max_target_length,
+            memory_training=self.memory_training,
         )
 
     @property
@@ -766,8 +777,12 @@ class GenerativeLinker(Linker):
             ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)
             mask_t = torch.tensor(mask, dtype=torch.long, device=self.device)
             pos = (mask_t.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids_t, attention_mask=mask_t, position_ids=pos).logits
-            start = pmax  # first target token; predicted by the logits one step earlier
+            # only the logits that predict target tokens: the last tmax + 1 positions (lm head and
+            # log-softmax over the vocabulary are then not computed for the prompt)
+            logits = self.model(
+                input_ids=ids_t, attention_mask=mask_t, position_ids=pos, logits_to_keep=tmax + 1
+            ).logits
+            start = 1  # logits[:, 0] is the prompt's last position, which predicts the first target token
         else:
             dmax = len(prompts[0].decoder_ids or [])  # equal within a chunk (see score_candidates)
             nmax = max(len(p.input_ids) for p in prompts)

@@ -50,9 +50,13 @@ class HybridLinker(Linker):
         retriever_weight: float = 0.0,
     ) -> None:
         if mode not in MODES:
-            raise ConfigError(Errors.E021.format(field="mode", reason=f"expected one of {MODES}, got {mode!r}"))
+            raise ConfigError(
+                Errors.E021.format(field="mode", reason=f"expected one of {MODES}, got {mode!r}")
+            )
         if int(n_candidates) < 1 or int(names_per_concept) < 1:
-            raise ConfigError(Errors.E021.format(field="n_candidates/names_per_concept", reason="must be >= 1"))
+            raise ConfigError(
+                Errors.E021.format(field="n_candidates/names_per_concept", reason="must be >= 1")
+            )
         self.kb = kb
         self.generator = generator
         self.retriever = retriever
@@ -71,12 +75,16 @@ class HybridLinker(Linker):
         return self._rerank(queries, retrieved, k)
 
     # ------------------------------------------------------------------ constrain
-    def _constrain(self, queries: Sequence[MentionQuery], retrieved: list[list[Candidate]], k: int) -> list[list[Candidate]]:
+    def _constrain(
+        self, queries: Sequence[MentionQuery], retrieved: list[list[Candidate]], k: int
+    ) -> list[list[Candidate]]:
         out: list[list[Candidate]] = [[] for _ in queries]
         todo = [i for i, r in enumerate(retrieved) if r]
         if todo:
             generated = self.generator.link(
-                [queries[i] for i in todo], k=k, candidates=[[c.concept_id for c in retrieved[i]] for i in todo]
+                [queries[i] for i in todo],
+                k=k,
+                candidates=[[c.concept_id for c in retrieved[i]] for i in todo],
             )
             for i, gen in zip(todo, generated):
                 row = list(gen[:k])
@@ -102,7 +110,9 @@ class HybridLinker(Linker):
                     names.append(n)
         return names[: self.names_per_concept]
 
-    def _rerank(self, queries: Sequence[MentionQuery], retrieved: list[list[Candidate]], k: int) -> list[list[Candidate]]:
+    def _rerank(
+        self, queries: Sequence[MentionQuery], retrieved: list[list[Candidate]], k: int
+    ) -> list[list[Candidate]]:
         names: list[list[str]] = []
         owners: list[list[int]] = []  # per query: the retrieved-candidate index of each name
         for cands in retrieved:
@@ -143,9 +153,13 @@ def _factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> Hybr
     ``mode`` (``rerank``/``constrain``), ``n_candidates``, ``names_per_concept``, ``retriever_weight``;
     other options go to the generative linker."""
     if not path:
-        raise ConfigError(Errors.E021.format(field="--linker hybrid", reason="give the generative model: hybrid:PATH"))
+        raise ConfigError(
+            Errors.E021.format(field="--linker hybrid", reason="give the generative model: hybrid:PATH")
+        )
     retriever_spec = str(options.pop("retriever", "sparse"))
-    hybrid_opts = {key: options.pop(key) for key in ("mode", "n_candidates", "names_per_concept") if key in options}
+    hybrid_opts = {
+        key: options.pop(key) for key in ("mode", "n_candidates", "names_per_concept") if key in options
+    }
     if "retriever_weight" in options:
         hybrid_opts["retriever_weight"] = _as_float(options.pop("retriever_weight"))
     generator = create_linker(f"generative:{path}", kb, **options)

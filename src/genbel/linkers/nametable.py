@@ -128,7 +128,9 @@ class NameTable:
         """
         if not prior:
             return None
-        counts = np.array([max(0.0, float(prior.get(cid, 0.0))) for cid in self.concept_ids], dtype=np.float64)
+        counts = np.array(
+            [max(0.0, float(prior.get(cid, 0.0))) for cid in self.concept_ids], dtype=np.float64
+        )
         if counts.size == 0 or counts.max() <= 0:
             return None
         logc = np.log1p(counts)

@@ -41,7 +41,9 @@ class PromptFormat:
 
     def __post_init__(self) -> None:
         if self.style not in ("syncabel", "genbioel"):
-            raise InputError(Errors.E021.format(field="prompt style", reason=f"{self.style!r} (syncabel|genbioel)"))
+            raise InputError(
+                Errors.E021.format(field="prompt style", reason=f"{self.style!r} (syncabel|genbioel)")
+            )
 
     # ------------------------------------------------------------------ pieces
     def context(self, q: MentionQuery) -> tuple[str, str, str]:
@@ -106,7 +108,8 @@ class PromptFormat:
 
     @classmethod
     def from_dict(cls, d: dict) -> PromptFormat:
-        return cls(**{k: v for k, v in d.items() if k in ("style", "context_chars", "include_group", "memory_size")})
+        fields = ("style", "context_chars", "include_group", "memory_size")
+        return cls(**{k: v for k, v in d.items() if k in fields})
 
 
 def parse_markup(line: str, where: str = "<input>") -> MentionQuery:
@@ -129,5 +132,6 @@ def parse_markup(line: str, where: str = "<input>") -> MentionQuery:
     plain = line[: m.start()] + mention + line[m.end() :]
     start = m.start()
     return MentionQuery(
-        text=mention, surface=mention, type=group or None, context=plain, start=start, end=start + len(mention)
+        text=mention, surface=mention, type=group or None, context=plain, start=start,
+        end=start + len(mention),
     )

@@ -60,7 +60,10 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
         raise ConfigError(
-            Errors.E021.format(field="sparse index option", reason=f"unknown {sorted(unknown)}; known {sorted(DEFAULT_PARAMS)}")
+            Errors.E021.format(
+                field="sparse index option",
+                reason=f"unknown {sorted(unknown)}; known {sorted(DEFAULT_PARAMS)}",
+            )
         )
     out = {**DEFAULT_PARAMS, **params}
     ng = out["ngram_range"]
@@ -69,9 +72,13 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
     try:
         lo, hi = (int(x) for x in ng)
     except (TypeError, ValueError) as e:
-        raise ConfigError(Errors.E021.format(field="ngram_range", reason=f"expected two integers, got {ng!r}")) from e
+        raise ConfigError(
+            Errors.E021.format(field="ngram_range", reason=f"expected two integers, got {ng!r}")
+        ) from e
     if not 1 <= lo <= hi:
-        raise ConfigError(Errors.E021.format(field="ngram_range", reason=f"need 1 <= min <= max, got ({lo}, {hi})"))
+        raise ConfigError(
+            Errors.E021.format(field="ngram_range", reason=f"need 1 <= min <= max, got ({lo}, {hi})")
+        )
     out["ngram_range"] = (lo, hi)
     for key in ("min_df", "max_df"):
         v = out[key]
@@ -79,7 +86,9 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
             v = float(v) if "." in v else int(v)
         out[key] = v
     if out["analyzer"] not in ("char_wb", "char", "word"):
-        raise ConfigError(Errors.E021.format(field="analyzer", reason=f"expected char_wb, char or word, got {out['analyzer']!r}"))
+        raise ConfigError(Errors.E021.format(
+            field="analyzer", reason=f"expected char_wb, char or word, got {out['analyzer']!r}"
+        ))
     for key in ("sublinear_tf", "use_idf", "smooth_idf", "normalize"):
         v = out[key]
         out[key] = v.lower() in ("1", "true", "yes") if isinstance(v, str) else bool(v)
@@ -183,10 +192,15 @@ class SparseLinker(ConceptPriorMixin, Linker):
         return out
 
     def pair_scores(self, texts: Sequence[str], rows: np.ndarray) -> np.ndarray:
-        """Cosine of each text with selected name rows: ``rows`` is ``(len(texts), m)`` → ``(len(texts), m)``."""
+        """Cosine of each text with selected name rows.
+
+        ``rows`` is ``(len(texts), m)`` and so is the result.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 2 or rows.shape[0] != len(texts):
-            raise ConfigError(Errors.E021.format(field="rows", reason=f"expected shape ({len(texts)}, m), got {rows.shape}"))
+            raise ConfigError(Errors.E021.format(
+                field="rows", reason=f"expected shape ({len(texts)}, m), got {rows.shape}"
+            ))
         q = self.transform(texts)
         m = rows.shape[1]
         if m == 0 or len(texts) == 0:
@@ -295,18 +309,24 @@ class SparseLinker(ConceptPriorMixin, Linker):
         if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
             raise FormatError(
                 Errors.E301.format(
-                    path=path, kind=meta.get("kind", "?"), found=meta.get("version"), expected=f"{INDEX_KIND} v{INDEX_VERSION}"
+                    path=path, kind=meta.get("kind", "?"), found=meta.get("version"),
+                    expected=f"{INDEX_KIND} v{INDEX_VERSION}",
                 )
             )
         if meta["kb_fingerprint"] != kb.fingerprint():
             raise IndexMismatchError(
-                Errors.E010.format(expected=f"{meta.get('kb_name')}@{meta['kb_fingerprint']}", actual=f"{kb.name}@{kb.fingerprint()}")
+                Errors.E010.format(
+                    expected=f"{meta.get('kb_name')}@{meta['kb_fingerprint']}",
+                    actual=f"{kb.name}@{kb.fingerprint()}",
+                )
             )
         params = _coerce_params(meta["params"])
         table = NameTable.from_kb(kb, normalize=params["normalize"])
         matrix = sp.load_npz(path / "names.npz").tocsr().astype(np.float32)
         if matrix.shape[0] != len(table):
-            raise IndexMismatchError(Errors.E302.format(path=path, found=matrix.shape[0], expected=len(table)))
+            raise IndexMismatchError(
+                Errors.E302.format(path=path, found=matrix.shape[0], expected=len(table))
+            )
         vocab = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
         vec = _vectorizer(params, vocabulary=vocab or None)
         if vocab:
@@ -319,7 +339,10 @@ class SparseLinker(ConceptPriorMixin, Linker):
         prior_weight = float(options.pop("prior_weight", meta.get("prior_weight", 0.0)))
         if options:
             raise ConfigError(
-                Errors.E021.format(field="sparse index option", reason=f"{sorted(options)} cannot change a saved index; rebuild it")
+                Errors.E021.format(
+                    field="sparse index option",
+                    reason=f"{sorted(options)} cannot change a saved index; rebuild it",
+                )
             )
         return cls(kb, batch_size=batch, progress=progress, prior=prior, prior_weight=prior_weight,
                    _state=(vec, matrix, table), **params)

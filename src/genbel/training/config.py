@@ -75,6 +75,12 @@ class TrainConfig(BaseModel):
         default_factory=lambda: {"human": 0.5, "synthetic": 0.5, "kb": 0.5},
         description="relative share of each source in every batch (sources without data are ignored)",
     )
+    memory: bool = Field(
+        False, description="robust memory training: human examples carry a memory of earlier gold names"
+    )
+    memory_corruption: float = Field(0.1, description="probability that a memory entry is corrupted")
+    memory_fraction: float = Field(0.5, description="share of human examples that carry a memory")
+    memory_size: int = Field(10, description="most recent distinct memory entries shown in a prompt")
 
     # ---------------------------------------------------------------- optimisation
     epochs: float = 1.0
@@ -103,11 +109,18 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = 2
     log_every: int = 10
 
-    @field_validator("batch_size", "grad_accum", "max_length", "lora_r")
+    @field_validator("batch_size", "grad_accum", "max_length", "lora_r", "memory_size")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
             raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("memory_corruption", "memory_fraction")
+    @classmethod
+    def _rate(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{v!r} is not in [0, 1]")
         return v
 
     @field_validator("mix")

@@ -76,7 +76,7 @@ class SapbertConfig:
     ms_epsilon: float = 0.1  #: multi-similarity: mining margin
     pairs_per_name: int = 1  #: KB pairs: each name with this many other names of its concept
     max_kb_pairs: int | None = None  #: keep at most this many KB pairs (random, seeded)
-    kb_concepts: str = "all"  #: ``all`` KB concepts, or ``mentioned`` (only concepts of the training mentions)
+    kb_concepts: str = "all"  #: ``all`` KB concepts, or ``mentioned`` (those of the training mentions)
     mention_repeats: int = 1  #: each training mention pair is used this many times per epoch
     unique_mentions: bool = True  #: one pair per distinct (mention, gold concepts), not per occurrence
     freeze_layers: int = 0  #: freeze the embeddings and the first N transformer layers (-1: none frozen)
@@ -246,7 +246,9 @@ class _Run:
         cfg_file = self.dir / "config.json"
         if cfg_file.is_file():
             old = json.loads(cfg_file.read_text(encoding="utf-8"))
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k) and k != "epochs")
+            changed = sorted(
+                k for k in set(old) | set(config) if old.get(k) != config.get(k) and k != "epochs"
+            )
             if changed and resume:
                 raise ConfigError(Errors.E352.format(path=self.dir, fields=", ".join(changed)))
         tmp = cfg_file.with_suffix(".json.tmp")
@@ -282,7 +284,9 @@ class _Run:
             if m and int(m.group(1)) < epoch:
                 shutil.rmtree(p, ignore_errors=True)
 
-    def finish(self, encoder: TextEncoder, retriever: dict[str, Any], prior: dict[str, int] | None = None) -> Path:
+    def finish(
+        self, encoder: TextEncoder, retriever: dict[str, Any], prior: dict[str, int] | None = None
+    ) -> Path:
         encoder.save(self.dir / "encoder")
         prior_file = self.dir / PRIOR_FILE
         if prior:
@@ -302,7 +306,9 @@ def _encoder(encoder: TextEncoder | str | Path, max_length: int, pooling: str | 
     enc.max_length = int(max_length)
     if pooling is not None:
         if pooling not in ("mean", "cls"):
-            raise ConfigError(Errors.E021.format(field="pooling", reason=f"expected mean or cls, got {pooling!r}"))
+            raise ConfigError(
+                Errors.E021.format(field="pooling", reason=f"expected mean or cls, got {pooling!r}")
+            )
         enc.pooling = pooling
     return enc
 
@@ -318,10 +324,14 @@ def freeze_layers(model: torch.nn.Module, n: int) -> int:
         emb = getattr(model, "embeddings", None)
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         if emb is None or layers is None:
-            raise ConfigError(Errors.E021.format(field="freeze_layers", reason=f"{type(model).__name__} has no "
-                                                 "embeddings/encoder.layer to freeze (use -1)"))
+            raise ConfigError(Errors.E021.format(
+                field="freeze_layers",
+                reason=f"{type(model).__name__} has no embeddings/encoder.layer to freeze (use -1)",
+            ))
         if n > len(layers):
-            raise ConfigError(Errors.E021.format(field="freeze_layers", reason=f"the model has {len(layers)} layers"))
+            raise ConfigError(
+                Errors.E021.format(field="freeze_layers", reason=f"the model has {len(layers)} layers")
+            )
         for p in emb.parameters():
             p.requires_grad_(False)
         for layer in list(layers)[:n]:
@@ -362,7 +372,9 @@ def train_sapbert(
     _check_positive("batch_size", cfg.batch_size)
     _check_positive("temperature", cfg.temperature)
     if cfg.loss not in ("infonce", "multi-similarity"):
-        raise ConfigError(Errors.E021.format(field="loss", reason=f"expected infonce or multi-similarity, got {cfg.loss!r}"))
+        raise ConfigError(
+            Errors.E021.format(field="loss", reason=f"expected infonce or multi-similarity, got {cfg.loss!r}")
+        )
     enc = _encoder(encoder, cfg.max_length, cfg.pooling)
     table = NameTable.from_kb(kb)
     mentions: list[TrainingMention] = []
@@ -377,15 +389,21 @@ def train_sapbert(
     if cfg.kb_concepts == "mentioned":
         concept_filter = {j for m in mentions for j in m.concepts}
     elif cfg.kb_concepts != "all":
-        raise ConfigError(Errors.E021.format(field="kb_concepts", reason=f"expected all or mentioned, got {cfg.kb_concepts!r}"))
+        raise ConfigError(Errors.E021.format(
+            field="kb_concepts", reason=f"expected all or mentioned, got {cfg.kb_concepts!r}"
+        ))
     kb_pairs = synonym_pairs(table, rng, cfg.pairs_per_name, concept_filter)
     if cfg.max_kb_pairs is not None and len(kb_pairs) > cfg.max_kb_pairs:
         kb_pairs = rng.sample(kb_pairs, cfg.max_kb_pairs)
     # a pair is (text, text, concept position)
     base_pairs = [(table.keys[a], table.keys[b], int(table.row_concept[a])) for a, b in kb_pairs]
     if not base_pairs and not mentions:
-        raise InputError(Errors.E017.format(reason="no concept has two names and no training mention was given"))
-    logger.info("SapBERT-style training: %d KB synonym pairs, %d training mentions", len(base_pairs), len(mentions))
+        raise InputError(
+            Errors.E017.format(reason="no concept has two names and no training mention was given")
+        )
+    logger.info(
+        "SapBERT-style training: %d KB synonym pairs, %d training mentions", len(base_pairs), len(mentions)
+    )
 
     n_train = freeze_layers(enc.model, cfg.freeze_layers)
     logger.info("%d trainable parameters", n_train)
@@ -393,7 +411,9 @@ def train_sapbert(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_pairs = len(base_pairs) + len(mentions) * cfg.mention_repeats
     steps_per_epoch = (n_pairs + cfg.batch_size - 1) // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(cfg.max_steps, total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total))
     )
@@ -433,7 +453,9 @@ def train_sapbert(
             if cfg.loss == "infonce":
                 loss = infonce_loss(emb, labels, cfg.temperature)
             else:
-                loss = multi_similarity_loss(emb, labels, cfg.ms_alpha, cfg.ms_beta, cfg.ms_base, cfg.ms_epsilon)
+                loss = multi_similarity_loss(
+                    emb, labels, cfg.ms_alpha, cfg.ms_beta, cfg.ms_base, cfg.ms_epsilon
+                )
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -447,8 +469,8 @@ def train_sapbert(
                         lr=sched.get_last_lr()[0])
         run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
                 seconds=round(time.time() - t0, 1))
-        run.save_epoch(epoch + 1, enc, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                                        "rng": torch.get_rng_state()})
+        run.save_epoch(epoch + 1, enc, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                        "step": step, "rng": torch.get_rng_state()})
     enc.model.eval()
     return run.finish(enc, {
         "method": "sapbert", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": 0.0,
@@ -520,7 +542,9 @@ def train_biosyn(
     table = sparse.table
     mentions, rep = training_mentions(train_documents, kb, table, unique=cfg.unique_mentions)
     if not mentions:
-        raise InputError(Errors.E017.format(reason=f"no training mention has a gold concept in the KB ({asdict(rep)})"))
+        raise InputError(
+            Errors.E017.format(reason=f"no training mention has a gold concept in the KB ({asdict(rep)})")
+        )
     run = _Run(Path(out_dir), {"method": "biosyn", "kb": kb.fingerprint(), "base_encoder": enc.source,
                                "mentions": len(mentions), **asdict(cfg)}, resume)
     logger.info("BioSyn training: %d mentions (%d duplicates, %d NIL, %d not in KB skipped)",
@@ -531,7 +555,8 @@ def train_biosyn(
     freeze_layers(enc.model, cfg.freeze_layers)
     lam = torch.nn.Parameter(torch.tensor(float(cfg.initial_sparse_weight)))
     opt = torch.optim.AdamW([
-        {"params": [p for p in enc.model.parameters() if p.requires_grad], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+        {"params": [p for p in enc.model.parameters() if p.requires_grad], "lr": cfg.lr,
+         "weight_decay": cfg.weight_decay},
         {"params": [lam], "lr": cfg.sparse_lr, "weight_decay": 0.0},
     ])
     start_epoch, ckpt = run.last_epoch() if resume else (0, None)
@@ -552,8 +577,10 @@ def train_biosyn(
         if cand is None or cfg.refresh_candidates:
             first = epoch == 0 and initial_name_vectors is not None
             if first and len(initial_name_vectors) != len(table):  # type: ignore[arg-type]
-                raise ConfigError(Errors.E021.format(field="initial_name_vectors", reason=(
-                    f"{len(initial_name_vectors)} vectors for {len(table)} KB names")))  # type: ignore[arg-type]
+                n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
+                raise ConfigError(Errors.E021.format(
+                    field="initial_name_vectors", reason=f"{n_vectors} vectors for {len(table)} KB names"
+                ))
             cand = _biosyn_candidates(mentions, enc, table, sparse, n_sparse, topk, progress,
                                       name_vectors=initial_name_vectors if first else None)
         keys = [m.key for m in mentions]
@@ -563,7 +590,9 @@ def train_biosyn(
         dup = torch.zeros_like(cand_t, dtype=torch.bool)
         dup[:, 1:] = cand_t[:, 1:] == cand_t[:, :-1]
         gold = [torch.tensor(sorted(m.concepts)) for m in mentions]
-        positive = torch.stack([torch.isin(row_concept[cand_t[i]], gold[i]) for i in range(len(mentions))]) & ~dup
+        positive = torch.stack(
+            [torch.isin(row_concept[cand_t[i]], gold[i]) for i in range(len(mentions))]
+        ) & ~dup
         recall = float(positive.any(1).float().mean())
         logger.info("epoch %d: a gold concept is among the %d candidates for %.1f%% of mentions",
                     epoch + 1, topk, 100 * recall)
@@ -591,12 +620,13 @@ def train_biosyn(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lam=f"{lam.item():.3f}")
             if step % cfg.log_every == 0:
-                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])), sparse_weight=lam.item())
+                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
+                        sparse_weight=lam.item())
         enc.model.eval()
         run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), sparse_weight=lam.item(),
                 candidate_recall=recall, seconds=round(time.time() - t0, 1))
-        run.save_epoch(epoch + 1, enc, {"optimizer": opt.state_dict(), "sparse_weight": lam.item(), "step": step,
-                                        "rng": torch.get_rng_state()})
+        run.save_epoch(epoch + 1, enc, {"optimizer": opt.state_dict(), "sparse_weight": lam.item(),
+                                        "step": step, "rng": torch.get_rng_state()})
     return run.finish(enc, {
         "method": "biosyn", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": lam.item(),
         "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
@@ -620,7 +650,9 @@ def index_vectors(path: str | Path, kb: KnowledgeBase, index_kb: KnowledgeBase |
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     built_for = index_kb if index_kb is not None else kb
     if meta.get("kb_fingerprint") != built_for.fingerprint():
-        raise IndexMismatchError(Errors.E010.format(expected=meta.get("kb_fingerprint"), actual=built_for.fingerprint()))
+        raise IndexMismatchError(
+            Errors.E010.format(expected=meta.get("kb_fingerprint"), actual=built_for.fingerprint())
+        )
     index = faiss.read_index(str(path / "faiss.index"))
     vectors = index.reconstruct_n(0, index.ntotal)
     if index_kb is None or index_kb is kb:
@@ -663,12 +695,16 @@ def compact_encoder(
     from genbel.linkers.dense import ENCODER_CONFIG, INT8_FILE, INT8_WEIGHTS, quantize_int8
 
     if weights not in ("int8", "float16", "float32"):
-        raise ConfigError(Errors.E021.format(field="weights", reason=f"expected int8, float16 or float32, got {weights!r}"))
+        raise ConfigError(
+            Errors.E021.format(field="weights", reason=f"expected int8, float16 or float32, got {weights!r}")
+        )
     enc = encoder if isinstance(encoder, TextEncoder) else TextEncoder.from_pretrained(encoder)
     tok = enc.tokenizer
     spec = json.loads(tok.backend_tokenizer.to_str())
     if spec.get("model", {}).get("type") != "WordPiece":
-        raise ConfigError(Errors.E021.format(field="encoder", reason="compact export needs a WordPiece (BERT) tokenizer"))
+        raise ConfigError(
+            Errors.E021.format(field="encoder", reason="compact export needs a WordPiece (BERT) tokenizer")
+        )
     vocab: dict[str, int] = spec["model"]["vocab"]
     id_to_token = {i: t for t, i in vocab.items()}
     keep: set[int] = set(tok.all_special_ids)
@@ -723,7 +759,8 @@ def compact_encoder(
 
     def write(d: Path) -> None:
         new_tok.save_pretrained(d)
-        info = {"pooling": enc.pooling, "max_length": enc.max_length, "vocab_kept": len(kept), "vocab_before": len(vocab)}
+        info = {"pooling": enc.pooling, "max_length": enc.max_length, "vocab_kept": len(kept),
+                "vocab_before": len(vocab)}
         if weights == "int8":
             model.config.save_pretrained(d)
             save_file(quantize_int8(model.state_dict()), str(d / INT8_FILE))
@@ -734,12 +771,14 @@ def compact_encoder(
         (d / ENCODER_CONFIG).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
     out = atomic_dir(out_dir, write)
-    logger.info("compact encoder: vocabulary %d → %d tokens, %s weights, %.1f MB", len(vocab), len(kept), weights,
-                sum(f.stat().st_size for f in out.iterdir()) / 1e6)
+    logger.info("compact encoder: vocabulary %d → %d tokens, %s weights, %.1f MB", len(vocab), len(kept),
+                weights, sum(f.stat().st_size for f in out.iterdir()) / 1e6)
     return out
 
 
-def export_retriever(run_dir: str | Path, out_dir: str | Path, texts: Iterable[str], *, weights: str = "int8") -> Path:
+def export_retriever(
+    run_dir: str | Path, out_dir: str | Path, texts: Iterable[str], *, weights: str = "int8"
+) -> Path:
     """A shippable copy of a trained retriever: :func:`compact_encoder` of its encoder (vocabulary cut
     to the tokens of ``texts`` + single characters, int8 weights) with its ``retriever.json`` and
     concept prior. Load it like the run directory (``biosyn:OUT``/``dense:OUT``)."""

@@ -6,7 +6,8 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``, stored in fp16
 size, no measurable change in the scores) applied over ``base_model`` at load time — the
 tokenizer, and optionally ``text_to_code.json`` + ``trie/`` and ``kb/``. Without the trie the linker
 builds it from the KB it is given at load time; without ``kb/`` a KB must be given to ``load``.
-``training.json`` records the training config and data report.
+``training.json`` records the training config and data report; a model trained with memory prompts
+(``genbel train --memory``) also has a ``memory_training`` record in ``genbel_linker.json``.
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ def save_linker(
     fp16_adapter: bool = True,
     training: dict | None = None,
     max_source_length: int = 512,
+    memory_training: dict | None = None,
 ) -> Path:
-    """Save ``model`` (a peft model → adapter only; else the full model) as a linker directory, atomically."""
+    """Save ``model`` (a peft model → adapter only; else the full model) as a linker directory, atomically.
+
+    ``memory_training`` records that the model was trained on document-level memory prompts (stored in
+    ``genbel_linker.json``; :meth:`DocumentLinker.load <genbel.linkers.document.DocumentLinker.load>`
+    then defaults to the training context window).
+    """
     from genbel.linkers.generative import CONFIG_FILE, KB_DIR, TEXT_TO_CODE_FILE, TRIE_DIR, save_linker_config
     from genbel.trie import CandidateTrie
 
@@ -88,6 +95,7 @@ def save_linker(
             kb_name=kb.name,
             max_source_length=max_source_length,
             max_target_length=longest,
+            memory_training=memory_training,
         )
         if training is not None:
             (d / "training.json").write_text(json.dumps(training, indent=2, default=str), encoding="utf-8")

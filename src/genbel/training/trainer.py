@@ -4,6 +4,9 @@ A small torch loop:
 
 * data: human examples (synonym-aware targets), KB-guided pre-training samples and synthetic
   contexts, mixed in fixed per-batch shares by :class:`~genbel.training.mixing.MixedBatchSampler`;
+  with ``memory`` (robust memory training, :mod:`genbel.training.memory`) the human and dev examples
+  carry a corrupted memory of the earlier gold names of their document, and every prompt is built by
+  the :class:`~genbel.linkers.document.DocumentPromptEncoder` a :class:`DocumentLinker` uses;
 * loss: token cross-entropy on the target name + EOS only (prompt and padding are ``-100``); causal
   batches are left-padded and only the last ``max_target + 1`` logits are computed;
 * checkpoints every ``save_every`` steps under ``<run>/checkpoints/step-NNNNNNN/`` (trainable weights,
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.kb.base import KnowledgeBase
+from genbel.linkers.document import DocumentPromptEncoder
 from genbel.linkers.encoding import PromptEncoder
 from genbel.linkers.prompts import PromptFormat
 from genbel.training.config import TrainConfig
@@ -138,10 +142,15 @@ def build_training_data(
         # the type filter is for annotated corpora; synthetic documents were made for the KB's concepts
         kw = opts if key == "human" else {**opts, "entity_types": None}
         exs, rep = finetune_examples(docs, kb, origin=origin, report=rep, **kw)
-        if cfg.dedupe:
+        memory = None
+        if cfg.memory and key == "human":
+            exs, memory = _with_memory(exs, kb, cfg)
+        if cfg.dedupe:  # MemoryExample keys include the rendered memory block
             exs, rep.duplicates = dedupe_examples(exs, fmt)
         data.sources[key] = exs
         data.report[key] = rep.to_dict() | {"documents": len(docs), "kept": len(exs)}
+        if memory is not None:
+            data.report[key]["memory"] = memory
     if cfg.pretrain_per_concept > 0:
         exs = pretraining_examples(
             kb,
@@ -164,8 +173,10 @@ def build_training_data(
             report=rep,
             **{**opts, "strict": False, "abbreviations": "none", "composite": "first"},
         )
-        data.dev = dev
         data.report["dev"] = rep.to_dict() | {"documents": len(dev_docs)}
+        if cfg.memory:  # the dev loss is measured on prompts like the training ones
+            dev, data.report["dev"]["memory"] = _with_memory(dev, kb, cfg)
+        data.dev = dev
     if data.total() == 0:
         reason = "no corpus, synthetic data or KB pre-training samples were given"
         if had_docs:
@@ -175,6 +186,22 @@ def build_training_data(
             )
         raise InputError(Errors.E017.format(reason=reason))
     return data
+
+
+def _with_memory(examples: Sequence[TrainingExample], kb: KnowledgeBase, cfg: TrainConfig):
+    """``(memory examples, memory report dict)``: :func:`~genbel.training.memory.add_memory` as configured."""
+    from genbel.training.memory import MemoryReport, add_memory
+
+    report = MemoryReport()
+    out = add_memory(
+        examples,
+        kb,
+        corruption=cfg.memory_corruption,
+        fraction=cfg.memory_fraction,
+        seed=cfg.seed,
+        report=report,
+    )
+    return out, report.to_dict()
 
 
 # ====================================================================== model
@@ -344,9 +371,13 @@ class Trainer:
             style=cfg.style(self.architecture),
             context_chars=cfg.context_chars,
             include_group=cfg.include_group,
+            memory_size=cfg.memory_size,
         )
         start = getattr(self._config(), "decoder_start_token_id", None)
-        self.encoder = PromptEncoder(
+        # with memory: the document-level encoder of DocumentLinker (memory block + token-trimmed
+        # context), so that training prompts are the prompts the saved linker sees at inference
+        encoder_cls = DocumentPromptEncoder if cfg.memory else PromptEncoder
+        self.encoder = encoder_cls(
             self.tokenizer,
             self.format,
             self.architecture,
@@ -679,6 +710,19 @@ class Trainer:
         """Write a :class:`GenerativeLinker` directory for the current weights (atomic)."""
         from genbel.training.export import save_linker
 
+        extra: dict = {}
+        if self.cfg.memory:
+            # DocumentLinker.load reads this record: same context window and prompt budget as training
+            extra = {
+                "max_source_length": self.encoder.max_source_length,
+                "memory_training": {
+                    "memory_size": self.cfg.memory_size,
+                    "memory_corruption": self.cfg.memory_corruption,
+                    "memory_fraction": self.cfg.memory_fraction,
+                    "context_chars": self.cfg.context_chars,
+                    "max_prompt_tokens": self.encoder.max_source_length,
+                },
+            }
         return save_linker(
             self.model,
             self.tokenizer,
@@ -688,4 +732,5 @@ class Trainer:
             self.base_model_ref,
             out,
             training={"config": self.cfg.model_dump(), "data": self.data.report},
+            **extra,
         )
