@@ -184,3 +184,37 @@ def test_export_command(linker_dir, tmp_path):
     assert json.loads((out / "config.json").read_text())["auto_map"]["AutoModelForCausalLM"].startswith(
         "modeling_genbel."
     )
+
+
+def test_set_passes_linker_options_to_link_and_evaluate(linker_dir, tmp_path):
+    from genbel.linkers.registry import parse_options
+
+    assert parse_options(["mode=constrain", "n_candidates=2", "retriever_weight=0.5", "x=true"]) == {
+        "mode": "constrain", "n_candidates": 2, "retriever_weight": 0.5, "x": True,
+    }
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_options(["mode"])
+    src = tmp_path / "corpus.pubtator"
+    src.write_text(_pubtator())
+    kb_dir = tmp_path / "kb"
+    tiny_kb().to_disk(kb_dir)
+    hybrid = ["--linker", f"hybrid:{linker_dir}", "--set", "retriever=sparse", "--set", "mode=constrain",
+              "--set", "n_candidates=1"]
+    out = tmp_path / "linked.json"
+    r = runner.invoke(app, ["link", str(src), "--kb", str(kb_dir), "-o", str(out), "-k", "3", *hybrid])
+    assert r.exit_code == 0, r.output
+    # constrain mode with one retrieved concept: every mention gets exactly the sparse top-1 concept
+    from genbel.linkers.sparse import SparseLinker
+
+    (doc,) = json.loads(out.read_text())
+    sparse = SparseLinker(tiny_kb())
+    linked = [e for e in doc["entities"] if "candidates" in e]
+    assert linked
+    for e in linked:
+        assert [c["code"] for c in e["candidates"]] == [sparse.candidates(e["text"], 1)[0][0].concept_id]
+    js = tmp_path / "eval.json"
+    r = runner.invoke(app, ["evaluate", str(src), "--kb", str(kb_dir), "--json-out", str(js), *hybrid])
+    assert r.exit_code == 0, r.output
+    assert json.loads(js.read_text())["n_mentions"] == 5
+    r = runner.invoke(app, ["evaluate", str(src), "--kb", str(kb_dir), "--linker", "tfidf", "--set", "oops"])
+    assert r.exit_code != 0 and "KEY=VALUE" in (r.output + str(r.exception))

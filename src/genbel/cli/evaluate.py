@@ -84,6 +84,9 @@ def evaluate_cmd(
     n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Path | None = typer.Option(None, "--json-out", help="Write the result as JSON."),
+    linker_options: list[str] | None = typer.Option(
+        None, "--set", help="Linker option KEY=VALUE (repeatable), e.g. mode=constrain for hybrid."
+    ),
     predictions_out: bool = typer.Option(
         False, "--with-predictions", help="Include per-mention predictions in JSON."
     ),
@@ -91,15 +94,16 @@ def evaluate_cmd(
     """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
     from genbel.data import load_corpus
     from genbel.eval import evaluate
-    from genbel.linkers.registry import create_linker
+    from genbel.linkers.registry import create_linker, parse_options
 
+    options = parse_options(linker_options)
     docs = load_corpus(corpus)
     kb_obj, added = load_kb_and_corpus(kb, kb_format, augment_kb)
     train_docs = None
     if train_corpus:
         train_docs = load_corpus(train_corpus, on_duplicate="skip-identical", offsets="fix")
     t0 = time.perf_counter()
-    lk = create_linker(linker, kb_obj)
+    lk = create_linker(linker, kb_obj, **options)
     setup = time.perf_counter() - t0
     types = [t.strip() for t in entity_types.split(",") if t.strip()] if entity_types else None
     result = evaluate(

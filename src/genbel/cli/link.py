@@ -174,9 +174,12 @@ def link_cmd(
         "--abbreviations/--no-abbreviations",
         help="Link the long form of abbreviations (Schwartz-Hearst).",
     ),
+    linker_options: list[str] | None = typer.Option(
+        None, "--set", help="Linker option KEY=VALUE (repeatable), e.g. mode=constrain for hybrid."
+    ),
 ) -> None:
     """Link every mention of INPUT and write ranked candidates per entity."""
-    from genbel.linkers.registry import create_linker
+    from genbel.linkers.registry import create_linker, parse_options
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(Errors.E021.format(field="--format", reason=f"{fmt!r} (json|jsonl)"))
@@ -191,6 +194,7 @@ def link_cmd(
             options["num_beams"] = num_beams
         if batch_size is not None:
             options["batch_size"] = batch_size
+    options.update(parse_options(linker_options))
     lk = create_linker(linker, kb_obj, **options)
     types = [t.strip() for t in entity_types.split(",") if t.strip()] if entity_types else None
     t0 = time.perf_counter()

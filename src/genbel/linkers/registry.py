@@ -8,6 +8,7 @@ returns a :class:`~genbel.linkers.base.Linker`. Modules register their factories
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -56,3 +57,20 @@ def create_linker(spec: str, kb: KnowledgeBase, **options: Any) -> Linker:
     linker = _FACTORIES[name](kb, path or None, **options)
     linker.spec = spec  # what evaluation reports name the linker by
     return linker
+
+
+def parse_options(pairs: list[str] | None, where: str = "--set") -> dict[str, Any]:
+    """``["mode=constrain", "n_candidates=5"]`` → ``{"mode": "constrain", "n_candidates": 5}``.
+
+    Values are read as JSON when they parse (numbers, ``true``/``false``, ``null``), else kept as text.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(Errors.E021.format(field=where, reason=f"expected KEY=VALUE, got {pair!r}"))
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
