@@ -290,3 +290,34 @@ def test_factory_loads_a_saved_linker(gens, tmp_path):
         create_linker("document", g.kb)
     with pytest.raises(ConfigError):
         create_linker(f"document:{tmp_path / 'lk'}", g.kb, use_memory="maybe")
+
+
+@pytest.mark.parametrize("memory_size", [10, 2])
+def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeypatch, memory_size):
+    """The memory block is a growing prefix: its key/value states are reused, with identical results
+    (memory_size=2 also exercises prompts whose prefix changed because old entries were left out)."""
+    gen = gens["llama"]
+    ds = docs()
+    plain = DocumentLinker(gen, batch_size=3, memory_size=memory_size, reuse_prefix=False)
+    reuse = DocumentLinker(gen, batch_size=3, memory_size=memory_size)
+    assert reuse.reuse_prefix and not plain.reuse_prefix
+    computed: list[int] = []
+    real = gen.model.forward
+
+    def counting(*args, **kwargs):
+        ids = kwargs.get("input_ids")
+        if ids is not None and "past_key_values" in kwargs and ids.shape[0] == 1:  # the per-row prefill
+            computed.append(ids.shape[1])
+        return real(*args, **kwargs)
+
+    qa, ba = plain.run(queries_from_documents(ds))
+    monkeypatch.setattr(gen.model, "forward", counting)
+    qb, bb = reuse.run(queries_from_documents(ds))
+    assert [q.memory for q in qa] == [q.memory for q in qb]
+    for x, y in zip(ba, bb):
+        assert [b.name for b in x] == [b.name for b in y]
+        assert [b.logprob for b in x] == pytest.approx([b.logprob for b in y], abs=1e-4)
+    # every decoded prompt went through the per-row prefill, later ones computing only their new tokens
+    full = sum(len(reuse.encoder.encode(q).input_ids) - 1 for q in qb)
+    assert 0 < len(computed) <= len(qb)
+    assert sum(computed) < full

@@ -224,6 +224,9 @@ class DocumentLinker(Linker):
         document; ``"model"`` = what the generator was trained with.
     max_prompt_tokens:
         token budget of the prompt (default: the generator's ``max_source_length``).
+    reuse_prefix:
+        causal models: keep each document's prompt key/value states and compute only what follows
+        the prefix it shares with the next prompt (same results, less prompt computation).
     """
 
     name = "document"
@@ -240,6 +243,7 @@ class DocumentLinker(Linker):
         batch_size: int | None = None,
         restrict_to_group: bool | None = None,
         include_group: bool | None = None,
+        reuse_prefix: bool = True,
     ) -> None:
         base_fmt: PromptFormat = generator.format
         if isinstance(context_chars, str):
@@ -268,6 +272,7 @@ class DocumentLinker(Linker):
         )
         self.num_beams = num_beams or generator.num_beams
         self.batch_size = batch_size or generator.batch_size
+        self.reuse_prefix = bool(reuse_prefix)
         self.restrict_to_group = (
             generator.restrict_to_group if restrict_to_group is None else restrict_to_group
         )
@@ -314,6 +319,7 @@ class DocumentLinker(Linker):
             "batch_size": self.batch_size,
             "restrict_to_group": self.restrict_to_group,
             "include_group": self.format.include_group,
+            "reuse_prefix": self.reuse_prefix,
         }
         unknown = set(overrides) - set(settings)
         if unknown:
@@ -353,6 +359,9 @@ class DocumentLinker(Linker):
         memories: list[list[tuple[str, str]]] = [[] for _ in docs]
         # a repeated mention whose prompt (memory included) is unchanged is not decoded again
         cache: dict[tuple, list[Any]] = {}
+        # causal models: the key/value states of each document's last prompt, reused for the common
+        # prefix of its next one (the memory block grows by one entry per mention)
+        prefixes: dict[int, Any] | None = {} if self.reuse_prefix else None
         rounds = max((len(d) for d in docs), default=0)
         bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
                    disable=(not show_progress) if show_progress is not None else len(queries) < 64)
@@ -373,6 +382,8 @@ class DocumentLinker(Linker):
                     where=[where[i] for i in idx] if where is not None else None,
                     check_groups=check_groups,
                     cache=cache,
+                    prefix_keys=active,
+                    prefix_store=prefixes,
                 )
                 for di, i, q, bs in zip(active, idx, batch, out):
                     linked[i] = q
@@ -380,6 +391,10 @@ class DocumentLinker(Linker):
                     if bs:
                         memories[di].append((q.text, bs[0].name))
                 bar.update(len(idx))
+                if prefixes is not None:
+                    for di in active:
+                        if len(docs[di]) == r + 1:  # the document is done
+                            prefixes.pop(di, None)
         finally:
             bar.close()
         return [q for q in linked if q is not None], beams
@@ -479,6 +494,7 @@ class DocumentLinker(Linker):
 
 _OPTIONS = {
     "use_memory", "memory_size", "context_chars", "max_prompt_tokens", "restrict_to_group", "include_group",
+    "reuse_prefix",
 }
 
 
@@ -486,7 +502,7 @@ def _parse_option(key: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     v = value.strip().lower()
-    if key in ("use_memory", "restrict_to_group", "include_group"):
+    if key in ("use_memory", "restrict_to_group", "include_group", "reuse_prefix"):
         if v in ("1", "true", "yes", "on"):
             return True
         if v in ("0", "false", "no", "off"):

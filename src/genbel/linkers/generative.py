@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from genbel.errors import ConfigError, Errors, IndexMismatchError, InputError
@@ -509,9 +510,70 @@ class GenerativeLinker(Linker):
         cache.batch_repeat_interleave(num_beams)
         return cache
 
+    def _prompt_cache_with_prefixes(
+        self,
+        batch: list[EncodedQuery],
+        inputs: dict[str, torch.Tensor],
+        num_beams: int,
+        keys: list[Any],
+        store: dict[Any, Any],
+    ) -> Any:
+        """:meth:`_prompt_cache`, but each row first reuses the key/value states stored under its key
+        for the longest common token prefix, computes only the rest (batch of one), and stores its own.
+
+        Rows are then left-padded to the batch's prompt length, as :meth:`_model_inputs` pads the
+        ids; padded positions are masked. Models whose cache is not a plain per-layer key/value cache
+        (e.g. sliding-window layers) fall back to :meth:`_prompt_cache`.
+        """
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        rows: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        for enc, key in zip(batch, keys):
+            body = enc.input_ids[:-1]
+            p = 0
+            entry = store.get(key)
+            if entry is not None:
+                old_ids, old_kv = entry
+                limit = min(len(old_ids), len(body))
+                while p < limit and old_ids[p] == body[p]:
+                    p += 1
+            past = DynamicCache(ddp_cache_data=[(k[:, :, :p], v[:, :, :p]) for k, v in entry[1]]) if p else None
+            if p < len(body):
+                out = self.model(
+                    input_ids=torch.tensor([body[p:]], dtype=torch.long, device=self.device),
+                    attention_mask=torch.ones((1, len(body)), dtype=torch.long, device=self.device),
+                    position_ids=torch.arange(p, len(body), device=self.device).unsqueeze(0),
+                    past_key_values=past,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                past = out.past_key_values
+            layers = getattr(past, "layers", None)
+            if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+                store.clear()
+                return self._prompt_cache(inputs, num_beams)
+            kv = [(layer.keys, layer.values) for layer in layers]
+            store[key] = (list(body), kv)
+            rows.append(kv)
+        n = inputs["input_ids"].shape[1] - 1
+        merged = []
+        for li in range(len(rows[0])):
+            ks = [F.pad(r[li][0], (0, 0, n - r[li][0].shape[2], 0)) for r in rows]
+            vs = [F.pad(r[li][1], (0, 0, n - r[li][1].shape[2], 0)) for r in rows]
+            merged.append((torch.cat(ks), torch.cat(vs)))
+        cache = DynamicCache(ddp_cache_data=merged)
+        cache.batch_repeat_interleave(num_beams)
+        return cache
+
     @torch.inference_mode()
     def _generate_batch(
-        self, batch: list[EncodedQuery], scopes: list[_Scope], constrained: bool, num_beams: int
+        self,
+        batch: list[EncodedQuery],
+        scopes: list[_Scope],
+        constrained: bool,
+        num_beams: int,
+        prefix: tuple[list[Any], dict[Any, Any]] | None = None,
     ) -> list[list[Beam]]:
         inputs, prompt_len = self._model_inputs(batch)
         kwargs: dict[str, Any] = {}
@@ -536,7 +598,10 @@ class GenerativeLinker(Linker):
         else:
             max_new = self.max_target_length
         if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
-            kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
+            if prefix is not None:
+                kwargs["past_key_values"] = self._prompt_cache_with_prefixes(batch, inputs, num_beams, *prefix)
+            else:
+                kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
         out = self.model.generate(
             **inputs, generation_config=self._generation_config(num_beams, max_new), **kwargs
         )
@@ -577,11 +642,16 @@ class GenerativeLinker(Linker):
         where: Sequence[str] | None = None,
         check_groups: bool = False,
         cache: dict[tuple, list[Beam]] | None = None,
+        prefix_keys: Sequence[Any] | None = None,
+        prefix_store: dict[Any, Any] | None = None,
     ) -> list[list[Beam]]:
         """Beams per query, best first (``Beam.logprob`` is the length-normalised log-probability).
 
         Queries with identical model inputs and scope are decoded once. ``cache`` (a dict the caller
         keeps across calls, e.g. for one document-level run) also reuses the beams of earlier calls.
+        ``prefix_keys[i]`` + ``prefix_store`` (causal models): the prompt of query ``i`` reuses the
+        key/value states of the longest common token prefix with the last prompt stored under the same
+        key, and stores its own (document-level linking: the memory block is a growing prefix).
 
         ``candidates[i]`` (concept ids) restricts query ``i`` to those concepts (an empty list gives
         no beam); otherwise, with ``restrict_to_group``, a query whose ``type`` resolves to a
@@ -623,8 +693,11 @@ class GenerativeLinker(Linker):
             leave=False,
         ) as bar:
             for idx in batches:
+                prefix = None
+                if prefix_store is not None and prefix_keys is not None:
+                    prefix = ([prefix_keys[i] for i in idx], prefix_store)
                 beams = self._generate_batch(
-                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams
+                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix
                 )
                 for i, b in zip(idx, beams):
                     results[i] = b
