@@ -85,7 +85,7 @@ def test_an_unchanged_prompt_is_decoded_once_per_run(gens, monkeypatch):
         passage = Passage(id="p", type="abstract", text=[text], offsets=[(0, len(text))])
         return Document(id=doc_id, document_id=doc_id, passages=[passage], entities=ents)
 
-    dl = DocumentLinker(gens["llama"], context_chars=0, batch_size=4)
+    dl = DocumentLinker(gens["llama"], context_chars=0, batch_size=4, reuse_repeats=False)
     sizes: list[int] = []
     real = dl._gen._generate_batch
 
@@ -321,3 +321,40 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
     full = sum(len(reuse.encoder.encode(q).input_ids) - 1 for q in qb)
     assert 0 < len(computed) <= len(qb)
     assert sum(computed) < full
+
+
+def test_a_repeated_mention_takes_the_beams_of_its_earlier_occurrence(gens, monkeypatch):
+    gen = gens["llama"]
+    queries = queries_from_documents(docs())
+    by_doc = _by_doc(queries)
+    def key(i):
+        return queries[i].text, queries[i].type
+
+    repeats = [i for idx in by_doc.values() for j, i in enumerate(idx) if any(key(p) == key(i) for p in idx[:j])]
+    assert repeats  # the fixture repeats "APC" in d1
+    decoded: list[str] = []
+
+    dl = DocumentLinker(gen, batch_size=2)
+    monkeypatch.setattr(dl._gen, "generate", _recording(dl._gen.generate, decoded))
+    linked, beams = dl.run(queries)
+    assert len(decoded) == len(queries) - len(repeats)
+    for i in repeats:
+        idx = by_doc[queries[i].doc_id]
+        prev = max(p for p in idx[: idx.index(i)] if key(p) == key(i))
+        assert [(b.name, b.codes, b.logprob) for b in beams[i]] == [
+            (b.name, b.codes, b.logprob) for b in beams[prev]
+        ]
+        assert linked[i].memory[-1][0] == linked[i - 1].text  # its memory still holds every earlier mention
+    full = DocumentLinker(gen, batch_size=2, reuse_repeats=False)
+    decoded.clear()
+    monkeypatch.setattr(full._gen, "generate", _recording(full._gen.generate, decoded))
+    full.run(queries)
+    assert len(decoded) == len(queries)
+
+
+def _recording(generate, log):
+    def wrapper(batch, **kwargs):
+        log.extend(q.text for q in batch)
+        return generate(batch, **kwargs)
+
+    return wrapper

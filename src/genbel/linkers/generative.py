@@ -538,7 +538,9 @@ class GenerativeLinker(Linker):
                 limit = min(len(old_ids), len(body))
                 while p < limit and old_ids[p] == body[p]:
                     p += 1
-            past = DynamicCache(ddp_cache_data=[(k[:, :, :p], v[:, :, :p]) for k, v in entry[1]]) if p else None
+            past = None
+            if p:
+                past = DynamicCache(ddp_cache_data=[(k[:, :, :p], v[:, :, :p]) for k, v in entry[1]])
             if p < len(body):
                 out = self.model(
                     input_ids=torch.tensor([body[p:]], dtype=torch.long, device=self.device),
@@ -599,7 +601,9 @@ class GenerativeLinker(Linker):
             max_new = self.max_target_length
         if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
             if prefix is not None:
-                kwargs["past_key_values"] = self._prompt_cache_with_prefixes(batch, inputs, num_beams, *prefix)
+                kwargs["past_key_values"] = self._prompt_cache_with_prefixes(
+                    batch, inputs, num_beams, *prefix
+                )
             else:
                 kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
         out = self.model.generate(
