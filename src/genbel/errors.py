@@ -90,6 +90,12 @@ class Errors:
     E301 = "{path}: {kind} index format version {found} is not supported by this genbel (expected {expected})"
     E302 = "{path}: index has {found} name rows but the KB gives {expected}; rebuild the index for this KB"
     E303 = "{path}:{line}: training mention {mention!r} has no gold concept in the KB (ids {ids})"
+    E304 = "{path}: cannot store the encoder as a delta from base {base!r}: {reason}"
+    E305 = (
+        "{path}: this encoder stores only the weights that differ from the base model {base!r}, "
+        "which cannot be loaded: {reason}"
+    )
+    E306 = "{path}: the delta does not fit the base model {base!r}: {reason}; re-export it from this base"
 
     # --- training (E350-E399): add new codes of this area directly below this line
     E350 = "{path}: no checkpoint to resume from (expected {path}/checkpoints/step-*/state.json)"

@@ -169,3 +169,25 @@ def test_dense_prior_breaks_ties_and_is_saved(encoder, tmp_path):
     loaded = DenseLinker.load(tmp_path / "idx", kb)
     assert loaded.prior == {"D015783": 3.0}
     assert loaded.candidates(["aniridia"], 1)[0][0].concept_id == "D015783"
+
+
+def test_a_shared_name_is_embedded_once_so_its_concepts_tie_exactly(encoder_dir, monkeypatch):
+    enc = TextEncoder.from_pretrained(encoder_dir)
+    enc.batch_size = 1  # every name in its own batch
+    embedded: list[list[str]] = []
+    encode = enc.encode
+    monkeypatch.setattr(enc, "encode", lambda texts, **kw: embedded.append(list(texts)) or encode(texts, **kw))
+    kb = KnowledgeBase([Concept("OMIM:101400", "SAETHRE-CHOTZEN SYNDROME", ["acrocephalosyndactyly"]),
+                        Concept("OMIM:101200", "Apert syndrome", ["Saethre Chotzen Syndrome"])], name="t")
+    linker = DenseLinker(kb, enc)
+    keys = linker.table.keys
+    (shared,) = {k for k in keys if keys.count(k) == 2}
+    assert len(keys) == 4 and sorted(embedded[0]) == sorted(set(keys))  # 3 distinct names embedded
+    rows = [i for i, k in enumerate(keys) if k == shared]
+    v = linker.index.reconstruct_batch(np.array(rows, dtype=np.int64))
+    assert np.array_equal(v[0], v[1])
+    top = linker.candidates(["Saethre-Chotzen syndrome"], 2)[0]
+    assert top[0].score == top[1].score
+    assert [c.concept_id for c in top] == ["OMIM:101400", "OMIM:101200"]  # KB order decides an exact tie
+    linker.set_prior({"OMIM:101200": 1})
+    assert linker.candidates(["Saethre-Chotzen syndrome"], 1)[0][0].concept_id == "OMIM:101200"

@@ -201,9 +201,17 @@ def export_retriever_cmd(
         [], "--corpus", help="Corpus (or NAME:SPLIT) whose text is kept too (repeatable)."
     ),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
-    weights: str = typer.Option("int8", "--weights", help="int8, float16 or float32."),
+    weights: str = typer.Option(
+        "int8", "--weights", help="int8, float16 or float32 (with --delta-from: int8 or float32)."
+    ),
+    delta_from: str | None = typer.Option(
+        None, "--delta-from",
+        help="Base model (alias such as minilm, or a directory): store only the encoder tensors that "
+        "differ from it (no --kb/--corpus: the base's tokenizer is used).",
+    ),
 ) -> None:
-    """Write a small shippable copy of a trained retriever (pruned vocabulary, int8 weights)."""
+    """Write a small shippable copy of a trained retriever (pruned vocabulary or a delta from its base
+    model, int8 weights)."""
     from genbel.kb import load_kb
     from genbel.training.dense import export_retriever
 
@@ -212,9 +220,10 @@ def export_retriever_cmd(
         texts.extend(n for n, _ in load_kb(k, format=kb_format).name_pairs())
     for d in _load_documents(corpus, data_dir) if corpus else []:
         texts.append(d.text)
-    path = export_retriever(run, out, texts, weights=weights)
+    path = export_retriever(run, out, texts, weights=weights, delta_from=delta_from)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-    console.print(f"compact retriever ({size:.1f} MB) → {path}")
+    kind = f"retriever, delta from {delta_from}" if delta_from else "compact retriever"
+    console.print(f"{kind} ({size:.1f} MB) → {path}")
 
 
 def register(app: typer.Typer) -> None:

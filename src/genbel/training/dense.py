@@ -776,21 +776,134 @@ def compact_encoder(
     return out
 
 
-def export_retriever(
-    run_dir: str | Path, out_dir: str | Path, texts: Iterable[str], *, weights: str = "int8"
+def delta_encoder(
+    encoder: TextEncoder | str | Path,
+    base: str | Path,
+    out_dir: str | Path,
+    *,
+    weights: str = "int8",
+    min_size: int = 4096,
 ) -> Path:
-    """A shippable copy of a trained retriever: :func:`compact_encoder` of its encoder (vocabulary cut
-    to the tokens of ``texts`` + single characters, int8 weights) with its ``retriever.json`` and
-    concept prior. Load it like the run directory (``biosyn:OUT``/``dense:OUT``)."""
+    """Write only the tensors of ``encoder`` that differ from the ``base`` model (an alias such as
+    ``minilm`` or a checkpoint directory), for fine-tuned encoders whose bottom layers were frozen.
+
+    ``weights="float32"`` stores the changed tensors as they are (``weights: delta``: loading gives
+    the same model exactly); ``"int8"`` stores their differences from the base, 2-D tensors of at
+    least ``min_size`` elements as int8 with a float16 scale per row (``delta-int8``; fine-tuning
+    moves weights little, so this rounds far less than quantising the weights themselves).
+    ``genbel_encoder.json`` records the base and its weight fingerprint; the tokenizer and config
+    are the base's and are not copied. Refuses (``E304``) a base with other tensor names or shapes,
+    another architecture config or another tokenizer. Returns ``out_dir``.
+    """
+    from safetensors.torch import save_file
+
+    from genbel.linkers import dense as ld
+
+    if weights not in ("int8", "float32"):
+        raise ConfigError(
+            Errors.E021.format(field="weights", reason=f"a delta export is int8 or float32, got {weights!r}")
+        )
+    enc = encoder if isinstance(encoder, TextEncoder) else TextEncoder.from_pretrained(encoder)
+    where = enc.source or str(encoder)
+    base_enc = TextEncoder.from_pretrained(base)
+    _check_delta_base(enc, base_enc, where, str(base))
+    state, base_state = enc.model.state_dict(), base_enc.model.state_dict()
+    changed = [k for k in sorted(state) if not torch.equal(state[k].float(), base_state[k].float())]
+    if weights == "int8":
+        tensors = ld.quantize_int8(
+            {k: state[k].float() - base_state[k].float() for k in changed}, min_size=min_size
+        )
+    else:
+        tensors = {k: state[k].detach().float().contiguous() for k in changed}
+    info = {
+        "weights": ld.DELTA_INT8_WEIGHTS if weights == "int8" else ld.DELTA_WEIGHTS,
+        "base": ld.delta_base_reference(base),
+        "base_fingerprint": ld.state_fingerprint(base_state),
+        "pooling": enc.pooling,
+        "max_length": enc.max_length,
+        "changed_tensors": len(changed),
+        "changed_parameters": int(sum(state[k].numel() for k in changed)),
+        "total_parameters": int(sum(t.numel() for t in state.values())),
+    }
+
+    def write(d: Path) -> None:
+        save_file(tensors, str(d / ld.DELTA_FILE))
+        (d / ld.DELTA_FILE).chmod(0o644)  # safetensors creates it 0600: a shipped file must be readable
+        (d / ld.ENCODER_CONFIG).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+    out = atomic_dir(out_dir, write)
+    logger.info("delta encoder: %d of %d tensors (%d of %d parameters) differ from %s, %s, %.1f MB",
+                len(changed), len(state), info["changed_parameters"], info["total_parameters"], base,
+                info["weights"], (out / ld.DELTA_FILE).stat().st_size / 1e6)
+    return out
+
+
+def _check_delta_base(enc: TextEncoder, base: TextEncoder, where: str, base_name: str) -> None:
+    """Refuse a base whose tensors, architecture or tokenizer differ from the encoder's."""
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(Errors.E304.format(path=where, base=base_name, reason=reason))
+
+    state, base_state = enc.model.state_dict(), base.model.state_dict()
+    only = sorted(set(state) ^ set(base_state))
+    if only:
+        raise refuse(f"{len(only)} tensor names are in only one of the two models (e.g. {only[:3]})")
+    shapes = [k for k in sorted(state) if state[k].shape != base_state[k].shape]
+    if shapes:
+        k = shapes[0]
+        raise refuse(f"{len(shapes)} tensors differ in shape (e.g. {k!r}: {tuple(state[k].shape)} "
+                     f"vs {tuple(base_state[k].shape)} in the base)")
+    metadata = {"_name_or_path", "dtype", "torch_dtype", "transformers_version", "architectures"}
+    a, b = enc.model.config.to_dict(), base.model.config.to_dict()
+    fields = sorted(k for k in set(a) | set(b) if k not in metadata and a.get(k) != b.get(k))
+    if fields:
+        raise refuse(f"the model configs differ in {', '.join(fields)}")
+
+    def tokenizer_spec(tok: Any) -> Any:
+        backend = getattr(tok, "backend_tokenizer", None)
+        if backend is None:
+            return tok.get_vocab()
+        spec = json.loads(backend.to_str())
+        for runtime in ("truncation", "padding"):
+            spec.pop(runtime, None)
+        return spec
+
+    if tokenizer_spec(enc.tokenizer) != tokenizer_spec(base.tokenizer):
+        raise refuse("the tokenizers differ (a delta export uses the base's tokenizer)")
+
+
+def export_retriever(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    texts: Iterable[str] = (),
+    *,
+    weights: str = "int8",
+    delta_from: str | Path | None = None,
+) -> Path:
+    """A shippable copy of a trained retriever with its ``retriever.json`` and concept prior. Load it
+    like the run directory (``biosyn:OUT``/``dense:OUT``).
+
+    The encoder is :func:`compact_encoder` (vocabulary cut to the tokens of ``texts`` + single
+    characters, int8 weights), or with ``delta_from`` (e.g. ``"minilm"``) :func:`delta_encoder`: only
+    the tensors that differ from that base model (``texts`` must then be empty: the base's tokenizer
+    is used whole)."""
     run = Path(run_dir)
     if not (run / RETRIEVER_CONFIG).is_file():
         from genbel.errors import FormatError
 
         raise FormatError(Errors.E300.format(path=run, kind="trained retriever", missing=RETRIEVER_CONFIG))
+    texts = list(texts)
+    if delta_from is not None and texts:
+        raise ConfigError(Errors.E021.format(
+            field="texts", reason="a delta export keeps the base's tokenizer; it prunes no vocabulary"
+        ))
     keys = (normalize_name(t) for t in texts)
 
     def write(d: Path) -> None:
-        compact_encoder(run / "encoder", keys, d / "encoder", weights=weights)
+        if delta_from is not None:
+            delta_encoder(run / "encoder", delta_from, d / "encoder", weights=weights)
+        else:
+            compact_encoder(run / "encoder", keys, d / "encoder", weights=weights)
         shutil.copy2(run / RETRIEVER_CONFIG, d / RETRIEVER_CONFIG)
         if (run / PRIOR_FILE).is_file():
             shutil.copy2(run / PRIOR_FILE, d / PRIOR_FILE)
