@@ -144,13 +144,9 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-        options = {}
-        for kv in args.set:
-            key, _, value = kv.partition("=")
-            try:
-                options[key] = json.loads(value)
-            except json.JSONDecodeError:
-                options[key] = value
+        from genbel.linkers.registry import parse_options
+
+        options = parse_options(args.set)
         row = run_one(args._child[0], args._child[1], args.augment, args.cache, options, args.prior, args.abbreviations)
         print("RESULT " + json.dumps(row), flush=True)
         return

@@ -231,8 +231,10 @@ class DocumentLinker(Linker):
     reuse_repeats:
         a mention whose text (and type) was already linked earlier in the same document takes the beams
         of that occurrence instead of being decoded again; its memory entry is added as usual. On
-        NCBI-disease test the model itself repeated the earlier top-1 for 393 of 404 such mentions
-        (and copying scored 332 vs 328 correct), so this is the model's own behaviour at no cost.
+        NCBI-disease test (mention-only prompts, ``context_chars=0``) the model itself repeated the
+        earlier top-1 for 393 of 404 such mentions (and copying scored 332 vs 328 correct). With a
+        context window the two occurrences see different text, so this is then an approximation
+        (not measured); pass ``reuse_repeats=False`` to decode every occurrence.
     """
 
     name = "document"

@@ -554,6 +554,7 @@ class GenerativeLinker(Linker):
             layers = getattr(past, "layers", None)
             if not layers or any(type(layer) is not DynamicLayer for layer in layers):
                 store.clear()
+                self._prefix_reuse_supported = False  # decided once per linker, not once per batch
                 return self._prompt_cache(inputs, num_beams)
             kv = [(layer.keys, layer.values) for layer in layers]
             store[key] = (list(body), kv)
@@ -600,7 +601,7 @@ class GenerativeLinker(Linker):
         else:
             max_new = self.max_target_length
         if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
-            if prefix is not None:
+            if prefix is not None and getattr(self, "_prefix_reuse_supported", True):
                 kwargs["past_key_values"] = self._prompt_cache_with_prefixes(
                     batch, inputs, num_beams, *prefix
                 )
