@@ -5,9 +5,10 @@ import pytest
 from genbel.data.abbreviations import (
     AbbreviationPair,
     best_long_form,
-    initials_long_form,
+    expand_abbreviations,
     find_abbreviation_pairs,
     find_abbreviations,
+    initials_long_form,
 )
 from genbel.data.pubtator import read_pubtator
 from tests.conftest import shared
@@ -160,3 +161,41 @@ def test_nested_short_forms_are_written_out() -> None:
     # a short form is only replaced as a whole word, and bracketed long forms are left alone
     text2 = "the Wiskott-Aldrich syndrome (WAS) gene encodes the WAS protein (WASP). WASPS."
     assert find_abbreviations(text2)["WASP"] == "Wiskott-Aldrich syndrome protein"
+
+
+@pytest.mark.parametrize(
+    ("mention", "expected"),
+    [
+        ("IDMS", "isolated diffuse mesangial sclerosis"),  # the whole mention is a short form
+        ("isolated DMS", "isolated diffuse mesangial sclerosis"),  # a short form inside a mention
+        ("DMS and VHL", "diffuse mesangial sclerosis and von Hippel-Lindau"),
+        ("von Hippel-Lindau (VHL) tumor", "von Hippel-Lindau tumor"),  # definition inside the mention
+        ("XDMS", "XDMS"),  # not a whole word
+        ("DMS-1", "DMS-1"),  # part of a hyphenated token
+        ("renal cysts", "renal cysts"),
+    ],
+)
+def test_expand_abbreviations_in_mentions(mention: str, expected: str) -> None:
+    abbrevs = {
+        "DMS": "diffuse mesangial sclerosis",
+        "IDMS": "isolated diffuse mesangial sclerosis",
+        "VHL": "von Hippel-Lindau",
+    }
+    assert expand_abbreviations(mention, abbrevs) == expected
+
+
+def test_queries_expand_short_forms_inside_mentions(tmp_path) -> None:
+    from genbel.linkers.base import queries_from_documents
+
+    title, abstract = "Renal disease.", "Patients with diffuse mesangial sclerosis (DMS) or isolated DMS."
+    text = f"{title} {abstract}"
+    start = text.index("isolated DMS")
+    path = tmp_path / "doc.txt"
+    path.write_text(
+        f"1|t|{title}\n1|a|{abstract}\n1\t{start}\t{start + 12}\tisolated DMS\tDisease\tC537346\n\n"
+    )
+    docs = read_pubtator(path)
+    q, = queries_from_documents(docs, expand_abbreviations=True)
+    assert (q.surface, q.text) == ("isolated DMS", "isolated diffuse mesangial sclerosis")
+    q, = queries_from_documents(docs, expand_abbreviations=False)
+    assert q.text == "isolated DMS"

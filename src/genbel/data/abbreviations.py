@@ -36,7 +36,10 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AbbreviationPair", "find_abbreviation_pairs", "find_abbreviations", "initials_long_form"]
+__all__ = [
+    "AbbreviationPair", "expand_abbreviations", "find_abbreviation_pairs", "find_abbreviations",
+    "initials_long_form",
+]
 
 MIN_SHORT_FORM_CHARS = 2
 MAX_SHORT_FORM_CHARS = 10
@@ -127,19 +130,45 @@ def initials_long_form(short: str, long: str) -> str | None:
     return None
 
 
+def expand_abbreviations(text: str, abbrevs: dict[str, str], skip: str | None = None) -> str:
+    """``text`` with every whole-word occurrence of a short form of ``abbrevs`` replaced by its long
+    form, once (long forms are not expanded again); ``skip`` is a short form left as it is.
+
+    A whole mention that is a short form becomes its long form; a mention that only contains one
+    gets it written out in place, as Ab3P-based preprocessing does (``sporadic T-PLL`` →
+    ``sporadic T-cell prolymphocytic leukaemia``); a definition inside the text loses its
+    parenthesised short form (``von Hippel-Lindau (VHL) tumor`` → ``von Hippel-Lindau tumor``).
+    Short forms with brackets are left alone.
+
+    >>> expand_abbreviations("isolated DMS", {"DMS": "diffuse mesangial sclerosis"})
+    'isolated diffuse mesangial sclerosis'
+    """
+    if text in abbrevs and text != skip:
+        return abbrevs[text]
+    shorts = [
+        s for s in abbrevs
+        if s != skip and s in text and not _BRACKETS.search(s + abbrevs[s])
+    ]
+    if not shorts:
+        return text
+    # a definition inside the text (``von Hippel-Lindau (VHL) tumor``): the long form is already
+    # written, so the parenthesised short form is dropped rather than written out a second time
+    for s in shorts:
+        if abbrevs[s].lower() in text.lower():
+            text = re.sub(rf"\s*\(\s*{re.escape(s)}\s*\)", "", text)
+    shorts = [s for s in shorts if s in text]
+    if not shorts:
+        return text
+    # longest first, so that ``DMS`` does not cut into ``IDMS``; one pass, so no re-expansion
+    pattern = "|".join(re.escape(s) for s in sorted(shorts, key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", lambda m: abbrevs[m.group(0)], text)
+
+
 def _expand_nested(abbrevs: dict[str, str]) -> dict[str, str]:
     """Long forms that contain another short form of the same document get it written out once
     (``isolated DMS (IDMS)`` with ``diffuse mesangial sclerosis (DMS)`` → ``isolated diffuse
     mesangial sclerosis``)."""
-    out: dict[str, str] = {}
-    for short, long in abbrevs.items():
-        expanded = long
-        for other, other_long in abbrevs.items():
-            if other == short or other not in long or _BRACKETS.search(other + other_long):
-                continue
-            expanded = re.sub(rf"(?<![\w-]){re.escape(other)}(?![\w-])", lambda _m: other_long, expanded)
-        out[short] = expanded
-    return out
+    return {short: expand_abbreviations(long, abbrevs, skip=short) for short, long in abbrevs.items()}
 
 
 def _acceptable(short: str, long: str) -> bool:

@@ -91,6 +91,7 @@ def queries_from_documents(
     entity_types: Sequence[str] | None = None,
 ) -> list[MentionQuery]:
     """One :class:`MentionQuery` per entity, in document order (optionally filtered by type)."""
+    from genbel.data.abbreviations import expand_abbreviations as expand
     from genbel.data.abbreviations import find_abbreviations
 
     types = set(entity_types) if entity_types else None
@@ -102,7 +103,7 @@ def queries_from_documents(
             if types is not None and e.type not in types:
                 continue
             surface = e.mention
-            linked = abbrevs.get(surface, surface)
+            linked = expand(surface, abbrevs) if abbrevs else surface
             out.append(
                 MentionQuery(
                     text=linked, surface=surface, type=e.type, context=text, start=e.start, end=e.end,

@@ -517,57 +517,93 @@ class GenerativeLinker(Linker):
         num_beams: int,
         keys: list[Any],
         store: dict[Any, Any],
-    ) -> Any:
+    ) -> tuple[Any, dict[str, torch.Tensor], int]:
         """:meth:`_prompt_cache`, but each row first reuses the key/value states stored under its key
-        for the longest common token prefix, computes only the rest (batch of one), and stores its own.
+        for the longest common token prefix, and only the rest is computed — for the whole batch in
+        one forward pass; each row then stores its own states under its key.
 
-        Rows are then left-padded to the batch's prompt length, as :meth:`_model_inputs` pads the
-        ids; padded positions are masked. Models whose cache is not a plain per-layer key/value cache
+        Row ``i`` reuses ``p_i`` states and computes ``n_i`` new tokens. The batch is laid out as
+        ``[pad][reused p_i][pad][new n_i]`` (reused part left-padded to the longest reuse, new part to
+        the longest new part): the holes are masked and the new tokens get explicit positions
+        ``p_i … p_i + n_i - 1``, so every row computes exactly what it would alone. Returns the cache
+        (repeated for each beam), the model inputs that match its layout (the prompt's last token
+        after it) and their length. Models whose cache is not a plain per-layer key/value cache
         (e.g. sliding-window layers) fall back to :meth:`_prompt_cache`.
         """
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        rows: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
-        for enc, key in zip(batch, keys):
-            body = enc.input_ids[:-1]
-            p = 0
-            entry = store.get(key)
+        bodies = [enc.input_ids[:-1] for enc in batch]
+        reused: list[tuple[int, Any]] = []
+        for body, key in zip(bodies, keys):
+            p, entry = 0, store.get(key)
             if entry is not None:
-                old_ids, old_kv = entry
+                old_ids = entry[0]
                 limit = min(len(old_ids), len(body))
                 while p < limit and old_ids[p] == body[p]:
                     p += 1
-            past = None
-            if p:
-                past = DynamicCache(ddp_cache_data=[(k[:, :, :p], v[:, :, :p]) for k, v in entry[1]])
-            if p < len(body):
-                out = self.model(
-                    input_ids=torch.tensor([body[p:]], dtype=torch.long, device=self.device),
-                    attention_mask=torch.ones((1, len(body)), dtype=torch.long, device=self.device),
-                    position_ids=torch.arange(p, len(body), device=self.device).unsqueeze(0),
-                    past_key_values=past,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                past = out.past_key_values
-            layers = getattr(past, "layers", None)
-            if not layers or any(type(layer) is not DynamicLayer for layer in layers):
-                store.clear()
-                self._prefix_reuse_supported = False  # decided once per linker, not once per batch
-                return self._prompt_cache(inputs, num_beams)
-            kv = [(layer.keys, layer.values) for layer in layers]
+            reused.append((p, entry[1] if p else None))
+        big_p = max(p for p, _ in reused)
+        big_n = max(len(body) - p for body, (p, _) in zip(bodies, reused))
+        past = None
+        if big_p:
+            template = next(kv for p, kv in reused if p)
+            layers = []
+            for li, (k0, v0) in enumerate(template):
+                ks, vs = [], []
+                for p, kv in reused:
+                    if p:
+                        k, v = kv[li][0][:, :, :p], kv[li][1][:, :, :p]
+                    else:
+                        k = v = k0.new_zeros((1, k0.shape[1], 0, k0.shape[3]))
+                    ks.append(F.pad(k, (0, 0, big_p - p, 0)))
+                    vs.append(F.pad(v, (0, 0, big_p - p, 0)))
+                layers.append((torch.cat(ks), torch.cat(vs)))
+            past = DynamicCache(ddp_cache_data=layers)
+        pad = self.encoder.pad_token_id
+        mask_rows, id_rows, pos_rows = [], [], []
+        for body, (p, _) in zip(bodies, reused):
+            n = len(body) - p
+            mask_rows.append([0] * (big_p - p) + [1] * p + [0] * (big_n - n) + [1] * n)
+            id_rows.append([pad] * (big_n - n) + body[p:])
+            pos_rows.append([0] * (big_n - n) + list(range(p, len(body))))
+        mask = torch.tensor(mask_rows, dtype=torch.long, device=self.device)
+        if big_n:
+            out = self.model(
+                input_ids=torch.tensor(id_rows, dtype=torch.long, device=self.device),
+                attention_mask=mask,
+                position_ids=torch.tensor(pos_rows, dtype=torch.long, device=self.device),
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            past = out.past_key_values
+        layers = getattr(past, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            store.clear()
+            self._prefix_reuse_supported = False  # decided once per linker, not once per batch
+            return self._prompt_cache(inputs, num_beams), inputs, inputs["input_ids"].shape[1]
+        total = big_p + big_n
+        for r, (body, key, (p, _)) in enumerate(zip(bodies, keys, reused)):
+            n = len(body) - p
+            kv = []
+            for layer in layers:
+                k, v = layer.keys[r : r + 1], layer.values[r : r + 1]
+                kv.append((
+                    torch.cat([k[:, :, big_p - p : big_p], k[:, :, total - n :]], dim=2),
+                    torch.cat([v[:, :, big_p - p : big_p], v[:, :, total - n :]], dim=2),
+                ))
             store[key] = (list(body), kv)
-            rows.append(kv)
-        n = inputs["input_ids"].shape[1] - 1
-        merged = []
-        for li in range(len(rows[0])):
-            ks = [F.pad(r[li][0], (0, 0, n - r[li][0].shape[2], 0)) for r in rows]
-            vs = [F.pad(r[li][1], (0, 0, n - r[li][1].shape[2], 0)) for r in rows]
-            merged.append((torch.cat(ks), torch.cat(vs)))
-        cache = DynamicCache(ddp_cache_data=merged)
-        cache.batch_repeat_interleave(num_beams)
-        return cache
+        past.batch_repeat_interleave(num_beams)
+        # the prompt as generate sees it: the cached layout (its ids are never recomputed) + last token
+        last = torch.tensor([[enc.input_ids[-1]] for enc in batch], dtype=torch.long, device=self.device)
+        full_mask = torch.cat([mask, torch.ones_like(last)], dim=1)
+        laid_out = {
+            "input_ids": torch.cat([torch.full_like(mask, pad), last], dim=1),
+            "attention_mask": full_mask,
+            "position_ids": (full_mask.cumsum(-1) - 1).clamp(min=0),
+        }
+        return past, laid_out, total + 1
 
     @torch.inference_mode()
     def _generate_batch(
@@ -580,6 +616,13 @@ class GenerativeLinker(Linker):
     ) -> list[list[Beam]]:
         inputs, prompt_len = self._model_inputs(batch)
         kwargs: dict[str, Any] = {}
+        if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
+            if prefix is not None and getattr(self, "_prefix_reuse_supported", True):
+                kwargs["past_key_values"], inputs, prompt_len = self._prompt_cache_with_prefixes(
+                    batch, inputs, num_beams, *prefix
+                )
+            else:
+                kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
         if constrained:
             from transformers import LogitsProcessorList
 
@@ -600,13 +643,6 @@ class GenerativeLinker(Linker):
             max_new = self._trie_depth
         else:
             max_new = self.max_target_length
-        if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
-            if prefix is not None and getattr(self, "_prefix_reuse_supported", True):
-                kwargs["past_key_values"] = self._prompt_cache_with_prefixes(
-                    batch, inputs, num_beams, *prefix
-                )
-            else:
-                kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
         out = self.model.generate(
             **inputs, generation_config=self._generation_config(num_beams, max_new), **kwargs
         )
