@@ -47,7 +47,7 @@ def main() -> None:
 
     import torch
 
-    from genbel.eval import evaluate
+    from genbel.eval import evaluate, expand_gold_ids
     from genbel.eval.metrics import bootstrap_ci
     from genbel.linkers.base import queries_from_documents
     from genbel.linkers.hybrid import HybridLinker
@@ -78,15 +78,7 @@ def main() -> None:
         doc_of = {d: i for i, d in enumerate(dict.fromkeys(q.doc_id for q in queries))}
         didx = np.array([doc_of[q.doc_id] for q in queries])
 
-        def gold(q):
-            ids = set(q.gold_ids)
-            for g in list(ids):
-                main = kb.resolve_id(g)
-                if main:
-                    ids |= kb.ids_of(main)
-            return ids
-
-        golds = [gold(q) for q in queries]
+        golds = [expand_gold_ids(q.gold_ids, kb)[0] for q in queries]
         for w in [None, *(float(x) for x in args.weights.split(","))]:
             h1, h5 = [], []
             for cands, gen, g in zip(retrieved, scores, golds):

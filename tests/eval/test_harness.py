@@ -60,3 +60,13 @@ def test_json_contract_keys(tiny_kb):
     d = r.model_dump()
     for key in ("recall_at_1", "recall_at_5", "ci95", "n_mentions", "mentions_per_second"):
         assert key in d
+
+
+def test_expand_gold_ids_adds_every_id_of_the_gold_concepts(tiny_kb):
+    from genbel.eval import expand_gold_ids
+
+    # OMIM:114500 is an alternate id of D002; D999 is not in the KB
+    all_ids, main = expand_gold_ids(["OMIM:114500", "D999"], tiny_kb)
+    assert main == {"D002"}
+    assert all_ids == {"OMIM:114500", "D999"} | tiny_kb.ids_of("D002")
+    assert expand_gold_ids(["D999"], tiny_kb) == ({"D999"}, set())

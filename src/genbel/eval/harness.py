@@ -90,6 +90,17 @@ def gold_concepts(documents: Sequence[Document], kb: KnowledgeBase) -> set[str]:
     return out
 
 
+def expand_gold_ids(gold_ids: Sequence[str], kb: KnowledgeBase) -> tuple[set[str], set[str]]:
+    """``(all ids, main ids)`` of a mention's gold concepts: the gold ids plus every id of the KB
+    concepts they resolve to (main and alternate ids), and the main ids alone (empty when no gold id
+    is in the KB). A prediction is correct when one of its concept's ids is in the first set."""
+    gold_main = {kb.resolve_id(g) for g in gold_ids} - {None}
+    gold_all = set(gold_ids)
+    for g in gold_main:
+        gold_all |= kb.ids_of(g)  # type: ignore[arg-type]
+    return gold_all, gold_main  # type: ignore[return-value]
+
+
 def evaluate(
     documents: Sequence[Document],
     kb: KnowledgeBase,
@@ -138,12 +149,9 @@ def evaluate(
     n_missing = 0
     for q, cands in pairs:
         gold = set(q.gold_ids)
-        gold_main = {kb.resolve_id(g) for g in gold} - {None}
+        gold_all, gold_main = expand_gold_ids(q.gold_ids, kb)
         if not gold_main:
             n_missing += 1
-        gold_all = set(gold)
-        for g in gold_main:
-            gold_all |= kb.ids_of(g)  # type: ignore[arg-type]
         predicted = [kb.ids_of(c.concept_id) or {c.concept_id} for c in cands[:k]]
         r = first_correct_rank(predicted, gold_all)
         ranks.append(r)
