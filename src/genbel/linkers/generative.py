@@ -549,7 +549,7 @@ class GenerativeLinker(Linker):
         if big_p:
             template = next(kv for p, kv in reused if p)
             layers = []
-            for li, (k0, v0) in enumerate(template):
+            for li, (k0, _v0) in enumerate(template):
                 ks, vs = [], []
                 for p, kv in reused:
                     if p:
