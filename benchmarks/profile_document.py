@@ -1,9 +1,11 @@
 """Where document-level linking spends its time, and how many mentions each mode must decode.
 
-Decode counts (no model needed): mention-level decodes each distinct (mention, type) once for the whole
-corpus; document-level decodes each distinct (mention, type) once *per document* (a repeat inside a
-document copies its earlier beams; other prompts differ by their memory). Their ratio is the part of
-the document-level cost that no batching can remove.
+Decode counts (no model needed): mention-level decodes each distinct mention once for the whole
+corpus; document-level decodes each distinct mention once *per document* (a repeat inside a document
+copies its earlier beams; other prompts differ by their memory; types count only with
+``--type-in-key``, for prompts that show them). Their ratio is the part of the document-level cost
+that no batching can remove. Batch counts: how many decoding batches each needs (document-level
+mentions wait for the earlier ones of their document, so its batches can run less than full).
 
 Profile (``--profile-docs N``): cProfile of ``DocumentLinker.run`` on the first N documents, printing
 the share of beam search, prompt prefill and the trie. Usage::
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import math
 import pstats
 import time
 from pathlib import Path
@@ -32,20 +35,51 @@ PARTS = [
     ("trie constraint", "genbel/trie/constraint.py", "__call__"),
 ]
 
-def decode_counts(documents) -> tuple[int, int, int]:
-    """(mentions, document-level decodes, mention-level decodes) for non-NIL entities."""
+def decode_counts(documents, type_in_key: bool = False) -> tuple[int, int, int]:
+    """(mentions, document-level decodes, mention-level decodes) for non-NIL entities.
+
+    A mention repeats when its text (and, with ``type_in_key``, its type: prompts that show the type)
+    occurred earlier in the document — :class:`DocumentLinker`'s repeat key for one-group corpora.
+    """
     mentions = per_doc = 0
-    corpus: set[tuple[str, str]] = set()
+    corpus: set[tuple[str, str | None]] = set()
     for d in documents:
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str | None]] = set()
         for e in d.entities:
             if e.is_nil:
                 continue
             mentions += 1
-            seen.add((e.mention, e.type))
+            seen.add((e.mention, e.type if type_in_key else None))
         per_doc += len(seen)
         corpus |= seen
     return mentions, per_doc, len(corpus)
+
+
+def batch_counts(documents, batch_size: int, type_in_key: bool = False) -> tuple[int, int, int]:
+    """(mention-level batches, document-level batches with rounds by mention index, with rounds by
+    decode). Rounds by mention index (the schedule up to commit 3a4d90d) decoded the i-th mentions of
+    all documents together, a repeat taking its round without a decode; :meth:`DocumentLinker.run`
+    now decodes the next mention *that needs a decode* of every document per round."""
+    flags: list[list[bool]] = []  # per document, per mention: needs a decode
+    corpus: set[tuple[str, str | None]] = set()
+    for d in documents:
+        seen: set[tuple[str, str | None]] = set()
+        row = []
+        for e in d.entities:
+            if not e.is_nil:
+                key = (e.mention, e.type if type_in_key else None)
+                row.append(key not in seen)
+                seen.add(key)
+        flags.append(row)
+        corpus |= seen
+
+    def batches(per_round: list[int]) -> int:
+        return sum(math.ceil(n / batch_size) for n in per_round)
+
+    by_index = [sum(1 for f in flags if len(f) > r and f[r]) for r in range(max(map(len, flags), default=0))]
+    chains = [sum(f) for f in flags]
+    by_decode = [sum(1 for c in chains if c > r) for r in range(max(chains, default=0))]
+    return math.ceil(len(corpus) / batch_size), batches(by_index), batches(by_decode)
 
 
 def main() -> None:
@@ -60,6 +94,8 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--type-in-key", action="store_true",
+                    help="count repeats by (text, type), as for prompts that show the type")
     args = ap.parse_args()
 
     from genbel.data import filter_entity_types, load_dataset
@@ -69,9 +105,12 @@ def main() -> None:
     if args.entity_types:
         docs = filter_entity_types(docs, args.entity_types.split(","))
     docs = docs[: args.max_docs] if args.max_docs else docs
-    n, per_doc, corpus = decode_counts(docs)
+    n, per_doc, corpus = decode_counts(docs, args.type_in_key)
     print(f"{args.corpus}: {len(docs)} documents, {n} mentions; document-level decodes {per_doc}, "
           f"mention-level decodes {corpus}: ratio {per_doc / max(corpus, 1):.2f}")
+    flat, by_index, by_decode = batch_counts(docs, args.batch_size, args.type_in_key)
+    print(f"batches of {args.batch_size}: mention-level {flat}; document-level {by_decode} "
+          f"(rounds by mention index: {by_index}): ratio {by_decode / max(flat, 1):.2f}")
     if not args.profile_docs:
         return
 

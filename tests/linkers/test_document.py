@@ -86,14 +86,7 @@ def test_an_unchanged_prompt_is_decoded_once_per_run(gens, monkeypatch):
         return Document(id=doc_id, document_id=doc_id, passages=[passage], entities=ents)
 
     dl = DocumentLinker(gens["llama"], context_chars=0, batch_size=4, reuse_repeats=False)
-    sizes: list[int] = []
-    real = dl._gen._generate_batch
-
-    def counting(batch, *args, **kwargs):
-        sizes.append(len(batch))
-        return real(batch, *args, **kwargs)
-
-    monkeypatch.setattr(dl._gen, "_generate_batch", counting)
+    sizes = _record_batch_sizes(dl, monkeypatch)
     linked, beams = dl.run(queries_from_documents([doc("r1"), doc("r2")]))
     prompts = [tuple(dl.encoder.encode(q).input_ids) for q in linked]
     assert sum(sizes) == len(set(prompts)) <= 4 < len(linked)
@@ -320,8 +313,17 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
         finally:
             in_prefill.pop()
 
+    widths: list[tuple[int, int]] = []  # (mask width, longest prompt) of each beam search
+    real_generate = gen.model.generate
+
+    def generating(*args, **kwargs):
+        mask = kwargs["attention_mask"]
+        widths.append((mask.shape[1], int(mask.sum(1).max())))
+        return real_generate(*args, **kwargs)
+
     qa, ba = plain.run(queries_from_documents(ds))
     monkeypatch.setattr(gen.model, "forward", counting)
+    monkeypatch.setattr(gen.model, "generate", generating)
     monkeypatch.setattr(type(gen), "_prompt_cache_with_prefixes", prefill)
     qb, bb = reuse.run(queries_from_documents(ds))
     assert [q.memory for q in qa] == [q.memory for q in qb]
@@ -332,6 +334,8 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
     full = sum(len(reuse.encoder.encode(q).input_ids) - 1 for q in qb)
     assert computed and max(rows) > 1
     assert sum(computed) < full
+    # beam search runs on the compact layout [pad][prompt]: as wide as the batch's longest prompt
+    assert widths and all(width == longest for width, longest in widths)
 
 
 def test_a_repeated_mention_takes_the_beams_of_its_earlier_occurrence(gens, monkeypatch):
@@ -369,3 +373,67 @@ def _recording(generate, log):
         return generate(batch, **kwargs)
 
     return wrapper
+
+
+def test_types_count_for_a_repeat_only_where_they_change_the_decode(gens, monkeypatch):
+    from tests.conftest import make_doc
+
+    # NCBI-disease style: one string, several corpus types, all of them Disorders
+    d = make_doc(
+        "n1", "APC here, APC there and APC once more.",
+        [("APC", "SpecificDisease", "D003"), ("APC", "Modifier", "D003"), ("APC", "Chemical", "C001")],
+    )
+    queries = queries_from_documents([d])
+    decoded: list[str] = []
+    dl = DocumentLinker(gens["llama"], batch_size=2, include_group=False)  # types not in the prompt
+    monkeypatch.setattr(dl._gen, "generate", _recording(dl._gen.generate, decoded))
+    _, beams = dl.run(queries)
+    assert len(decoded) == 2  # SpecificDisease and Modifier are one group; Chemical is another
+    assert [b.name for b in beams[1]] == [b.name for b in beams[0]]
+    assert all(c.startswith("C") for b in beams[2] for c in b.codes)
+
+    shown = DocumentLinker(gens["llama"], batch_size=2, include_group=True)  # the prompt shows the type
+    assert shown.format.include_group
+    decoded.clear()
+    monkeypatch.setattr(shown._gen, "generate", _recording(shown._gen.generate, decoded))
+    shown.run(queries)
+    assert len(decoded) == 3
+
+
+def test_a_repeat_does_not_hold_its_document_back_a_round(gens, monkeypatch):
+    """Rounds decode the next mention *that needs a decode* of every document: repeats take none."""
+    from tests.conftest import make_doc
+
+    x = make_doc(
+        "x", "pain, pain, pain and APC.", [("pain", "Disease", "D004")] * 3 + [("APC", "Disease", "D003")]
+    )
+    y = make_doc(
+        "y", "breast cancer, colon cancer and a tumour of the breast.",
+        [("breast cancer", "Disease", "D001"), ("colon cancer", "Disease", "D002"),
+         ("tumour of the breast", "Disease", "D001")],
+    )
+    dl = DocumentLinker(gens["llama"], batch_size=2, include_group=False)
+    sizes = _record_batch_sizes(dl, monkeypatch)
+    _, beams = dl.run(queries_from_documents([x, y]))
+    # x decodes "pain" then "APC", y its three mentions: [pain, breast cancer], [APC, colon cancer],
+    # [tumour of the breast] (rounds by mention index took 4 batches: x's repeats held "APC" back)
+    assert sizes == [2, 2, 1]
+    alone = [
+        DocumentLinker(gens["llama"], batch_size=2, include_group=False).run(queries_from_documents([d]))[1]
+        for d in (x, y)
+    ]
+    for together, one in zip(beams, [bs for r in alone for bs in r]):
+        assert [b.name for b in together] == [b.name for b in one]
+
+
+def _record_batch_sizes(dl, monkeypatch) -> list[int]:
+    """The sizes of the forward batches ``dl`` decodes from now on (filled as it runs)."""
+    sizes: list[int] = []
+    real = dl._gen._generate_batch
+
+    def counting(batch, *args, **kwargs):
+        sizes.append(len(batch))
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(dl._gen, "_generate_batch", counting)
+    return sizes

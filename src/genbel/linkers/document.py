@@ -22,8 +22,9 @@ each mention to the names of its semantic group (the entity ``type``: a UMLS gro
 corpus type such as BC5CDR ``Chemical`` → Chemicals & Drugs, ``Disease`` → Disorders; see
 :mod:`genbel.linkers.groups`).
 
-Batching: the i-th mentions of all documents form one round (their memories only depend on earlier
-rounds), decoded in batches of ``batch_size``, so documents are linked in parallel.
+Batching: documents are linked in parallel, ``batch_size`` mentions (of different documents) per
+decoding batch; a mention is decoded once every earlier mention of its document is linked (see
+:meth:`DocumentLinker.run`).
 
 ``sample(bigbio_pages=..., num_beams=k)`` is the LongBEL model-card API: BigBio dicts in, a *flat* list
 of exactly ``k`` predictions per mention out (fewer beams are padded with empty predictions of score
@@ -229,8 +230,10 @@ class DocumentLinker(Linker):
         causal models: keep each document's prompt key/value states and compute only what follows
         the prefix it shares with the next prompt (same results, less prompt computation).
     reuse_repeats:
-        a mention whose text (and type) was already linked earlier in the same document takes the beams
-        of that occurrence instead of being decoded again; its memory entry is added as usual. On
+        a mention whose text was already linked earlier in the same document takes the beams of that
+        occurrence instead of being decoded again; its memory entry is added as usual. Types count only
+        where they change the decode: when the prompt shows them (``include_group``) or when they
+        restrict decoding to different semantic groups. On
         NCBI-disease test (mention-only prompts, ``context_chars=0``) the model itself repeated the
         earlier top-1 for 393 of 404 such mentions (and copying scored 332 vs 328 correct). With a
         context window the two occurrences see different text, so this is then an approximation
@@ -346,6 +349,29 @@ class DocumentLinker(Linker):
         return f"{mem}/{ctx}/{self.max_prompt_tokens}tok"
 
     # ------------------------------------------------------------------ core loop
+    def _repeat_keys(
+        self,
+        queries: Sequence[MentionQuery],
+        restrict: bool,
+        constrained: bool | None,
+        check_groups: bool,
+        where: Sequence[str] | None,
+    ) -> list[tuple]:
+        """Per query, what its decode depends on besides the memory and context: the text, the type
+        only when the prompt shows it, and the scope (semantic group) the type restricts decoding to.
+
+        A corpus that gives one string several types (NCBI-disease: ``SpecificDisease``, ``Modifier``, …)
+        that map to the same group thus repeats the mention. Unknown types raise here, before decoding.
+        """
+        if where is None:
+            where = [f"document {q.doc_id}, entity {q.entity_id}" for q in queries]
+        constrained = self._gen.constrained if constrained is None else constrained
+        scopes = self._gen._scopes(queries, None, restrict and constrained, where, check_groups)
+        shown = self.format.include_group
+        return [
+            (q.text, q.type if shown else None, s.group, s.possible) for q, s in zip(queries, scopes)
+        ]
+
     def run(
         self,
         queries: Sequence[MentionQuery],
@@ -361,64 +387,83 @@ class DocumentLinker(Linker):
         memory each one saw) and their beams (:class:`~genbel.linkers.generative.Beam`, best first).
 
         Queries of one document share a ``doc_id`` and come in document order.
+
+        Scheduling: each document is a chain (a mention's memory needs the earlier predictions), and
+        the chains are decoded together in rounds: a round decodes the next mention that needs a
+        decode in every unfinished document, in batches of ``batch_size`` sorted by prompt length.
+        Mentions that need no decode (repeats, with ``reuse_repeats``) are resolved as soon as their
+        turn comes, so they never take a round. The schedule changes only which mentions share a
+        batch, not what any of them sees.
         """
         nb = num_beams or self.num_beams
         restrict = self.restrict_to_group if restrict_to_group is None else restrict_to_group
         docs = _group_by_document(queries)
+        keys = self._repeat_keys(queries, restrict, constrained, check_groups, where)
         linked: list[DocumentQuery | None] = [None] * len(queries)
         beams: list[list[Any]] = [[] for _ in queries]
         memories: list[list[tuple[str, str]]] = [[] for _ in docs]
-        # a repeated mention whose prompt (memory included) is unchanged is not decoded again
+        # a mention whose prompt (memory included) and scope equal an earlier one's is not decoded again
         cache: dict[tuple, list[Any]] = {}
         # causal models: the key/value states of each document's last prompt, reused for the common
         # prefix of its next one (the memory block grows by one entry per mention)
         prefixes: dict[int, Any] | None = {} if self.reuse_prefix else None
-        # per document: (mention text, type) -> beams of its latest occurrence (reuse_repeats)
-        seen: list[dict[tuple[str, str | None], list[Any]]] = [{} for _ in docs]
-        rounds = max((len(d) for d in docs), default=0)
+        # per document: repeat key -> beams of its latest occurrence (reuse_repeats)
+        seen: list[dict[tuple, list[Any]]] = [{} for _ in docs]
+        pos = [0] * len(docs)  # next mention of each document
+
+        def needs_decode(di: int, i: int) -> bool:
+            return not (self.reuse_repeats and keys[i] in seen[di])
+
+        def record(di: int, i: int, q: DocumentQuery, bs: list[Any]) -> None:
+            linked[i] = q
+            beams[i] = bs
+            seen[di][keys[i]] = bs
+            if bs:
+                memories[di].append((q.text, bs[0].name))
+            pos[di] += 1
+
+        def current(di: int) -> tuple[int, DocumentQuery]:
+            i = docs[di][pos[di]]
+            return i, with_memory(queries[i], memories[di] if self.use_memory else ())
+
         bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
                    disable=(not show_progress) if show_progress is not None else len(queries) < 64)
+        unfinished = list(range(len(docs)))
         try:
-            for r in range(rounds):
-                active = [di for di, d in enumerate(docs) if len(d) > r]
-                idx = [docs[di][r] for di in active]
-                batch = [
-                    with_memory(queries[i], memories[di] if self.use_memory else ())
-                    for di, i in zip(active, idx)
-                ]
-                out: list[list[Any]] = [[] for _ in batch]
-                todo = []
-                for j, (di, q) in enumerate(zip(active, batch)):
-                    earlier = seen[di].get((q.text, q.type)) if self.reuse_repeats else None
-                    if earlier is not None:
-                        out[j] = [dataclasses.replace(b, codes=list(b.codes)) for b in earlier]
-                    else:
-                        todo.append(j)
+            while unfinished:
+                ready = []
+                for di in unfinished:
+                    while pos[di] < len(docs[di]) and not needs_decode(di, docs[di][pos[di]]):
+                        i, q = current(di)
+                        earlier = seen[di][keys[i]]
+                        record(di, i, q, [dataclasses.replace(b, codes=list(b.codes)) for b in earlier])
+                        bar.update(1)
+                    if pos[di] < len(docs[di]):
+                        ready.append(di)
+                    elif prefixes is not None:
+                        prefixes.pop(di, None)  # the document is done
+                unfinished = ready
+                if not ready:
+                    break
+                # one round: the next decode of every unfinished document, in batches of similar
+                # prompt length (generate sorts them), so a batch's rows carry similar memories
+                chosen = ready
+                todo = [current(di) for di in chosen]
                 decoded = self._gen.generate(
-                    [batch[j] for j in todo],
+                    [q for _, q in todo],
                     constrained=constrained,
                     num_beams=nb,
                     batch_size=self.batch_size,
                     restrict_to_group=restrict,
-                    where=[where[idx[j]] for j in todo] if where is not None else None,
+                    where=[where[i] for i, _ in todo] if where is not None else None,
                     check_groups=check_groups,
                     cache=cache,
-                    prefix_keys=[active[j] for j in todo],
+                    prefix_keys=chosen,
                     prefix_store=prefixes,
-                ) if todo else []
-                for j, bs in zip(todo, decoded):
-                    out[j] = bs
-                for di, i, q, bs in zip(active, idx, batch, out):
-                    linked[i] = q
-                    beams[i] = bs
-                    seen[di][(q.text, q.type)] = bs
-                    if bs:
-                        memories[di].append((q.text, bs[0].name))
-                bar.update(len(idx))
-                if prefixes is not None:
-                    for di in active:
-                        if len(docs[di]) == r + 1:  # the document is done
-                            prefixes.pop(di, None)
+                )
+                for di, (i, q), bs in zip(chosen, todo, decoded):
+                    record(di, i, q, bs)
+                bar.update(len(todo))
         finally:
             bar.close()
         return [q for q in linked if q is not None], beams

@@ -91,6 +91,27 @@ def _decode_key(enc: EncodedQuery, scope: _Scope) -> tuple:
     return (tuple(enc.input_ids), tuple(enc.decoder_ids or ()), scope.group, ids)
 
 
+def _left_padded_layers(
+    rows: Sequence[tuple[Any, int]], width: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, the (keys, values) of a batch: row ``r`` = the first ``n_r`` positions of its own
+    per-layer ``(keys, values)`` list (``kv_r``, ``None`` when ``n_r == 0``), left-padded with zeros to
+    ``width`` (the padding is masked)."""
+    template = next(kv for kv, n in rows if n)
+    layers = []
+    for li, (k0, _v0) in enumerate(template):
+        ks, vs = [], []
+        for kv, n in rows:
+            if n:
+                k, v = kv[li][0][:, :, :n], kv[li][1][:, :, :n]
+            else:
+                k = v = k0.new_zeros((1, k0.shape[1], 0, k0.shape[3]))
+            ks.append(F.pad(k, (0, 0, width - n, 0)))
+            vs.append(F.pad(v, (0, 0, width - n, 0)))
+        layers.append((torch.cat(ks), torch.cat(vs)))
+    return layers
+
+
 def _architecture_of(config: Any) -> str:
     return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
 
@@ -526,8 +547,9 @@ class GenerativeLinker(Linker):
         ``[pad][reused p_i][pad][new n_i]`` (reused part left-padded to the longest reuse, new part to
         the longest new part): the holes are masked and the new tokens get explicit positions
         ``p_i … p_i + n_i - 1``, so every row computes exactly what it would alone. Returns the cache
-        (repeated for each beam), the model inputs that match its layout (the prompt's last token
-        after it) and their length. Models whose cache is not a plain per-layer key/value cache
+        re-laid out compactly as ``[pad][prompt_i]`` (as wide as the longest prompt) and repeated for
+        each beam, the model inputs that match that layout (the prompt's last token after it) and
+        their length. Models whose cache is not a plain per-layer key/value cache
         (e.g. sliding-window layers) fall back to :meth:`_prompt_cache`.
         """
         from transformers import DynamicCache
@@ -547,19 +569,7 @@ class GenerativeLinker(Linker):
         big_n = max(len(body) - p for body, (p, _) in zip(bodies, reused))
         past = None
         if big_p:
-            template = next(kv for p, kv in reused if p)
-            layers = []
-            for li, (k0, _v0) in enumerate(template):
-                ks, vs = [], []
-                for p, kv in reused:
-                    if p:
-                        k, v = kv[li][0][:, :, :p], kv[li][1][:, :, :p]
-                    else:
-                        k = v = k0.new_zeros((1, k0.shape[1], 0, k0.shape[3]))
-                    ks.append(F.pad(k, (0, 0, big_p - p, 0)))
-                    vs.append(F.pad(v, (0, 0, big_p - p, 0)))
-                layers.append((torch.cat(ks), torch.cat(vs)))
-            past = DynamicCache(ddp_cache_data=layers)
+            past = DynamicCache(ddp_cache_data=_left_padded_layers([(kv, p) for p, kv in reused], big_p))
         pad = self.encoder.pad_token_id
         mask_rows, id_rows, pos_rows = [], [], []
         for body, (p, _) in zip(bodies, reused):
@@ -584,6 +594,7 @@ class GenerativeLinker(Linker):
             self._prefix_reuse_supported = False  # decided once per linker, not once per batch
             return self._prompt_cache(inputs, num_beams), inputs, inputs["input_ids"].shape[1]
         total = big_p + big_n
+        rows = []
         for r, (body, key, (p, _)) in enumerate(zip(bodies, keys, reused)):
             n = len(body) - p
             kv = []
@@ -594,7 +605,18 @@ class GenerativeLinker(Linker):
                     torch.cat([v[:, :, big_p - p : big_p], v[:, :, total - n :]], dim=2),
                 ))
             store[key] = (list(body), kv)
+            rows.append((kv, len(body)))
+        # beam search then runs on the compact layout [pad][prompt_i]: as wide as the longest prompt,
+        # not longest reuse + longest new part (its per-step cost grows with the width). Keys carry
+        # their positions (rotary embeddings), so moving them changes nothing but the padding.
+        width = max(len(body) for body in bodies)
+        past = DynamicCache(ddp_cache_data=_left_padded_layers(rows, width))
         past.batch_repeat_interleave(num_beams)
+        mask = torch.tensor(
+            [[0] * (width - len(body)) + [1] * len(body) for body in bodies],
+            dtype=torch.long,
+            device=self.device,
+        )
         # the prompt as generate sees it: the cached layout (its ids are never recomputed) + last token
         last = torch.tensor([[enc.input_ids[-1]] for enc in batch], dtype=torch.long, device=self.device)
         full_mask = torch.cat([mask, torch.ones_like(last)], dim=1)
@@ -603,7 +625,7 @@ class GenerativeLinker(Linker):
             "attention_mask": full_mask,
             "position_ids": (full_mask.cumsum(-1) - 1).clamp(min=0),
         }
-        return past, laid_out, total + 1
+        return past, laid_out, width + 1
 
     @torch.inference_mode()
     def _generate_batch(
