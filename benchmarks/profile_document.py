@@ -35,32 +35,12 @@ PARTS = [
     ("trie constraint", "genbel/trie/constraint.py", "__call__"),
 ]
 
-def decode_counts(documents, type_in_key: bool = False) -> tuple[int, int, int]:
-    """(mentions, document-level decodes, mention-level decodes) for non-NIL entities.
-
-    A mention repeats when its text (and, with ``type_in_key``, its type: prompts that show the type)
-    occurred earlier in the document — :class:`DocumentLinker`'s repeat key for one-group corpora.
-    """
-    mentions = per_doc = 0
-    corpus: set[tuple[str, str | None]] = set()
-    for d in documents:
-        seen: set[tuple[str, str | None]] = set()
-        for e in d.entities:
-            if e.is_nil:
-                continue
-            mentions += 1
-            seen.add((e.mention, e.type if type_in_key else None))
-        per_doc += len(seen)
-        corpus |= seen
-    return mentions, per_doc, len(corpus)
-
-
-def batch_counts(documents, batch_size: int, type_in_key: bool = False) -> tuple[int, int, int]:
-    """(mention-level batches, document-level batches with rounds by mention index, with rounds by
-    decode). Rounds by mention index (the schedule up to commit 3a4d90d) decoded the i-th mentions of
-    all documents together, a repeat taking its round without a decode; :meth:`DocumentLinker.run`
-    now decodes the next mention *that needs a decode* of every document per round."""
-    flags: list[list[bool]] = []  # per document, per mention: needs a decode
+def decode_flags(documents, type_in_key: bool = False) -> tuple[list[list[bool]], set]:
+    """Per document, per non-NIL mention: whether it needs a decode (its text — and, with
+    ``type_in_key``, its type: prompts that show the type — did not occur earlier in the document,
+    :class:`DocumentLinker`'s repeat key for one-group corpora); and the corpus's distinct keys (what
+    mention-level linking decodes)."""
+    flags: list[list[bool]] = []
     corpus: set[tuple[str, str | None]] = set()
     for d in documents:
         seen: set[tuple[str, str | None]] = set()
@@ -72,6 +52,19 @@ def batch_counts(documents, batch_size: int, type_in_key: bool = False) -> tuple
                 seen.add(key)
         flags.append(row)
         corpus |= seen
+    return flags, corpus
+
+
+def decode_counts(flags: list[list[bool]], corpus: set) -> tuple[int, int, int]:
+    """(mentions, document-level decodes, mention-level decodes)."""
+    return sum(map(len, flags)), sum(map(sum, flags)), len(corpus)
+
+
+def batch_counts(flags: list[list[bool]], corpus: set, batch_size: int) -> tuple[int, int, int]:
+    """(mention-level batches, document-level batches with rounds by mention index, with rounds by
+    decode). Rounds by mention index (the schedule up to commit 3a4d90d) decoded the i-th mentions of
+    all documents together, a repeat taking its round without a decode; :meth:`DocumentLinker.run`
+    now decodes the next mention *that needs a decode* of every document per round."""
 
     def batches(per_round: list[int]) -> int:
         return sum(math.ceil(n / batch_size) for n in per_round)
@@ -105,10 +98,11 @@ def main() -> None:
     if args.entity_types:
         docs = filter_entity_types(docs, args.entity_types.split(","))
     docs = docs[: args.max_docs] if args.max_docs else docs
-    n, per_doc, corpus = decode_counts(docs, args.type_in_key)
+    flags, keys = decode_flags(docs, args.type_in_key)
+    n, per_doc, corpus = decode_counts(flags, keys)
     print(f"{args.corpus}: {len(docs)} documents, {n} mentions; document-level decodes {per_doc}, "
           f"mention-level decodes {corpus}: ratio {per_doc / max(corpus, 1):.2f}")
-    flat, by_index, by_decode = batch_counts(docs, args.batch_size, args.type_in_key)
+    flat, by_index, by_decode = batch_counts(flags, keys, args.batch_size)
     print(f"batches of {args.batch_size}: mention-level {flat}; document-level {by_decode} "
           f"(rounds by mention index: {by_index}): ratio {by_decode / max(flat, 1):.2f}")
     if not args.profile_docs:

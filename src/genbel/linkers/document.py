@@ -447,8 +447,7 @@ class DocumentLinker(Linker):
                     break
                 # one round: the next decode of every unfinished document, in batches of similar
                 # prompt length (generate sorts them), so a batch's rows carry similar memories
-                chosen = ready
-                todo = [current(di) for di in chosen]
+                todo = [current(di) for di in ready]
                 decoded = self._gen.generate(
                     [q for _, q in todo],
                     constrained=constrained,
@@ -458,10 +457,10 @@ class DocumentLinker(Linker):
                     where=[where[i] for i, _ in todo] if where is not None else None,
                     check_groups=check_groups,
                     cache=cache,
-                    prefix_keys=chosen,
+                    prefix_keys=ready,
                     prefix_store=prefixes,
                 )
-                for di, (i, q), bs in zip(chosen, todo, decoded):
+                for di, (i, q), bs in zip(ready, todo, decoded):
                     record(di, i, q, bs)
                 bar.update(len(todo))
         finally:
