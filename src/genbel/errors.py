@@ -84,6 +84,10 @@ class Errors:
     E254 = "{path}: cannot export: {reason}"
     E255 = "{where}: no model given: pass a saved linker directory or a model name/path (generative:PATH)"
     E256 = "{path}: exists and is not a genbel linker directory; refusing to replace it (choose another path)"
+    E257 = (
+        "{model}: layers {layers} did not attend through the shared-prompt attention; decode without it "
+        "(GenerativeLinker.share_prompt_across_beams = False)"
+    )
 
     # --- retrieval (E300-E349): add new codes of this area directly below this line
     E300 = "{path}: not a genbel {kind} index directory (missing {missing})"

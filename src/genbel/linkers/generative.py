@@ -36,6 +36,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,9 @@ class GenerativeLinker(Linker):
         self.memory_training: dict | None = None
         #: causal models: compute the prompt's KV cache once per query, not once per beam (same results)
         self.share_prompt_cache = True
+        #: causal models with plain full-attention layers: keep that cache once per query during beam
+        #: search, not once per beam (same results; a step's cost no longer grows with the prompt)
+        self.share_prompt_across_beams = True
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
         self.model.eval()
@@ -512,13 +516,14 @@ class GenerativeLinker(Linker):
             return_dict_in_generate=True,
         )
 
-    def _prompt_cache(self, inputs: dict[str, torch.Tensor], num_beams: int) -> Any:
-        """KV cache of every prompt but its last token, computed once and repeated for each beam.
+    def _prompt_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """KV cache of every prompt but its last token, computed once per query.
 
         ``generate`` copies each prompt ``num_beams`` times before its first forward pass; feeding it
-        this cache instead makes the prompt cost one forward per query, not one per beam (the prompt
-        is most of the tokens a linker processes). The last prompt token is left for ``generate`` so
-        that it computes the first next-token distribution itself.
+        this cache instead (shared by the beams, see :meth:`_beam_cache`) makes the prompt cost one
+        forward per query, not one per beam (the prompt is most of the tokens a linker processes).
+        The last prompt token is left for ``generate`` so that it computes the first next-token
+        distribution itself.
         """
         out = self.model(
             input_ids=inputs["input_ids"][:, :-1],
@@ -527,15 +532,27 @@ class GenerativeLinker(Linker):
             use_cache=True,
             logits_to_keep=1,
         )
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(num_beams)
-        return cache
+        return out.cache
+
+    def _beam_cache(self, past: Any, num_beams: int) -> tuple[Any, AbstractContextManager]:
+        """The per-query prompt cache ``past`` made ready for a ``num_beams`` beam search, and the
+        context ``generate`` must run in.
+
+        Plain full-attention models keep each prompt's states once, shared by its beams
+        (:mod:`genbel.linkers.beam_cache`: a step's cost no longer grows with the prompt's length,
+        same results); other caches (e.g. sliding-window layers) are repeated for each beam."""
+        from genbel.linkers.beam_cache import SharedPromptCache, plain_cache, shared_prompt_decoding
+
+        if self.share_prompt_across_beams and plain_cache(past):
+            shared = SharedPromptCache([(layer.keys, layer.values) for layer in past.layers], num_beams)
+            return shared, shared_prompt_decoding(self.model, shared)
+        past.batch_repeat_interleave(num_beams)
+        return past, nullcontext()
 
     def _prompt_cache_with_prefixes(
         self,
         batch: list[EncodedQuery],
         inputs: dict[str, torch.Tensor],
-        num_beams: int,
         keys: list[Any],
         store: dict[Any, Any],
     ) -> tuple[Any, dict[str, torch.Tensor], int]:
@@ -547,13 +564,13 @@ class GenerativeLinker(Linker):
         ``[pad][reused p_i][pad][new n_i]`` (reused part left-padded to the longest reuse, new part to
         the longest new part): the holes are masked and the new tokens get explicit positions
         ``p_i … p_i + n_i - 1``, so every row computes exactly what it would alone. Returns the cache
-        re-laid out compactly as ``[pad][prompt_i]`` (as wide as the longest prompt) and repeated for
-        each beam, the model inputs that match that layout (the prompt's last token after it) and
-        their length. Models whose cache is not a plain per-layer key/value cache
+        re-laid out compactly as ``[pad][prompt_i]`` (as wide as the longest prompt), the model
+        inputs that match that layout (the prompt's last token after it) and their length. Models whose cache is not a plain per-layer key/value cache
         (e.g. sliding-window layers) fall back to :meth:`_prompt_cache`.
         """
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
+
+        from genbel.linkers.beam_cache import plain_cache
 
         bodies = [enc.input_ids[:-1] for enc in batch]
         reused: list[tuple[int, Any]] = []
@@ -583,16 +600,16 @@ class GenerativeLinker(Linker):
                 input_ids=torch.tensor(id_rows, dtype=torch.long, device=self.device),
                 attention_mask=mask,
                 position_ids=torch.tensor(pos_rows, dtype=torch.long, device=self.device),
-                past_key_values=past,
+                cache=past,
                 use_cache=True,
                 logits_to_keep=1,
             )
-            past = out.past_key_values
-        layers = getattr(past, "layers", None)
-        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            past = out.cache
+        if not plain_cache(past):
             store.clear()
             self._prefix_reuse_supported = False  # decided once per linker, not once per batch
-            return self._prompt_cache(inputs, num_beams), inputs, inputs["input_ids"].shape[1]
+            return self._prompt_cache(inputs), inputs, inputs["input_ids"].shape[1]
+        layers = past.layers
         total = big_p + big_n
         rows = []
         for r, (body, key, (p, _)) in enumerate(zip(bodies, keys, reused)):
@@ -611,7 +628,6 @@ class GenerativeLinker(Linker):
         # their positions (rotary embeddings), so moving them changes nothing but the padding.
         width = max(len(body) for body in bodies)
         past = DynamicCache(ddp_cache_data=_left_padded_layers(rows, width))
-        past.batch_repeat_interleave(num_beams)
         mask = torch.tensor(
             [[0] * (width - len(body)) + [1] * len(body) for body in bodies],
             dtype=torch.long,
@@ -638,13 +654,13 @@ class GenerativeLinker(Linker):
     ) -> list[list[Beam]]:
         inputs, prompt_len = self._model_inputs(batch)
         kwargs: dict[str, Any] = {}
+        decoding: AbstractContextManager = nullcontext()
         if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
             if prefix is not None and getattr(self, "_prefix_reuse_supported", True):
-                kwargs["past_key_values"], inputs, prompt_len = self._prompt_cache_with_prefixes(
-                    batch, inputs, num_beams, *prefix
-                )
+                past, inputs, prompt_len = self._prompt_cache_with_prefixes(batch, inputs, *prefix)
             else:
-                kwargs["past_key_values"] = self._prompt_cache(inputs, num_beams)
+                past = self._prompt_cache(inputs)
+            kwargs["cache"], decoding = self._beam_cache(past, num_beams)
         if constrained:
             from transformers import LogitsProcessorList
 
@@ -665,9 +681,10 @@ class GenerativeLinker(Linker):
             max_new = self._trie_depth
         else:
             max_new = self.max_target_length
-        out = self.model.generate(
-            **inputs, generation_config=self._generation_config(num_beams, max_new), **kwargs
-        )
+        with decoding:
+            out = self.model.generate(
+                **inputs, generation_config=self._generation_config(num_beams, max_new), **kwargs
+            )
         seqs = out.sequences[:, prompt_len:].tolist()
         scores = out.sequences_scores.tolist()
         eos = self.encoder.eos_token_id
