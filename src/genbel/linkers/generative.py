@@ -557,20 +557,18 @@ class GenerativeLinker(Linker):
         store: dict[Any, Any],
     ) -> tuple[Any, dict[str, torch.Tensor], int]:
         """:meth:`_prompt_cache`, but each row first reuses the key/value states stored under its key
-        for the longest common token prefix, and only the rest is computed — for the whole batch in
-        one forward pass; each row then stores its own states under its key.
+        for the longest common token prefix, and only the rest is computed; each row then stores its
+        own states under its key.
 
-        Row ``i`` reuses ``p_i`` states and computes ``n_i`` new tokens. The batch is laid out as
-        ``[pad][reused p_i][pad][new n_i]`` (reused part left-padded to the longest reuse, new part to
-        the longest new part): the holes are masked and the new tokens get explicit positions
-        ``p_i … p_i + n_i - 1``, so every row computes exactly what it would alone. Returns the cache
-        re-laid out compactly as ``[pad][prompt_i]`` (as wide as the longest prompt), the model
-        inputs that match that layout (the prompt's last token after it) and their length. Models whose cache is not a plain per-layer key/value cache
+        Row ``i`` reuses ``p_i`` states and computes ``n_i`` new tokens, in one forward pass for all
+        rows whose ``n_i`` are of similar length (:meth:`_prefill_rows`; a row that must recompute its
+        whole prompt — its memory lost its oldest entry — is not allowed to pad every other row's few
+        new tokens to its length). Returns the cache re-laid out compactly as ``[pad][prompt_i]`` (as
+        wide as the longest prompt), the model inputs that match that layout (the prompt's last
+        token after it) and their length. Models whose cache is not a plain per-layer key/value cache
         (e.g. sliding-window layers) fall back to :meth:`_prompt_cache`.
         """
         from transformers import DynamicCache
-
-        from genbel.linkers.beam_cache import plain_cache
 
         bodies = [enc.input_ids[:-1] for enc in batch]
         reused: list[tuple[int, Any]] = []
@@ -582,6 +580,57 @@ class GenerativeLinker(Linker):
                 while p < limit and old_ids[p] == body[p]:
                     p += 1
             reused.append((p, entry[1] if p else None))
+        # one pass per run of similar new-part lengths (at most twice the shortest + 8 tokens)
+        new = [len(body) - p for body, (p, _) in zip(bodies, reused)]
+        groups: list[list[int]] = []
+        for r in sorted(range(len(bodies)), key=new.__getitem__):
+            if groups and new[r] <= 2 * new[groups[-1][0]] + 8:
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        states: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        for group in groups:
+            kvs = self._prefill_rows([bodies[r] for r in group], [reused[r] for r in group])
+            if kvs is None:
+                store.clear()
+                self._prefix_reuse_supported = False  # decided once per linker, not once per batch
+                return self._prompt_cache(inputs), inputs, inputs["input_ids"].shape[1]
+            states.update(zip(group, kvs))
+        rows = []
+        for r, (body, key) in enumerate(zip(bodies, keys)):
+            store[key] = (list(body), states[r])
+            rows.append((states[r], len(body)))
+        # beam search then runs on the compact layout [pad][prompt_i]: as wide as the longest prompt,
+        # not longest reuse + longest new part (its per-step cost grows with the width). Keys carry
+        # their positions (rotary embeddings), so moving them changes nothing but the padding.
+        width = max(len(body) for body in bodies)
+        past = DynamicCache(ddp_cache_data=_left_padded_layers(rows, width))
+        mask = torch.tensor(
+            [[0] * (width - len(body)) + [1] * len(body) for body in bodies],
+            dtype=torch.long,
+            device=self.device,
+        )
+        # the prompt as generate sees it: the cached layout (its ids are never recomputed) + last token
+        pad = self.encoder.pad_token_id
+        last = torch.tensor([[enc.input_ids[-1]] for enc in batch], dtype=torch.long, device=self.device)
+        full_mask = torch.cat([mask, torch.ones_like(last)], dim=1)
+        laid_out = {
+            "input_ids": torch.cat([torch.full_like(mask, pad), last], dim=1),
+            "attention_mask": full_mask,
+            "position_ids": (full_mask.cumsum(-1) - 1).clamp(min=0),
+        }
+        return past, laid_out, width + 1
+
+    def _prefill_rows(
+        self, bodies: list[list[int]], reused: list[tuple[int, Any]]
+    ) -> list[list[tuple[torch.Tensor, torch.Tensor]]] | None:
+        """Per row, per layer, the (keys, values) of ``body`` (``[1, heads, len(body), d]``): the
+        reused ``p`` states of ``reused`` followed by the rest, computed in one forward pass laid out
+        as ``[pad][reused p_i][pad][new n_i]``; None if the model's cache is not plain."""
+        from transformers import DynamicCache
+
+        from genbel.linkers.beam_cache import plain_cache
+
         big_p = max(p for p, _ in reused)
         big_n = max(len(body) - p for body, (p, _) in zip(bodies, reused))
         past = None
@@ -594,11 +643,10 @@ class GenerativeLinker(Linker):
             mask_rows.append([0] * (big_p - p) + [1] * p + [0] * (big_n - n) + [1] * n)
             id_rows.append([pad] * (big_n - n) + body[p:])
             pos_rows.append([0] * (big_n - n) + list(range(p, len(body))))
-        mask = torch.tensor(mask_rows, dtype=torch.long, device=self.device)
         if big_n:
             out = self.model(
                 input_ids=torch.tensor(id_rows, dtype=torch.long, device=self.device),
-                attention_mask=mask,
+                attention_mask=torch.tensor(mask_rows, dtype=torch.long, device=self.device),
                 position_ids=torch.tensor(pos_rows, dtype=torch.long, device=self.device),
                 cache=past,
                 use_cache=True,
@@ -606,42 +654,20 @@ class GenerativeLinker(Linker):
             )
             past = out.cache
         if not plain_cache(past):
-            store.clear()
-            self._prefix_reuse_supported = False  # decided once per linker, not once per batch
-            return self._prompt_cache(inputs), inputs, inputs["input_ids"].shape[1]
-        layers = past.layers
+            return None
         total = big_p + big_n
-        rows = []
-        for r, (body, key, (p, _)) in enumerate(zip(bodies, keys, reused)):
+        states = []
+        for r, (body, (p, _)) in enumerate(zip(bodies, reused)):
             n = len(body) - p
             kv = []
-            for layer in layers:
+            for layer in past.layers:
                 k, v = layer.keys[r : r + 1], layer.values[r : r + 1]
                 kv.append((
                     torch.cat([k[:, :, big_p - p : big_p], k[:, :, total - n :]], dim=2),
                     torch.cat([v[:, :, big_p - p : big_p], v[:, :, total - n :]], dim=2),
                 ))
-            store[key] = (list(body), kv)
-            rows.append((kv, len(body)))
-        # beam search then runs on the compact layout [pad][prompt_i]: as wide as the longest prompt,
-        # not longest reuse + longest new part (its per-step cost grows with the width). Keys carry
-        # their positions (rotary embeddings), so moving them changes nothing but the padding.
-        width = max(len(body) for body in bodies)
-        past = DynamicCache(ddp_cache_data=_left_padded_layers(rows, width))
-        mask = torch.tensor(
-            [[0] * (width - len(body)) + [1] * len(body) for body in bodies],
-            dtype=torch.long,
-            device=self.device,
-        )
-        # the prompt as generate sees it: the cached layout (its ids are never recomputed) + last token
-        last = torch.tensor([[enc.input_ids[-1]] for enc in batch], dtype=torch.long, device=self.device)
-        full_mask = torch.cat([mask, torch.ones_like(last)], dim=1)
-        laid_out = {
-            "input_ids": torch.cat([torch.full_like(mask, pad), last], dim=1),
-            "attention_mask": full_mask,
-            "position_ids": (full_mask.cumsum(-1) - 1).clamp(min=0),
-        }
-        return past, laid_out, width + 1
+            states.append(kv)
+        return states
 
     @torch.inference_mode()
     def _generate_batch(
