@@ -2,9 +2,10 @@
 
 ``generate`` with ``num_beams=k`` runs ``k`` rows per query, and the default key/value cache holds
 the prompt's states in each of them: every step grows the whole cache by ``torch.cat`` and every
-beam reordering copies it again, so a step costs more the longer the prompt (on CPU, 420 → 516 ms
-from 16 to 140 prompt tokens at 100 rows: ``benchmarks/bench_beam_step.py``). Linking prompts are
-long where it matters most: document-level prompts carry a memory block and a context window.
+beam reordering copies it again, so a step costs more the longer the prompt (SmolLM2-135M on 2 CPU
+threads, 100 rows: 352 → 629 ms from 16 to 140 prompt tokens; 322 → 408 ms with this cache;
+``benchmarks/bench_beam_step.py``). Linking prompts are long where it matters most: document-level
+prompts carry a memory block and a context window.
 
 :class:`SharedPromptCache` keeps the prompt part of each layer once per query (``[B, kv_heads, P, d]``)
 and only the generated part per beam (``[B·k, kv_heads, T, d]``); beam reordering touches the

@@ -601,8 +601,8 @@ class GenerativeLinker(Linker):
             store[key] = (list(body), states[r])
             rows.append((states[r], len(body)))
         # beam search then runs on the compact layout [pad][prompt_i]: as wide as the longest prompt,
-        # not longest reuse + longest new part (its per-step cost grows with the width). Keys carry
-        # their positions (rotary embeddings), so moving them changes nothing but the padding.
+        # not longest reuse + longest new part (the attention over the prompt grows with the width).
+        # Keys carry their positions (rotary embeddings), so moving them changes nothing but padding.
         width = max(len(body) for body in bodies)
         past = DynamicCache(ddp_cache_data=_left_padded_layers(rows, width))
         mask = torch.tensor(
