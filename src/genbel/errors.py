@@ -7,11 +7,25 @@ Messages name the file and line or field that caused them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
-class Errors:
-    """Message templates, keyed by a stable code (``E001`` …)."""
+class _ErrorsWithCodes(type):
+    """Prefix every message template with its code, as spaCy does: ``Errors.E103`` is ``"[E103] …"``.
+
+    The code is part of the message a user sees, so it can be searched for and asserted in tests.
+    """
+
+    def __getattribute__(cls, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("_") or not re.fullmatch(r"E\d{3}", code):
+            return msg
+        return f"[{code}] {msg}"
+
+
+class Errors(metaclass=_ErrorsWithCodes):
+    """Message templates, keyed by a stable code (``E001`` …); each message starts with ``[Ennn]``."""
 
     E001 = "unknown KB format {fmt!r}; expected one of: {known}"
     E002 = "{path}: the knowledge base is empty (no concept with a name was read)"

@@ -63,11 +63,11 @@ def test_text_as_plain_string_and_missing_normalized() -> None:
 def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "a.json"
     p.write_text('[\n{"id": "1",\n "passages": [}\n]', encoding="utf-8")
-    with pytest.raises(FormatError, match=rf"^{p}:3: invalid JSON: "):
+    with pytest.raises(FormatError, match=rf"^\[E013\] {p}:3: invalid JSON: "):
         read_bigbio_json(p)
     q = tmp_path / "a.jsonl"
     q.write_text(json.dumps(_doc_dict()) + "\n\n{broken\n", encoding="utf-8")
-    with pytest.raises(FormatError, match=rf"^{q}:3: invalid JSON: "):
+    with pytest.raises(FormatError, match=rf"^\[E013\] {q}:3: invalid JSON: "):
         read_bigbio_jsonl(q)
 
 
@@ -102,7 +102,7 @@ def test_missing_fields(tmp_path: Path, mutate, message: str) -> None:
     p.write_text(json.dumps([obj]), encoding="utf-8")
     with pytest.raises(FormatError) as exc:
         read_bigbio_json(p)
-    assert str(exc.value) == f"{p}: {message}"
+    assert str(exc.value) == f"[E014] {p}: {message}"
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_offsets_mismatch_e005_and_modes(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         read_bigbio_jsonl(p)
     assert str(exc.value) == (
-        f"{p}:1 (document 1): entity 'e1' offsets 1-13 give 'olon cancer ' "
+        f"[E005] {p}:1 (document 1): entity 'e1' offsets 1-13 give 'olon cancer ' "
         "but the entity text is 'Colon cancer'"
     )
     assert read_bigbio_jsonl(p, offsets="warn")[0].entities[0].offsets == [(1, 13)]

@@ -50,14 +50,14 @@ def test_content_beats_extension(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         load_corpus(tmp_path / "missing.txt")
-    assert str(exc.value) == f"{tmp_path / 'missing.txt'}: file not found"
+    assert str(exc.value) == f"[E006] {tmp_path / 'missing.txt'}: file not found"
     odd = tmp_path / "odd.txt"
     odd.write_text("id,name\n1,foo\n", encoding="utf-8")
     with pytest.raises(FormatError) as exc2:
         load_corpus(odd)
     assert (
         str(exc2.value)
-        == f"{odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
+        == f"[E007] {odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
     )
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")

@@ -112,7 +112,7 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path, text: str, line: int,
     p = _write(tmp_path, text)
     with pytest.raises(FormatError) as exc:
         read_pubtator(p)
-    assert str(exc.value).startswith(f"{p}:{line}: malformed PubTator row")
+    assert str(exc.value).startswith(f"[E003] {p}:{line}: malformed PubTator row")
     assert reason in str(exc.value)
 
 
@@ -127,7 +127,7 @@ def test_offset_mismatch_error_names_file_line_and_entity(tmp_path: Path) -> Non
     with pytest.raises(InputError) as exc:
         read_pubtator(p)
     assert str(exc.value) == (
-        f"{p}:4: entity '5-1' offsets 19-31 give 'olon cancer.' but the entity text is 'colon cancer'"
+        f"[E005] {p}:4: entity '5-1' offsets 19-31 give 'olon cancer.' but the entity text is 'colon cancer'"
     )
 
 
@@ -170,7 +170,7 @@ def test_duplicate_error(tmp_path: Path) -> None:
     p = _write(tmp_path, DUP)
     with pytest.raises(InputError) as exc:
         read_pubtator(p)
-    assert str(exc.value) == f"{p}: duplicate document id '1' (first seen at line 1, again at line 8)"
+    assert str(exc.value) == f"[E004] {p}: duplicate document id '1' (first seen at line 1, again at line 8)"
 
 
 def test_duplicate_skip_identical(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

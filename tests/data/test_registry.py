@@ -38,7 +38,7 @@ def test_unknown_dataset_and_split() -> None:
         get_dataset("ncbi")
     assert (
         str(exc.value)
-        == "unknown dataset 'ncbi'; known: bc5cdr, medmentions-full, medmentions-st21pv, ncbi-disease"
+        == "[E015] unknown dataset 'ncbi'; known: bc5cdr, medmentions-full, medmentions-st21pv, ncbi-disease"
     )
     with pytest.raises(
         ConfigError, match="dataset 'bc5cdr' has no split 'validation'; known splits: train, dev, test"
@@ -50,7 +50,7 @@ def test_missing_file_names_path_and_url(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         load_dataset("bc5cdr", "test", tmp_path)
     assert str(exc.value) == (
-        f"{tmp_path / 'CDR_TestSet.PubTator.txt'}: file of dataset 'bc5cdr' split 'test' not found; "
+        f"[E150] {tmp_path / 'CDR_TestSet.PubTator.txt'}: file of dataset 'bc5cdr' split 'test' not found; "
         "download it from https://ftp.ncbi.nlm.nih.gov/pub/lu/BC5CDR/CDR_Data.zip "
         "and pass the folder that holds it as data_dir"
     )

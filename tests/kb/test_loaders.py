@@ -142,15 +142,15 @@ def test_medic_malformed_rows_name_file_and_line(tmp_path: Path) -> None:
     p = _write(tmp_path / "medic.txt", "D001||Disease A\nD002 Disease B\n")
     with pytest.raises(FormatError) as e:
         load_kb(p, "medic")
-    assert str(e.value) == f"{p}:2: malformed medic row: expected 'id||name' (no '||' separator)"
+    assert str(e.value) == f"[E003] {p}:2: malformed medic row: expected 'id||name' (no '||' separator)"
     p = _write(tmp_path / "medic2.txt", "D001||Disease A\n\nD002|| | \n")
     with pytest.raises(FormatError) as e:
         load_kb(p, "medic")
-    assert str(e.value) == f"{p}:3: malformed medic row: empty name"
+    assert str(e.value) == f"[E003] {p}:3: malformed medic row: empty name"
     p = _write(tmp_path / "medic3.txt", "-1||Nothing\n")
     with pytest.raises(FormatError) as e:
         load_kb(p, "medic")
-    assert str(e.value) == f"{p}:1: malformed medic row: no concept id in '-1'"
+    assert str(e.value) == f"[E003] {p}:1: malformed medic row: no concept id in '-1'"
 
 
 # ------------------------------------------------------------ TSV / JSONL
@@ -174,7 +174,7 @@ def test_tsv_with_header_and_composite_ids(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.tsv", "D1\tA\nD2\n")
     with pytest.raises(FormatError) as e:
         load_tsv(bad)
-    assert str(e.value) == f"{bad}:2: malformed tsv row: expected 'id<TAB>name[<TAB>synonyms]'"
+    assert str(e.value) == f"[E003] {bad}:2: malformed tsv row: expected 'id<TAB>name[<TAB>synonyms]'"
 
 
 def test_jsonl_round_trip_and_normalisation(tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     p = _write(tmp_path / "a.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2", "name": \n')
     with pytest.raises(FormatError) as e:
         load_jsonl(p)
-    assert str(e.value).startswith(f"{p}:2: invalid JSON: ")
+    assert str(e.value).startswith(f"[E013] {p}:2: invalid JSON: ")
     p = _write(tmp_path / "b.jsonl", '{"id": "D1", "name": "A"}\n\n{"id": "D2"}\n')
     with pytest.raises(FormatError) as e:
         load_jsonl(p)
@@ -209,7 +209,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     p = _write(tmp_path / "c.jsonl", '{"id": "D1", "name": "A", "synonyms": "B"}\n')
     with pytest.raises(FormatError) as e:
         load_jsonl(p)
-    assert str(e.value) == f"{p}:1: malformed jsonl row: field 'synonyms' must be a list of strings"
+    assert str(e.value) == f"[E003] {p}:1: malformed jsonl row: field 'synonyms' must be a list of strings"
     p = _write(tmp_path / "d.jsonl", '{"id": "D1", "name": "A", "semantic_groups": ["Nonsense"]}\n')
     with pytest.raises(ConfigError, match="unknown semantic group or entity type 'Nonsense'"):
         load_jsonl(p)
@@ -320,7 +320,7 @@ def test_umls_malformed_and_missing(fixtures: Path, tmp_path: Path) -> None:
         fh.write("C0000001|ENG|P|L1|PF|S1|Y|A1|||||MSH|MH|D1|Too short|\n")
     with pytest.raises(FormatError) as e:
         load_umls(d)
-    assert str(e.value) == (f"{d / 'MRCONSO.RRF'}:27: malformed umls row: MRCONSO.RRF rows have 18 "
+    assert str(e.value) == (f"[E003] {d / 'MRCONSO.RRF'}:27: malformed umls row: MRCONSO.RRF rows have 18 "
                             "'|'-terminated fields, found 16")
     (d / "MRCONSO.RRF").unlink()
     with pytest.raises(InputError, match="MRCONSO.RRF: file not found"):
@@ -359,12 +359,12 @@ def test_detect_format(fixtures: Path, medic_path: Path, tmp_path: Path) -> None
 def test_unknown_format_and_empty_kb(tmp_path: Path, fixtures: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_kb(fixtures / "mini_medic.txt", "mesh")
-    assert str(e.value) == ("unknown KB format 'mesh'; expected one of: medic, ctd, biosyn, umls, obo, "
+    assert str(e.value) == ("[E001] unknown KB format 'mesh'; expected one of: medic, ctd, biosyn, umls, obo, "
                             "jsonl, tsv, genbel")
     empty = _write(tmp_path / "empty.txt", "\n\n")
     with pytest.raises(KBError) as e:
         load_kb(empty, "medic")
-    assert str(e.value) == f"{empty}: the knowledge base is empty (no concept with a name was read)"
+    assert str(e.value) == f"[E002] {empty}: the knowledge base is empty (no concept with a name was read)"
     only_header = _write(tmp_path / "h.tsv", "id\tname\tsynonyms\n# nothing else\n")
     with pytest.raises(KBError, match="the knowledge base is empty"):
         load_kb(only_header, "tsv")

@@ -79,5 +79,5 @@ def test_normalize_group_unknown() -> None:
     with pytest.raises(ConfigError) as e:
         normalize_group("Diseasez")
     assert str(e.value).startswith(
-        "unknown semantic group or entity type 'Diseasez'; known: ACTI (Activities & Behaviors), "
+        "[E012] unknown semantic group or entity type 'Diseasez'; known: ACTI (Activities & Behaviors), "
     )

@@ -156,14 +156,14 @@ def test_missing_files(fixtures: Path, tmp_path: Path) -> None:
     (d / DB_FILE).unlink()
     with pytest.raises(KBError) as e:
         store.load_kb(d)
-    assert str(e.value) == f"{d}: not a genbel KB directory (missing {DB_FILE})"
+    assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {DB_FILE})"
     with pytest.raises(KBError) as e:
         load_kb(d)  # the dispatcher still sees a (broken) genbel directory
     assert str(e.value) == Errors.E008.format(path=d, missing=DB_FILE)
     (d / META_FILE).unlink()
     with pytest.raises(KBError) as e:
         store.load_kb(d)
-    assert str(e.value) == f"{d}: not a genbel KB directory (missing {META_FILE}, {DB_FILE})"
+    assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {META_FILE}, {DB_FILE})"
 
 
 def test_tampered_meta(fixtures: Path, tmp_path: Path) -> None:

@@ -378,7 +378,7 @@ def test_registry_factory(linkers, kb, tmp_path):
     assert [c.concept_id for c in lk.link(q, k=1)[0]] == [lk.generate(q, num_beams=2)[0][0].codes[0]]
     with pytest.raises(ConfigError, match="no model given"):
         create_linker("generative", kb)
-    assert Errors.E255.startswith("{where}")
+    assert Errors.E255.startswith("[E255] {where}")
     # a plain Hugging Face checkpoint (no genbel_linker.json): from_pretrained, trie built for the KB
     plain = tmp_path / "hf"
     linkers["llama"].model.save_pretrained(plain)
