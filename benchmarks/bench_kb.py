@@ -7,8 +7,8 @@ Usage::
 Each KB is measured in a fresh subprocess so that its peak RSS is its own:
 
 * build  = ``genbel.kb.load_kb(source)`` (parse the vocabulary file, default options);
-* save   = ``save_kb`` to a temporary directory (SQLite + meta.json, atomic rename);
-* load   = ``genbel.kb.store.load_kb`` of that directory, fingerprint verified (best of ``--repeat``);
+* save   = ``KnowledgeBase.save`` to a temporary directory (SQLite + meta.json, atomic rename);
+* load   = ``KnowledgeBase.load`` of that directory, fingerprint verified (best of ``--repeat``);
 * peak RSS of the subprocess, and the RSS it had before anything was loaded.
 """
 
@@ -39,8 +39,7 @@ def measure(name: str, repeat: int) -> dict:
     import psutil
 
     base_rss = psutil.Process().memory_info().rss / 2**20
-    from genbel.kb import load_kb
-    from genbel.kb import store
+    from genbel.kb import KnowledgeBase, load_kb
 
     t0 = time.perf_counter()
     kb = load_kb(SOURCES[name])
@@ -48,13 +47,13 @@ def measure(name: str, repeat: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_kb_") as tmp:
         target = Path(tmp) / "kb"
         t0 = time.perf_counter()
-        store.save_kb(kb, target)
+        kb.save(target)
         save = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in target.iterdir())
         loads = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            back = store.load_kb(target)
+            back = KnowledgeBase.load(target)
             loads.append(time.perf_counter() - t0)
         assert back.fingerprint() == kb.fingerprint()
     return {

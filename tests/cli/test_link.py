@@ -86,7 +86,7 @@ def test_link_pubtator_to_jsonl_with_explicit_kb_and_type_filter(linker_dir, tmp
     src = tmp_path / "corpus.pubtator"
     src.write_text(_pubtator())
     kb_dir = tmp_path / "kb"
-    tiny_kb().to_disk(kb_dir)
+    tiny_kb().save(kb_dir)
     out = tmp_path / "linked.jsonl"
     args = [
         "link",
@@ -197,7 +197,7 @@ def test_set_passes_linker_options_to_link_and_evaluate(linker_dir, tmp_path):
     src = tmp_path / "corpus.pubtator"
     src.write_text(_pubtator())
     kb_dir = tmp_path / "kb"
-    tiny_kb().to_disk(kb_dir)
+    tiny_kb().save(kb_dir)
     hybrid = ["--linker", f"hybrid:{linker_dir}", "--set", "retriever=sparse", "--set", "mode=constrain",
               "--set", "n_candidates=1"]
     out = tmp_path / "linked.json"

@@ -15,7 +15,7 @@ from genbel.kb import (
     Concept,
     KnowledgeBase,
     default_kb,
-    detect_format,
+    detect_kb_format,
     load_biosyn,
     load_jsonl,
     load_kb,
@@ -24,7 +24,7 @@ from genbel.kb import (
     load_umls,
 )
 from genbel.kb.ids import normalize_id, split_ids
-from genbel.kb.loaders import FORMATS
+from genbel.kb.loaders import KB_FORMATS
 
 
 def _write(path: Path, text: str) -> Path:
@@ -105,7 +105,7 @@ def test_medic_fixture_and_gzip(fixtures: Path, tmp_path: Path) -> None:
     plain = load_kb(fixtures / "mini_medic.txt")
     gz = tmp_path / "mini_medic.txt.gz"
     gz.write_bytes(gzip.compress((fixtures / "mini_medic.txt").read_bytes()))
-    assert detect_format(gz) == "medic"
+    assert detect_kb_format(gz) == "medic"
     zipped = load_kb(gz)
     assert [c.to_dict() for c in zipped] == [c.to_dict() for c in plain]
     assert zipped.fingerprint() == plain.fingerprint()
@@ -125,7 +125,7 @@ def test_biosyn_dictionary_merges_lines(tmp_path: Path) -> None:
         "D001943||breast neoplasms\n"
         "MESH:D003924||type 2 diabetes\n",
     )
-    assert detect_format(p) == "biosyn"
+    assert detect_kb_format(p) == "biosyn"
     kb = load_kb(p)
     assert kb.name == "train_dictionary"
     assert len(kb) == 3
@@ -163,7 +163,7 @@ def test_tsv_with_header_and_composite_ids(tmp_path: Path) -> None:
         "# a comment\n"
         "D001943\tBreast Neoplasms\tmammary cancer\n",
     )
-    assert detect_format(p) == "tsv"
+    assert detect_kb_format(p) == "tsv"
     kb = load_kb(p)
     assert len(kb) == 2
     c = kb["OMIM:114480"]
@@ -185,7 +185,7 @@ def test_jsonl_round_trip_and_normalisation(tmp_path: Path) -> None:
     ]
     p = tmp_path / "kb.jsonl"
     p.write_text("\n".join(json.dumps(c.to_dict()) for c in concepts) + "\n\n", encoding="utf-8")
-    assert detect_format(p) == "jsonl"
+    assert detect_kb_format(p) == "jsonl"
     kb = load_kb(p)
     c = kb["D001943"]
     assert c.to_dict() == {
@@ -331,27 +331,27 @@ def test_umls_malformed_and_missing(fixtures: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ dispatch & errors
 def test_detect_format(fixtures: Path, medic_path: Path, tmp_path: Path) -> None:
-    assert detect_format(medic_path) == "medic"
-    assert detect_format(medic_path.parent.parent / "ctd-diseases" / "CTD_diseases_2017.tsv") == "ctd"
-    assert detect_format(fixtures / "umls") == "umls"
-    assert detect_format(fixtures / "umls" / "META") == "umls"
-    assert detect_format(fixtures / "umls" / "META" / "MRCONSO.RRF") == "umls"
-    assert detect_format(fixtures / "mini.obo") == "obo"
+    assert detect_kb_format(medic_path) == "medic"
+    assert detect_kb_format(medic_path.parent.parent / "ctd-diseases" / "CTD_diseases_2017.tsv") == "ctd"
+    assert detect_kb_format(fixtures / "umls") == "umls"
+    assert detect_kb_format(fixtures / "umls" / "META") == "umls"
+    assert detect_kb_format(fixtures / "umls" / "META" / "MRCONSO.RRF") == "umls"
+    assert detect_kb_format(fixtures / "mini.obo") == "obo"
     obo_no_ext = tmp_path / "ontology.txt"
     obo_no_ext.write_bytes((fixtures / "mini.obo").read_bytes())
-    assert detect_format(obo_no_ext) == "obo"
+    assert detect_kb_format(obo_no_ext) == "obo"
     gen = tmp_path / "built"
     gen.mkdir()
     (gen / "meta.json").write_text("{}")
-    assert detect_format(gen) == "genbel"
+    assert detect_kb_format(gen) == "genbel"
     junk = _write(tmp_path / "notes.txt", "just some text\n")
     with pytest.raises(FormatError) as e:
-        detect_format(junk)
-    assert str(e.value) == Errors.E100.format(path=junk, known=", ".join(FORMATS))
+        detect_kb_format(junk)
+    assert str(e.value) == Errors.E100.format(path=junk, known=", ".join(KB_FORMATS))
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     with pytest.raises(FormatError):
-        detect_format(empty_dir)
+        detect_kb_format(empty_dir)
     with pytest.raises(InputError, match="nope.txt: file not found"):
         load_kb(tmp_path / "nope.txt")
 
@@ -431,3 +431,18 @@ def test_split_ids() -> None:
     assert split_ids("D001943|114480") == ["D001943", "OMIM:114480"]
     assert split_ids("MESH:D001|D002+-1|MESH:D001") == ["D001", "D002"]
     assert split_ids("-1") == []
+
+
+def test_open_kb(fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genbel.kb import DEFAULT_KB_SPEC, default_kb, open_kb
+
+    medic_path = fixtures / "mini_medic.txt"
+    assert open_kb(medic_path).fingerprint() == load_kb(medic_path).fingerprint()
+    built = tmp_path / "built"
+    load_kb(medic_path).save(built)
+    assert open_kb(built).name == "MEDIC" and open_kb(str(built), "genbel").name == "MEDIC"
+    monkeypatch.chdir(tmp_path)
+    assert open_kb(DEFAULT_KB_SPEC).fingerprint() == default_kb().fingerprint()
+    with pytest.raises(InputError) as e:
+        open_kb(tmp_path / "missing.txt")
+    assert str(e.value).startswith("[E006]")

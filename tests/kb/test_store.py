@@ -11,7 +11,7 @@ import pytest
 
 from genbel.errors import Errors, FormatError, KBError
 from genbel.kb import KnowledgeBase, load_kb, store
-from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta, save_kb
+from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta
 
 
 def _dicts(kb: KnowledgeBase) -> list[dict]:
@@ -25,10 +25,10 @@ def _umls(fixtures: Path) -> KnowledgeBase:
 def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
     kb = _umls(fixtures)
     kb.add_synonyms("C0011849", ["DM2"])
-    out = save_kb(kb, tmp_path / "umls_kb", source="fixture")
+    out = kb.save(tmp_path / "umls_kb", source="fixture")
     assert out == tmp_path / "umls_kb"
     assert sorted(p.name for p in out.iterdir()) == [DB_FILE, META_FILE]
-    back = store.load_kb(out)
+    back = KnowledgeBase.load(out)
     assert back.name == "UMLS"
     assert _dicts(back) == _dicts(kb)
     assert back.fingerprint() == kb.fingerprint()
@@ -49,8 +49,8 @@ def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
 
 
 def test_medic_round_trip(medic: KnowledgeBase, tmp_path: Path) -> None:
-    medic.to_disk(tmp_path / "medic")
-    back = KnowledgeBase.from_disk(tmp_path / "medic")
+    medic.save(tmp_path / "medic")
+    back = KnowledgeBase.load(tmp_path / "medic")
     assert back.fingerprint() == medic.fingerprint()
     assert (len(back), back.n_names(), back.name) == (11_915, 76_237, "MEDIC")
     assert _dicts(back) == _dicts(medic)
@@ -62,14 +62,14 @@ def test_medic_round_trip(medic: KnowledgeBase, tmp_path: Path) -> None:
 
 def test_overwrite_replaces_a_kb_dir(fixtures: Path, tmp_path: Path) -> None:
     target = tmp_path / "kb"
-    save_kb(_umls(fixtures), target)
+    _umls(fixtures).save(target)
     mini = load_kb(fixtures / "mini_medic.txt")
-    save_kb(mini, target)
-    assert store.load_kb(target).fingerprint() == mini.fingerprint()
+    mini.save(target)
+    assert KnowledgeBase.load(target).fingerprint() == mini.fingerprint()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    save_kb(mini, empty)
+    mini.save(empty)
     assert is_kb_dir(empty)
 
 
@@ -78,13 +78,13 @@ def test_refuses_to_overwrite_other_paths(fixtures: Path, tmp_path: Path) -> Non
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
     with pytest.raises(KBError) as e:
-        save_kb(load_kb(fixtures / "mini_medic.txt"), other)
+        load_kb(fixtures / "mini_medic.txt").save(other)
     assert str(e.value) == Errors.E103.format(path=other)
     assert (other / "notes.txt").read_text() == "keep me"
     afile = tmp_path / "kb.txt"
     afile.write_text("not a KB")
     with pytest.raises(KBError) as e:
-        save_kb(load_kb(fixtures / "mini_medic.txt"), afile)
+        load_kb(fixtures / "mini_medic.txt").save(afile)
     assert str(e.value) == Errors.E103.format(path=afile)
     assert afile.read_text() == "not a KB"
     # refused before anything is written: no temporary directory beside the target
@@ -104,7 +104,7 @@ def test_failed_save_leaves_nothing(fixtures: Path, tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(store, "_write_meta", boom)
     with pytest.raises(type(exc)):
-        save_kb(kb, parent / "kb")
+        kb.save(parent / "kb")
     assert not (parent / "kb").exists()
     assert list(parent.iterdir()) == []  # no temporary directory left
 
@@ -113,17 +113,17 @@ def test_failed_overwrite_keeps_old_kb(
     fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = _umls(fixtures)
-    save_kb(old, tmp_path / "kb")
+    old.save(tmp_path / "kb")
 
-    def boom(kb: KnowledgeBase, db: Path) -> None:
+    def boom(concepts: list, db: Path) -> None:
         db.write_bytes(b"half a database")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(store, "_write_sqlite", boom)
     with pytest.raises(KeyboardInterrupt):
-        save_kb(load_kb(fixtures / "mini_medic.txt"), tmp_path / "kb")
+        load_kb(fixtures / "mini_medic.txt").save(tmp_path / "kb")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
-    assert store.load_kb(tmp_path / "kb").fingerprint() == old.fingerprint()
+    assert KnowledgeBase.load(tmp_path / "kb").fingerprint() == old.fingerprint()
 
 
 def test_failed_swap_restores_old_kb(
@@ -132,7 +132,7 @@ def test_failed_swap_restores_old_kb(
     """The new store is complete but moving it into place fails: the old KB is put back."""
     old = _umls(fixtures)
     target = tmp_path / "kb"
-    save_kb(old, target)
+    old.save(target)
     new = load_kb(fixtures / "mini_medic.txt")
     real_replace = os.replace
 
@@ -144,52 +144,62 @@ def test_failed_swap_restores_old_kb(
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="rename failed"):
-        save_kb(new, target)
+        new.save(target)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
-    assert store.load_kb(target).fingerprint() == old.fingerprint()
+    assert KnowledgeBase.load(target).fingerprint() == old.fingerprint()
 
 
 def test_missing_files(fixtures: Path, tmp_path: Path) -> None:
     d = tmp_path / "kb"
-    save_kb(load_kb(fixtures / "mini_medic.txt"), d)
+    load_kb(fixtures / "mini_medic.txt").save(d)
     (d / DB_FILE).unlink()
     with pytest.raises(KBError) as e:
-        store.load_kb(d)
+        KnowledgeBase.load(d)
     assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {DB_FILE})"
     with pytest.raises(KBError) as e:
         load_kb(d)  # the dispatcher still sees a (broken) genbel directory
     assert str(e.value) == Errors.E008.format(path=d, missing=DB_FILE)
     (d / META_FILE).unlink()
     with pytest.raises(KBError) as e:
-        store.load_kb(d)
+        KnowledgeBase.load(d)
     assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {META_FILE}, {DB_FILE})"
 
 
 def test_tampered_meta(fixtures: Path, tmp_path: Path) -> None:
     d = tmp_path / "kb"
     kb = load_kb(fixtures / "mini_medic.txt")
-    save_kb(kb, d)
+    kb.save(d)
     meta = json.loads((d / META_FILE).read_text())
     meta["fingerprint"] = "0000000000000000"
     (d / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(KBError) as e:
-        store.load_kb(d)
+        KnowledgeBase.load(d)
     assert str(e.value) == Errors.E101.format(path=d, expected="0000000000000000", actual=kb.fingerprint())
-    assert store.load_kb(d, verify=False).fingerprint() == kb.fingerprint()
+    assert KnowledgeBase.load(d, verify=False).fingerprint() == kb.fingerprint()
     meta["format_version"] = 99
     (d / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(KBError) as e:
-        store.load_kb(d)
+        KnowledgeBase.load(d)
     assert str(e.value) == Errors.E102.format(path=d, found=99, supported=FORMAT_VERSION)
     (d / META_FILE).write_text('{"format_version": 1,\n  oops}')
     with pytest.raises(FormatError, match=r"meta\.json:2: invalid JSON"):
-        store.load_kb(d)
+        KnowledgeBase.load(d)
 
 
 def test_corrupt_database(fixtures: Path, tmp_path: Path) -> None:
     d = tmp_path / "kb"
-    save_kb(load_kb(fixtures / "mini_medic.txt"), d)
+    load_kb(fixtures / "mini_medic.txt").save(d)
     (d / DB_FILE).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(KBError, match="unreadable KB database"):
-        store.load_kb(d)
+        KnowledgeBase.load(d)
+
+
+def test_store_does_not_know_the_kb_class() -> None:
+    """kb.base builds on kb.store; the store imports neither kb.base nor kb.loaders (no cycle)."""
+    import ast
+
+    tree = ast.parse(Path(store.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not imported & {"genbel.kb.base", "genbel.kb.loaders", "genbel.kb"}

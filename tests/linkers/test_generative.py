@@ -321,7 +321,7 @@ def test_save_refuses_to_replace_a_foreign_directory_and_is_atomic(linkers, tmp_
     def boom(path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(linkers["llama"].kb, "to_disk", boom)
+    monkeypatch.setattr(linkers["llama"].kb, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         linkers["llama"].save(tmp_path / "half")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

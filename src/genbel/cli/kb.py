@@ -70,15 +70,14 @@ def build(
     name: str | None = typer.Option(None, "--name", "-n", help="KB name (default: from the format or file)."),
 ) -> None:
     """Build a KB directory (kb.sqlite + meta.json) from SOURCE and print a summary."""
-    from genbel.kb.loaders import detect_format, load_kb
-    from genbel.kb.store import read_meta, save_kb
+    from genbel.kb import detect_kb_format, load_kb, read_meta
 
     t0 = time.perf_counter()
-    used = fmt or detect_format(source)
+    used = fmt or detect_kb_format(source)
     kb = load_kb(source, used, name=name, group=group, dedupe=False)
     removed = kb.deduplicate_synonyms() if dedupe else None
     t1 = time.perf_counter()
-    save_kb(kb, out, source=f"{source} ({used})")
+    kb.save(out, source=f"{source} ({used})")
     t2 = time.perf_counter()
     extra = {"format": used, "output": str(out), "time": f"load {t1 - t0:.2f} s · save {t2 - t1:.2f} s"}
     if removed is not None:
@@ -92,8 +91,7 @@ def info(
     fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
 ) -> None:
     """Counts, semantic groups and fingerprint of a KB."""
-    from genbel.kb.loaders import load_kb
-    from genbel.kb.store import is_kb_dir, read_meta
+    from genbel.kb import is_kb_dir, load_kb, read_meta
 
     kb = load_kb(kb_path, fmt)
     meta = read_meta(kb_path) if is_kb_dir(kb_path) else None
@@ -107,8 +105,7 @@ def lookup(
     fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
 ) -> None:
     """Concepts that have NAME among their names (after normalisation)."""
-    from genbel.kb.loaders import load_kb
-    from genbel.kb.normalize import normalize_name
+    from genbel.kb import load_kb, normalize_name
 
     kb = load_kb(kb_path, fmt)
     ids = kb.lookup(name)

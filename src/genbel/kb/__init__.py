@@ -1,9 +1,9 @@
 """Knowledge bases: concepts, loaders for common biomedical vocabularies, and a SQLite store.
 
->>> from genbel.kb import load_kb, default_kb
+>>> from genbel.kb import load_kb, default_kb, KnowledgeBase
 >>> kb = load_kb("medic_06Jul2012.txt")          # format detected; MEDIC concepts get "Disorders"
 >>> kb.lookup("breast cancer")                    # ids of the concepts having this name
->>> kb.to_disk("kbs/medic"); KnowledgeBase.from_disk("kbs/medic")
+>>> kb.save("kbs/medic"); KnowledgeBase.load("kbs/medic")
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.kb.ids import normalize_id, split_ids
 from genbel.kb.loaders import (
-    FORMATS,
+    DEFAULT_KB_SPEC,
+    KB_FORMATS,
     augment_kb,
     default_kb,
-    detect_format,
+    detect_kb_format,
     load_biosyn,
     load_ctd,
     load_jsonl,
@@ -24,22 +25,25 @@ from genbel.kb.loaders import (
     load_obo,
     load_tsv,
     load_umls,
+    open_kb,
 )
 from genbel.kb.normalize import normalize_name
 from genbel.kb.semantic_groups import GROUPS, ST21PV_TUIS, TUI_TO_GROUP, group_of_tui, normalize_group
-from genbel.kb.store import read_meta, save_kb
+from genbel.kb.store import is_kb_dir, read_meta
 
 __all__ = [
-    "FORMATS",
+    "DEFAULT_KB_SPEC",
     "GROUPS",
+    "KB_FORMATS",
     "ST21PV_TUIS",
     "TUI_TO_GROUP",
     "Concept",
     "KnowledgeBase",
     "augment_kb",
     "default_kb",
-    "detect_format",
+    "detect_kb_format",
     "group_of_tui",
+    "is_kb_dir",
     "load_biosyn",
     "load_ctd",
     "load_jsonl",
@@ -51,7 +55,7 @@ __all__ = [
     "normalize_group",
     "normalize_id",
     "normalize_name",
+    "open_kb",
     "read_meta",
-    "save_kb",
     "split_ids",
 ]

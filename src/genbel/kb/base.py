@@ -1,4 +1,8 @@
-"""The in-memory :class:`KnowledgeBase`: concepts, names, alternate ids, semantic groups."""
+"""The in-memory :class:`KnowledgeBase`: concepts, names, alternate ids, semantic groups.
+
+:meth:`KnowledgeBase.save` / :meth:`KnowledgeBase.load` persist it through :mod:`genbel.kb.store`
+(which knows concepts and the on-disk layout, not this class: the import goes one way).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from genbel.errors import Errors, KBError
 from genbel.kb.concept import Concept
 from genbel.kb.ids import normalize_id
 from genbel.kb.normalize import normalize_name
+from genbel.kb.store import kb_meta, read_store, write_store
 
 logger = logging.getLogger(__name__)
 
@@ -224,17 +229,34 @@ class KnowledgeBase:
         return self
 
     # ------------------------------------------------------------------ persistence
-    def to_disk(self, path: str | Path) -> None:
-        """Write the KB to a directory (SQLite store); atomic: a failed write leaves nothing behind."""
-        from genbel.kb.store import save_kb
+    def save(self, path: str | Path, *, source: str | None = None) -> Path:
+        """Write the KB to a directory (``kb.sqlite`` + ``meta.json``) and return it.
 
-        save_kb(self, Path(path))
+        Atomic: the KB is built in a hidden temporary directory next to ``path`` and renamed into
+        place; on any error an existing KB at ``path`` is left untouched. An existing genbel KB
+        directory (or an empty directory) is replaced; any other existing path raises ``E103``.
+        ``source`` is recorded in ``meta.json``.
+        """
+        concepts = list(self)
+        meta = kb_meta(concepts, name=self.name, fingerprint=self.fingerprint(), source=source)
+        return write_store(path, concepts, meta)
 
     @classmethod
-    def from_disk(cls, path: str | Path) -> KnowledgeBase:
-        from genbel.kb.store import load_kb
+    def load(cls, path: str | Path, *, verify: bool = True) -> KnowledgeBase:
+        """Read a KB directory written by :meth:`save`.
 
-        return load_kb(Path(path))
+        Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing, ``E102`` for another store
+        version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint.
+        """
+        p = Path(path)
+        concepts, meta = read_store(p)
+        kb = cls(concepts, name=str(meta.get("name") or p.name))
+        if verify and kb.fingerprint() != meta.get("fingerprint"):
+            raise KBError(
+                Errors.E101.format(path=p, expected=meta.get("fingerprint"), actual=kb.fingerprint())
+            )
+        logger.info("loaded KB %s from %s: %d concepts", kb.name, p, len(kb))
+        return kb
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(name={self.name!r}, concepts={len(self)})"

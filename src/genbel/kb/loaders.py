@@ -14,10 +14,10 @@ umls      a UMLS ``META`` directory: ``MRCONSO.RRF`` (+ ``MRSTY.RRF``, optional 
 obo       an OBO ontology, read with :mod:`pronto`
 jsonl     one concept a line, :meth:`Concept.to_dict` keys
 tsv       ``id<TAB>name<TAB>syn|syn...`` with an optional header
-genbel    a KB directory written by :func:`genbel.kb.store.save_kb`
+genbel    a KB directory written by :meth:`KnowledgeBase.save <genbel.kb.base.KnowledgeBase.save>`
 ========  =====================================================================================
 
-:func:`load_kb` dispatches on ``format`` or detects it (:func:`detect_format`).
+:func:`load_kb` dispatches on ``format`` or detects it (:func:`detect_kb_format`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from genbel.kb.semantic_groups import groups_of_tuis, normalize_group
 logger = logging.getLogger(__name__)
 
 #: Formats :func:`load_kb` accepts.
-FORMATS: tuple[str, ...] = ("medic", "ctd", "biosyn", "umls", "obo", "jsonl", "tsv", "genbel")
+KB_FORMATS: tuple[str, ...] = ("medic", "ctd", "biosyn", "umls", "obo", "jsonl", "tsv", "genbel")
 
 #: Default semantic group given by :func:`load_kb` to concepts without one, per format.
 DEFAULT_GROUPS: dict[str, str] = {"medic": "Disorders", "ctd": "Disorders"}
@@ -512,7 +512,7 @@ def _head(path: Path, n: int = 50) -> list[str]:
     return out
 
 
-def detect_format(source: str | Path) -> str:
+def detect_kb_format(source: str | Path) -> str:
     """Guess the format of ``source`` from its name, then its first lines.
 
     A directory is ``genbel`` (``meta.json``/``kb.sqlite``) or ``umls`` (``MRCONSO.RRF``). For
@@ -522,7 +522,7 @@ def detect_format(source: str | Path) -> str:
     Raises :class:`~genbel.errors.FormatError` (``E100``) when nothing matches.
     """
     p = Path(source)
-    known = ", ".join(FORMATS)
+    known = ", ".join(KB_FORMATS)
     if not p.exists():
         raise InputError(Errors.E006.format(path=p))
     if p.is_dir():
@@ -561,12 +561,6 @@ def detect_format(source: str | Path) -> str:
     raise FormatError(Errors.E100.format(path=p, known=known))
 
 
-def _load_genbel(path: Path) -> KnowledgeBase:
-    from genbel.kb.store import load_kb as _load_store
-
-    return _load_store(path)
-
-
 _LOADERS: dict[str, Callable[..., KnowledgeBase]] = {
     "medic": load_medic,
     "ctd": load_ctd,
@@ -588,7 +582,7 @@ def load_kb(
 ) -> KnowledgeBase:
     """Load a knowledge base from a file or directory.
 
-    ``format`` is one of :data:`FORMATS` or ``None`` to detect it (:func:`detect_format`).
+    ``format`` is one of :data:`KB_FORMATS` or ``None`` to detect it (:func:`detect_kb_format`).
     ``name`` overrides the KB name (defaults: ``MEDIC``, ``CTD``, ``UMLS``, else the file stem).
     ``group`` (a group name, code or TUI, see :func:`~genbel.kb.semantic_groups.normalize_group`)
     is given to concepts that have no semantic group; MEDIC and CTD concepts get ``Disorders``
@@ -601,16 +595,16 @@ def load_kb(
     p = Path(source)
     if format is not None:
         fmt = format.strip().lower()
-        if fmt not in FORMATS:
-            raise ConfigError(Errors.E001.format(fmt=format, known=", ".join(FORMATS)))
+        if fmt not in KB_FORMATS:
+            raise ConfigError(Errors.E001.format(fmt=format, known=", ".join(KB_FORMATS)))
     else:
-        fmt = detect_format(p)
+        fmt = detect_kb_format(p)
     if not p.exists():
         raise InputError(Errors.E006.format(path=p))
     grp = normalize_group(group) if group is not None else DEFAULT_GROUPS.get(fmt)
 
     if fmt == "genbel":
-        kb = _load_genbel(p)
+        kb = KnowledgeBase.load(p)
         if name is not None:
             kb.name = name
     else:
@@ -635,6 +629,8 @@ def load_kb(
 
 # ------------------------------------------------------------ bundled KB
 DEFAULT_KB_RESOURCE = "medic_06Jul2012.txt.gz"
+#: the ``--kb`` value (and :func:`open_kb` spec) that names the bundled KB
+DEFAULT_KB_SPEC = "default"
 
 
 def default_kb() -> KnowledgeBase:
@@ -648,6 +644,18 @@ def default_kb() -> KnowledgeBase:
     res = files("genbel") / "resources" / "kb" / DEFAULT_KB_RESOURCE
     with as_file(res) as path:
         return load_kb(path, "medic", name="MEDIC", group="Disorders")
+
+
+def open_kb(spec: str | Path, format: str | None = None) -> KnowledgeBase:  # noqa: A002
+    """The KB a command-line ``--kb SPEC`` names: ``"default"`` (the bundled KB, :func:`default_kb`),
+    a KB directory written by :meth:`KnowledgeBase.save`, or any vocabulary file or directory
+    :func:`load_kb` reads (``format`` as there; detected when ``None``).
+
+    A file or directory called ``default`` wins over the bundled KB.
+    """
+    if str(spec) == DEFAULT_KB_SPEC and format is None and not Path(spec).exists():
+        return default_kb()
+    return load_kb(spec, format)
 
 
 # ------------------------------------------------------------ augmentation
@@ -701,11 +709,12 @@ def augment_kb(kb: KnowledgeBase, documents: Iterable, *, exact: bool = False) -
 
 __all__ = [
     "DEFAULT_GROUPS",
+    "DEFAULT_KB_SPEC",
     "DEFAULT_SUPPRESS",
-    "FORMATS",
+    "KB_FORMATS",
     "augment_kb",
     "default_kb",
-    "detect_format",
+    "detect_kb_format",
     "load_biosyn",
     "load_ctd",
     "load_jsonl",
@@ -714,5 +723,6 @@ __all__ = [
     "load_obo",
     "load_tsv",
     "load_umls",
+    "open_kb",
     "open_text",
 ]

@@ -10,9 +10,13 @@
     definitions(concept, pos, text)
 
 ``meta.json`` records the store format version, the KB name, its fingerprint and counts. Writes
-are atomic (:func:`save_kb` builds the store with :func:`genbel.io.atomic_dir`, in a temporary
-directory beside the target that is renamed over it when complete), and :func:`load_kb` checks
-that the data still gives the recorded fingerprint.
+are atomic (:func:`write_store` builds the store with :func:`genbel.io.atomic_dir`, in a temporary
+directory beside the target that is renamed over it when complete).
+
+This module knows concepts and the on-disk layout, not :class:`~genbel.kb.base.KnowledgeBase`:
+:meth:`KnowledgeBase.save <genbel.kb.base.KnowledgeBase.save>` and
+:meth:`KnowledgeBase.load <genbel.kb.base.KnowledgeBase.load>` build on :func:`write_store` and
+:func:`read_store` (and ``load`` checks that the data still gives the recorded fingerprint).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import os
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,6 @@ from urllib.parse import quote
 
 from genbel.errors import Errors, FormatError, KBError
 from genbel.io import atomic_dir
-from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 
 logger = logging.getLogger(__name__)
@@ -71,22 +75,24 @@ def is_kb_dir(path: str | Path) -> bool:
     return p.is_dir() and (p / DB_FILE).is_file() and (p / META_FILE).is_file()
 
 
-def kb_meta(kb: KnowledgeBase, source: str | None = None) -> dict[str, Any]:
-    """The ``meta.json`` record of a KB."""
+def kb_meta(
+    concepts: Sequence[Concept], *, name: str, fingerprint: str, source: str | None = None
+) -> dict[str, Any]:
+    """The ``meta.json`` record of a KB with these concepts, name and fingerprint."""
     from genbel import __version__ as genbel_version
 
-    groups = Counter(g for c in kb for g in c.semantic_groups)
+    groups = Counter(g for c in concepts for g in c.semantic_groups)
     meta: dict[str, Any] = {
         "format": "genbel-kb",
         "format_version": FORMAT_VERSION,
-        "name": kb.name,
-        "fingerprint": kb.fingerprint(),
+        "name": name,
+        "fingerprint": fingerprint,
         "counts": {
-            "concepts": len(kb),
-            "names": kb.n_names(),
-            "alt_ids": sum(len([a for a in c.alt_ids if a != c.id]) for c in kb),
-            "with_definition": sum(1 for c in kb if c.definitions),
-            "with_semantic_type": sum(1 for c in kb if c.semantic_types),
+            "concepts": len(concepts),
+            "names": sum(len(c.names) for c in concepts),
+            "alt_ids": sum(len([a for a in c.alt_ids if a != c.id]) for c in concepts),
+            "with_definition": sum(1 for c in concepts if c.definitions),
+            "with_semantic_type": sum(1 for c in concepts if c.semantic_types),
         },
         "semantic_groups": dict(sorted(groups.items())),
         "genbel_version": genbel_version,
@@ -97,7 +103,7 @@ def kb_meta(kb: KnowledgeBase, source: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def _write_sqlite(kb: KnowledgeBase, db: Path) -> None:
+def _write_sqlite(concepts: Sequence[Concept], db: Path) -> None:
     con = sqlite3.connect(db)
     try:
         con.execute("PRAGMA journal_mode=OFF")
@@ -106,7 +112,7 @@ def _write_sqlite(kb: KnowledgeBase, db: Path) -> None:
         concept_rows: list[tuple[int, str, str]] = []
         name_rows: list[tuple[int, int, str]] = []
         list_rows: dict[str, list[tuple[int, int, str]]] = {t: [] for t, _, _ in _LIST_TABLES}
-        for idx, c in enumerate(kb):
+        for idx, c in enumerate(concepts):
             concept_rows.append((idx, c.id, c.name))
             name_rows.extend((idx, pos, n) for pos, n in enumerate(c.names))
             for table, _col, attr in _LIST_TABLES:
@@ -129,8 +135,8 @@ def _write_meta(meta: dict[str, Any], path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def save_kb(kb: KnowledgeBase, path: str | Path, *, source: str | None = None) -> Path:
-    """Write ``kb`` to the directory ``path`` atomically and return it.
+def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, Any]) -> Path:
+    """Write ``concepts`` and ``meta`` (see :func:`kb_meta`) to the directory ``path`` atomically.
 
     The KB is built in a hidden temporary directory next to ``path`` and renamed into place; on
     any error (or ``KeyboardInterrupt``) the temporary directory is removed and an existing KB at
@@ -142,11 +148,11 @@ def save_kb(kb: KnowledgeBase, path: str | Path, *, source: str | None = None) -
         raise KBError(Errors.E103.format(path=target))
 
     def write(tmp: Path) -> None:
-        _write_sqlite(kb, tmp / DB_FILE)
-        _write_meta(kb_meta(kb, source), tmp / META_FILE)
+        _write_sqlite(concepts, tmp / DB_FILE)
+        _write_meta(meta, tmp / META_FILE)
 
     atomic_dir(target, write)
-    logger.info("saved KB %s (%d concepts) to %s", kb.name, len(kb), target)
+    logger.info("saved KB %s (%d concepts) to %s", meta.get("name"), len(concepts), target)
     return target
 
 
@@ -168,11 +174,11 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_kb(path: str | Path, *, verify: bool = True) -> KnowledgeBase:
-    """Read a KB directory written by :func:`save_kb`.
+def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
+    """The concepts (in stored order) and ``meta.json`` of a KB directory written by :func:`write_store`.
 
-    Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing, ``E102`` for another store
-    version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint.
+    Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing and ``E102`` for another store
+    version. The fingerprint is checked by :meth:`KnowledgeBase.load <genbel.kb.base.KnowledgeBase.load>`.
     """
     p = Path(path)
     meta = read_meta(p)
@@ -209,13 +215,9 @@ def load_kb(path: str | Path, *, verify: bool = True) -> KnowledgeBase:
         )
         for idx, cid, name in rows
     ]
-    kb = KnowledgeBase(concepts, name=str(meta.get("name") or p.name))
-    if verify and kb.fingerprint() != meta.get("fingerprint"):
-        raise KBError(Errors.E101.format(path=p, expected=meta.get("fingerprint"), actual=kb.fingerprint()))
-    logger.info("loaded KB %s from %s: %d concepts", kb.name, p, len(kb))
-    return kb
+    return concepts, meta
 
 
 __all__ = [
-    "DB_FILE", "FORMAT_VERSION", "META_FILE", "is_kb_dir", "kb_meta", "load_kb", "read_meta", "save_kb",
+    "DB_FILE", "FORMAT_VERSION", "META_FILE", "is_kb_dir", "kb_meta", "read_meta", "read_store", "write_store",
 ]

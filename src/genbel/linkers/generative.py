@@ -303,7 +303,7 @@ class GenerativeLinker(Linker):
         if kb is None:
             if not (path / KB_DIR).is_dir():
                 raise ConfigError(Errors.E251.format(path=path, missing=f"{KB_DIR}/ (or pass a KB)"))
-            kb = KnowledgeBase.from_disk(path / KB_DIR)
+            kb = KnowledgeBase.load(path / KB_DIR)
         if (path / "tokenizer_config.json").is_file() or not cfg.get("base_model"):
             tokenizer = AutoTokenizer.from_pretrained(path)
         else:  # an adapter saved without its tokenizer: the base model's
@@ -376,7 +376,7 @@ class GenerativeLinker(Linker):
             os.link(d / TRIE_DIR / TEXT_TO_CODE_FILE, d / TEXT_TO_CODE_FILE)
         except OSError:
             shutil.copyfile(d / TRIE_DIR / TEXT_TO_CODE_FILE, d / TEXT_TO_CODE_FILE)
-        self.kb.to_disk(d / KB_DIR)
+        self.kb.save(d / KB_DIR)
         base = self.base_model
         peft_cfg = getattr(self.model, "peft_config", None)
         if peft_cfg and not base:

@@ -84,7 +84,7 @@ def save_linker(
                 json.dumps(trie.text_to_code, ensure_ascii=False), encoding="utf-8"
             )
         if include_kb:
-            kb.to_disk(d / KB_DIR)
+            kb.save(d / KB_DIR)
         longest = _longest(trie)
         save_linker_config(
             d,
