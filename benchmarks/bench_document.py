@@ -151,7 +151,7 @@ def main() -> None:
 
     import torch
 
-    from genbel.data import load_corpus
+    from genbel.data import load_corpus, load_documents
     from genbel.eval import evaluate
     from genbel.eval.metrics import recall_at
     from genbel.kb import load_kb
@@ -175,7 +175,7 @@ def main() -> None:
     from genbel.data.model import Document
 
     eval_docs = [Document(d.id, d.document_id, d.passages, [e for e in d.entities if not e.is_nil]) for d in docs]
-    train = load_corpus(args.train_corpus, on_duplicate="skip-identical", offsets="fix") if args.train_corpus else None
+    train = load_documents(args.train_corpus) if args.train_corpus else None
     configs = args.configs.split(",")
     if configs == ["ensemble-files"]:
         gen = None

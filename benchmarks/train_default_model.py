@@ -34,7 +34,7 @@ def main() -> None:
 
     from genbel.data import write_corpus
     from genbel.training import TrainConfig, Trainer
-    from genbel.training.trainer import load_documents
+    from genbel.data import load_documents
 
     data = Path(args.data)
     out = Path(args.out)

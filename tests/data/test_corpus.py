@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 
 from genbel.data import (
-    detect_format,
+    detect_corpus_format,
+    entity_has_type,
     example_documents,
     filter_entity_types,
     load_corpus,
+    load_documents,
+    parse_entity_types,
     parse_pubtator,
     write_corpus,
 )
@@ -31,20 +34,20 @@ from tests.data.test_pubtator import FIXTURE
 def test_write_by_extension_and_detect(tmp_path: Path, name: str, fmt: str) -> None:
     docs = parse_pubtator(FIXTURE)
     write_corpus(docs, tmp_path / name)
-    assert detect_format(tmp_path / name) == fmt
+    assert detect_corpus_format(tmp_path / name) == fmt
     assert [d.to_dict() for d in load_corpus(tmp_path / name)] == [d.to_dict() for d in docs]
 
 
 def test_content_beats_extension(tmp_path: Path) -> None:
     docs = parse_pubtator(FIXTURE)
     write_corpus(docs, tmp_path / "corpus.data", format="jsonl")
-    assert detect_format(tmp_path / "corpus.data") == "bigbio-jsonl"
+    assert detect_corpus_format(tmp_path / "corpus.data") == "bigbio-jsonl"
     write_corpus(docs, tmp_path / "pub.json", format="pubtator")
-    assert detect_format(tmp_path / "pub.json") == "pubtator"
+    assert detect_corpus_format(tmp_path / "pub.json") == "pubtator"
     assert len(load_corpus(tmp_path / "pub.json")) == 2
     single = tmp_path / "one.json"
     single.write_text(json.dumps(docs[0].to_dict(), indent=2), encoding="utf-8")
-    assert detect_format(single) == "bigbio-json" and load_corpus(single)[0].document_id == "2234245"
+    assert detect_corpus_format(single) == "bigbio-json" and load_corpus(single)[0].document_id == "2234245"
 
 
 def test_errors(tmp_path: Path) -> None:
@@ -89,6 +92,42 @@ def test_filter_entity_types() -> None:
         InputError, match="unknown semantic group or entity type 'Diseases'; known: Chemical, Disease"
     ):
         filter_entity_types(docs[:1], ["Diseases"])
+
+
+def test_entity_type_rule_is_shared() -> None:
+    """One rule: a whole type or any comma-separated part; the harness and the query builder use it."""
+    from genbel.linkers.base import queries_from_documents
+
+    multi = parse_pubtator(
+        "1|t|Flu virus cell.\n1|a|\n1\t0\t3\tFlu\tT038,T005\tUMLS:C1\n1\t4\t9\tvirus\tT005\tUMLS:C2\n"
+        "1\t10\t14\tcell\tT025\tUMLS:C3\n"
+    )
+    e_multi, e_virus, e_cell = multi[0].entities
+    assert entity_has_type(e_multi, ["T005"]) and entity_has_type(e_multi, [" T038,T005 "])
+    assert not entity_has_type(e_cell, ["T005"])
+    kept = [e.mention for e in filter_entity_types(multi, ["T005"])[0].entities]
+    assert kept == ["Flu", "virus"]
+    assert [q.surface for q in queries_from_documents(multi, entity_types=["T005"])] == kept
+    # unchecked for a batch: no error for a type absent from these documents
+    assert queries_from_documents(multi, entity_types=["Disease"]) == []
+    assert filter_entity_types(multi, None)[0].entities == multi[0].entities
+    assert filter_entity_types(multi, [])[0].entities == multi[0].entities
+    assert parse_entity_types(" Disease, ,Chemical ") == ["Disease", "Chemical"]
+    assert parse_entity_types("") is None and parse_entity_types(None) is None
+
+
+def test_load_documents_is_lenient(tmp_path: Path) -> None:
+    dup = FIXTURE + "\n" + FIXTURE.split("\n\n")[0] + "\n"
+    p = tmp_path / "dup.pubtator"
+    p.write_text(dup)
+    with pytest.raises(InputError):
+        load_corpus(p)
+    strict_ids = [d.document_id for d in parse_pubtator(FIXTURE)]
+    assert [d.document_id for d in load_documents(p)] == strict_ids
+    assert len(load_documents([p, str(p)])) == 2 * len(strict_ids)
+    with pytest.raises(InputError) as e:
+        load_documents("ncbi-disease:test")  # no data_dir: a missing file
+    assert str(e.value).startswith("[E006]")
 
 
 def test_filter_bc5cdr_types() -> None:

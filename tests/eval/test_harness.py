@@ -70,3 +70,19 @@ def test_expand_gold_ids_adds_every_id_of_the_gold_concepts(tiny_kb):
     assert main == {"D002"}
     assert all_ids == {"OMIM:114500", "D999"} | tiny_kb.ids_of("D002")
     assert expand_gold_ids(["D999"], tiny_kb) == ({"D999"}, set())
+
+
+def test_entity_types_use_the_data_rule(tiny_kb):
+    """The harness filters with genbel.data.filter_entity_types: comma-separated types match by part,
+    and a type that occurs nowhere is E012 (not a silent empty evaluation)."""
+    import pytest
+
+    from genbel.errors import InputError
+
+    docs = [make_doc("1", "colorectal cancer and APC", [("colorectal cancer", "Disease,Neoplasm", "D002"),
+                                                        ("APC", "Gene", "D003")])]
+    r = evaluate(docs, tiny_kb, ExactMatchLinker(tiny_kb), entity_types=["Neoplasm"], n_bootstrap=10)
+    assert r.n_mentions == 1
+    with pytest.raises(InputError) as e:
+        evaluate(docs, tiny_kb, ExactMatchLinker(tiny_kb), entity_types=["Diseases"], n_bootstrap=10)
+    assert str(e.value).startswith("[E012]")

@@ -330,7 +330,7 @@ def test_umls_malformed_and_missing(fixtures: Path, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------ dispatch & errors
-def test_detect_format(fixtures: Path, medic_path: Path, tmp_path: Path) -> None:
+def test_detect_kb_format(fixtures: Path, medic_path: Path, tmp_path: Path) -> None:
     assert detect_kb_format(medic_path) == "medic"
     assert detect_kb_format(medic_path.parent.parent / "ctd-diseases" / "CTD_diseases_2017.tsv") == "ctd"
     assert detect_kb_format(fixtures / "umls") == "umls"

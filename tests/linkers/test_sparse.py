@@ -194,3 +194,21 @@ def test_concept_prior_breaks_ties_between_concepts_sharing_a_name(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(FormatError, match="concept_id"):
         SparseLinker(kb, prior=tmp_path / "bad.json")
+
+
+def test_read_index_meta(tmp_path):
+    """The CLI reads an index's KB fingerprint through read_index_meta (E300 when absent)."""
+    import pytest
+
+    from genbel.errors import FormatError
+    from genbel.kb import KnowledgeBase
+    from genbel.kb.concept import Concept
+    from genbel.linkers.nametable import read_index_meta
+    from genbel.linkers.sparse import SparseLinker
+
+    kb = KnowledgeBase([Concept("D1", "heart attack", ["myocardial infarction"])], name="t")
+    SparseLinker(kb).save(tmp_path / "idx")
+    assert read_index_meta(tmp_path / "idx")["kb_fingerprint"] == kb.fingerprint()
+    with pytest.raises(FormatError) as e:
+        read_index_meta(tmp_path / "nothing", kind="dense")
+    assert str(e.value).startswith("[E300]") and "dense" in str(e.value)

@@ -15,20 +15,6 @@ from genbel.io import atomic_write_json
 console = Console()
 
 
-def load_kb_and_corpus(
-    kb_source: str, kb_format: str | None, augment: list[Path] | None
-) -> tuple[object, list[str]]:
-    from genbel.data import load_corpus
-    from genbel.kb import augment_kb, load_kb
-
-    kb = load_kb(kb_source, format=kb_format)
-    added_from: list[str] = []
-    for p in augment or []:
-        n = augment_kb(kb, load_corpus(p, on_duplicate="skip-identical", offsets="fix"))
-        added_from.append(f"{p} (+{n} names)")
-    return kb, added_from
-
-
 def print_result(r: EvaluationResult) -> None:
     t = Table(title=f"{r.linker} on {r.corpus or 'corpus'} vs {r.kb}", show_lines=False)
     t.add_column("subset")
@@ -92,22 +78,21 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
-    from genbel.data import load_corpus
+    from genbel.data import load_corpus, load_documents, parse_entity_types
     from genbel.eval import evaluate
     from genbel.linkers.registry import create_linker, parse_options
+    from genbel.pipeline import load_augmented_kb
 
     options = parse_options(linker_options)
     docs = load_corpus(corpus)
-    kb_obj, added = load_kb_and_corpus(kb, kb_format, augment_kb)
-    train_docs = None
-    if train_corpus:
-        train_docs = load_corpus(train_corpus, on_duplicate="skip-identical", offsets="fix")
+    kb_obj, augmented = load_augmented_kb(kb, kb_format, augment_kb or [])
+    added = [f"{source} (+{n} names)" for source, n in augmented]
+    train_docs = load_documents(train_corpus) if train_corpus else None
     t0 = time.perf_counter()
     lk = create_linker(linker, kb_obj, **options)
     setup = time.perf_counter() - t0
-    types = [t.strip() for t in entity_types.split(",") if t.strip()] if entity_types else None
     result = evaluate(
-        docs, kb_obj, lk, k=k, entity_types=types, train_documents=train_docs,
+        docs, kb_obj, lk, k=k, entity_types=parse_entity_types(entity_types), train_documents=train_docs,
         expand_abbreviations=abbreviations, n_bootstrap=n_bootstrap, seed=seed,
         keep_predictions=predictions_out, corpus_name=corpus.name,
         setup_seconds=setup,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,37 +11,11 @@ from rich.console import Console
 console = Console(stderr=True)
 
 
-def _load_documents(specs: list[str], data_dir: Path | None) -> list:
-    """Corpus files, or ``NAME:SPLIT`` registry datasets read from ``data_dir``."""
-    from genbel.data import load_corpus, load_dataset
-
-    docs: list = []
-    for spec in specs:
-        p = Path(spec)
-        if not p.exists() and ":" in spec and data_dir is not None:
-            name, _, split = spec.partition(":")
-            folder = data_dir / name if (data_dir / name).is_dir() else data_dir
-            docs.extend(load_dataset(name, split, folder))
-        else:
-            docs.extend(load_corpus(p, on_duplicate="skip-identical", offsets="fix"))
-    return docs
-
-
 def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def _load_kb(kb: str, kb_format: str | None, augment: list[str], data_dir: Path | None):
-    from genbel.kb import augment_kb, load_kb
-
-    kb_obj = load_kb(kb, format=kb_format)
-    if augment:
-        n = augment_kb(kb_obj, _load_documents(augment, data_dir))
-        console.print(f"KB augmented with {n} mention strings")
-    return kb_obj
 
 
 def train_retriever(
@@ -105,15 +78,17 @@ def train_retriever(
         raise ConfigError(
             Errors.E021.format(field="--method", reason=f"expected sapbert or biosyn, got {method!r}")
         )
+    from genbel.data import load_documents
     from genbel.kb import augment_kb as add_mentions
+    from genbel.kb import open_kb
 
-    documents = _load_documents(train, data_dir) if train else []
+    documents = load_documents(train, data_dir) if train else []
     # train against the plain dictionary (BioSyn's train_dictionary): with the training mentions in
     # it, every training mention would find itself and the loss would teach nothing
-    kb_obj = _load_kb(kb, kb_format, [], data_dir)
+    kb_obj = open_kb(kb, kb_format)
     index_kb = kb_obj
     if augment and documents:
-        index_kb = _load_kb(kb, kb_format, [], data_dir)
+        index_kb = open_kb(kb, kb_format)
         n = add_mentions(index_kb, documents)
         console.print(f"the index KB is augmented with {n} training mention strings")
     t0 = time.perf_counter()
@@ -136,7 +111,9 @@ def train_retriever(
             cfg_b.lr = lr
         vectors = None
         if init_index:
-            meta_fp = json.loads((init_index / "meta.json").read_text(encoding="utf-8")).get("kb_fingerprint")
+            from genbel.linkers.nametable import read_index_meta
+
+            meta_fp = read_index_meta(init_index, kind="dense").get("kb_fingerprint")
             built_for = index_kb if meta_fp == index_kb.fingerprint() else None
             vectors = index_vectors(init_index, kb_obj, built_for)
         run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors,
@@ -175,9 +152,13 @@ def build_index(
     name = linker.partition(":")[0]
     if name not in ("sparse", "tfidf", "dense", "biosyn"):
         raise ConfigError(Errors.E021.format(field="--linker", reason=f"{linker!r} has no index to build"))
+    from genbel.data import load_documents
     from genbel.linkers.nametable import concept_prior
+    from genbel.pipeline import load_augmented_kb
 
-    kb_obj = _load_kb(kb, kb_format, augment, data_dir)
+    kb_obj, augmented = load_augmented_kb(kb, kb_format, augment, data_dir)
+    if augment:
+        console.print(f"KB augmented with {sum(n for _, n in augmented)} mention strings")
     t0 = time.perf_counter()
     if name in ("dense", "biosyn"):
         lk = create_linker(linker, kb_obj, progress=True)
@@ -185,7 +166,7 @@ def build_index(
         lk = create_linker(linker, kb_obj)
     built = time.perf_counter() - t0
     if prior:
-        counts = concept_prior(_load_documents(prior, data_dir), kb_obj)
+        counts = concept_prior(load_documents(prior, data_dir), kb_obj)
         lk.set_prior(counts, prior_weight)  # type: ignore[attr-defined]
         console.print(f"concept prior from {len(counts)} concepts of {', '.join(prior)}")
     lk.save(out)  # type: ignore[attr-defined]
@@ -212,13 +193,14 @@ def export_retriever_cmd(
 ) -> None:
     """Write a small shippable copy of a trained retriever (pruned vocabulary or a delta from its base
     model, int8 weights)."""
-    from genbel.kb import load_kb
+    from genbel.data import load_documents
+    from genbel.kb import open_kb
     from genbel.training.dense import export_retriever
 
     texts: list[str] = []
     for k in kb:
-        texts.extend(n for n, _ in load_kb(k, format=kb_format).name_pairs())
-    for d in _load_documents(corpus, data_dir) if corpus else []:
+        texts.extend(n for n, _ in open_kb(k, kb_format).name_pairs())
+    for d in load_documents(corpus, data_dir) if corpus else []:
         texts.append(d.text)
     path = export_retriever(run, out, texts, weights=weights, delta_from=delta_from)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6

@@ -93,6 +93,7 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT."),
 ) -> None:
     """Fine-tune a generative linker (causal or seq2seq, LoRA or full) on annotated, synthetic and KB data."""
+    from genbel.data import parse_entity_types
     from genbel.training.config import TrainConfig
     from genbel.training.trainer import Trainer
 
@@ -129,8 +130,9 @@ def train_cmd(
         data["train_corpora"] = [str(p) for p in train_corpus]
     if synthetic:
         data["synthetic_corpora"] = [str(p) for p in synthetic]
-    if entity_types:
-        data["entity_types"] = [t.strip() for t in entity_types.split(",") if t.strip()]
+    types = parse_entity_types(entity_types)
+    if types:
+        data["entity_types"] = types
     if context_chars is not None:
         data["context_chars"] = None if context_chars < 0 else context_chars
     mix = dict(data.get("mix") or {"human": 0.5, "synthetic": 0.5, "kb": 0.5})
@@ -171,22 +173,12 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Generate synthetic contextual examples (SynCABEL) for KB concepts; resumable."""
+    from genbel.data import load_documents
+    from genbel.kb import DEFAULT_KB_SPEC, open_kb
     from genbel.training.synth import make_generator, synthesize
-    from genbel.training.trainer import load_documents
 
-    if kb:
-        from genbel.kb import load_kb
-
-        the_kb = load_kb(kb, kb_format)
-    else:
-        from genbel.kb import default_kb
-
-        the_kb = default_kb()
-    seen: list[str] = []
-    for p in train_corpus:
-        for d in load_documents(p):
-            for e in d.entities:
-                seen.extend(e.gold_ids)
+    the_kb = open_kb(kb, kb_format) if kb else open_kb(DEFAULT_KB_SPEC)
+    seen = [g for d in load_documents(train_corpus) for e in d.entities for g in e.gold_ids]
     gen = make_generator(
         generator,
         seed=seed,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,15 @@ __all__ = [
     "Entity",
     "Normalization",
     "Passage",
-    "FORMATS",
-    "detect_format",
+    "CORPUS_FORMATS",
+    "detect_corpus_format",
+    "LENIENT",
     "load_corpus",
+    "load_documents",
     "write_corpus",
+    "entity_has_type",
     "filter_entity_types",
+    "parse_entity_types",
     "example_documents",
     "read_pubtator",
     "parse_pubtator",
@@ -52,7 +56,7 @@ __all__ = [
 ]
 
 #: Corpus formats and their accepted spellings.
-FORMATS: dict[str, str] = {
+CORPUS_FORMATS: dict[str, str] = {
     "pubtator": "pubtator",
     "bigbio-json": "bigbio-json",
     "json": "bigbio-json",
@@ -60,6 +64,9 @@ FORMATS: dict[str, str] = {
     "bigbio-jsonl": "bigbio-jsonl",
     "jsonl": "bigbio-jsonl",
 }
+#: reader options that tolerate the known quirks of public corpora (byte-identical duplicate
+#: documents, mention offsets off by trailing spaces): see :func:`load_documents`
+LENIENT: dict[str, str] = {"on_duplicate": "skip-identical", "offsets": "fix"}
 _WRITE_EXTENSIONS = {
     ".json": "bigbio-json",
     ".jsonl": "bigbio-jsonl",
@@ -71,16 +78,16 @@ _SNIFF_BYTES = 1 << 16
 
 def _canonical_format(fmt: str, path: str | Path) -> str:
     try:
-        return FORMATS[fmt.lower()]
+        return CORPUS_FORMATS[fmt.lower()]
     except KeyError:
         raise FormatError(
             Errors.E154.format(
-                value=fmt, option=f"the format of {path}", known=", ".join(sorted(set(FORMATS)))
+                value=fmt, option=f"the format of {path}", known=", ".join(sorted(set(CORPUS_FORMATS)))
             )
         ) from None
 
 
-def detect_format(path: str | Path) -> str:
+def detect_corpus_format(path: str | Path) -> str:
     """``"pubtator"``, ``"bigbio-json"`` or ``"bigbio-jsonl"`` from the start of the file's content.
 
     A first non-blank line ``PMID|t|…`` (or ``PMID|a|…``) means PubTator; ``[`` means BigBio JSON;
@@ -122,7 +129,7 @@ def load_corpus(path: str | Path, format: str | None = None, **opts: Any) -> lis
     Args:
         path: the file (``.gz`` PubTator files are decompressed).
         format: ``"pubtator"``, ``"bigbio-json"``/``"json"`` or ``"bigbio-jsonl"``/``"jsonl"``;
-            detected from the content when ``None`` (see :func:`detect_format`).
+            detected from the content when ``None`` (see :func:`detect_corpus_format`).
         **opts: reader options: ``on_duplicate`` (``"error"`` | ``"skip-identical"``), ``offsets``
             (``"error"`` | ``"warn"`` | ``"fix"``), ``encoding``; PubTator also ``default_db``.
             The defaults are strict. The public NCBI-disease train file needs
@@ -134,7 +141,7 @@ def load_corpus(path: str | Path, format: str | None = None, **opts: Any) -> lis
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    fmt = _canonical_format(format, p) if format else detect_format(p)
+    fmt = _canonical_format(format, p) if format else detect_corpus_format(p)
     if fmt == "pubtator":
         docs = read_pubtator(p, **opts)
     else:
@@ -165,29 +172,81 @@ def write_corpus(docs: Iterable[Document], path: str | Path, format: str | None 
         write_bigbio_json(docs, p)
 
 
+def load_documents(
+    sources: str | Path | Sequence[str | Path], data_dir: str | Path | None = None
+) -> list[Document]:
+    """Documents of one or several corpora, read leniently (:data:`LENIENT`).
+
+    Training, KB augmentation, concept priors and the seen/unseen split read corpora this way;
+    evaluation reads its test corpus strictly with :func:`load_corpus`. Each source is a corpus file
+    (format detected) or, when no such file exists and ``data_dir`` is given, a registry dataset
+    ``NAME:SPLIT`` read from ``data_dir/NAME`` (or ``data_dir`` itself) with :func:`load_dataset`.
+    """
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    docs: list[Document] = []
+    for spec in items:
+        p = Path(spec)
+        s = str(spec)
+        if not p.exists() and ":" in s and data_dir is not None:
+            name, _, split = s.partition(":")
+            root = Path(data_dir)
+            folder = root / name if (root / name).is_dir() else root
+            docs.extend(load_dataset(name, split, folder))
+        else:
+            docs.extend(load_corpus(p, **LENIENT))
+    return docs
+
+
 def _types_of(entity: Entity) -> set[str]:
     return {t.strip() for t in entity.type.split(",")} | {entity.type}
 
 
-def filter_entity_types(docs: Sequence[Document], types: Iterable[str]) -> list[Document]:
-    """Copies of ``docs`` keeping only entities of the given types.
+def parse_entity_types(spec: str | Iterable[str] | None) -> list[str] | None:
+    """``"Disease, Chemical"`` (a command-line value) or a list → the type names; ``None`` when empty."""
+    if spec is None:
+        return None
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    types = [t.strip() for t in parts if t.strip()]
+    return types or None
 
-    An entity whose type column lists several types (MedMentions ``T116,T123``) is kept when any of
-    them is requested. Passages are shared with the input documents. A requested type that no
-    entity has is logged; when none of them occurs, E012 is raised (a misspelt type would otherwise
-    silently give an empty corpus).
+
+def entity_has_type(entity: Entity, types: Collection[str]) -> bool:
+    """genbel's one entity-type rule: whether ``entity`` is of one of ``types``.
+
+    The entity's type column may list several types (MedMentions ``T116,T123``): the entity matches
+    when its whole type or any of its comma-separated types is requested. Requested types are
+    compared after stripping spaces.
     """
     wanted = {t.strip() for t in types}
-    present: set[str] = set()
-    for d in docs:
-        for e in d.entities:
-            present |= _types_of(e)
-    if present and not wanted & present:
-        raise InputError(
-            Errors.E012.format(group=", ".join(sorted(wanted)), known=", ".join(sorted(present)))
-        )
-    for t in sorted(wanted - present):
-        logger.warning("entity type %r occurs in none of the %d documents", t, len(docs))
+    return bool(_types_of(entity) & wanted)
+
+
+def filter_entity_types(
+    docs: Sequence[Document], types: Iterable[str] | None, *, check: bool = True
+) -> list[Document]:
+    """Copies of ``docs`` keeping only entities of the given types (rule: :func:`entity_has_type`).
+
+    ``types`` ``None`` or empty keeps every entity. Passages are shared with the input documents.
+    With ``check`` (the default), a requested type that no entity has is logged, and E012 is raised
+    when none of them occurs (a misspelt type would otherwise silently give an empty corpus);
+    pass ``check=False`` for a batch of a larger corpus (a type may be absent from one batch).
+    The evaluation harness, :func:`genbel.linkers.base.queries_from_documents` (``genbel link``,
+    training data) and the benchmarks all filter through this function.
+    """
+    wanted = {t.strip() for t in types or ()} - {""}
+    if not wanted:
+        return list(docs)
+    if check:
+        present: set[str] = set()
+        for d in docs:
+            for e in d.entities:
+                present |= _types_of(e)
+        if present and not wanted & present:
+            raise InputError(
+                Errors.E012.format(group=", ".join(sorted(wanted)), known=", ".join(sorted(present)))
+            )
+        for t in sorted(wanted - present):
+            logger.warning("entity type %r occurs in none of the %d documents", t, len(docs))
     return [
         Document(d.id, d.document_id, d.passages, [e for e in d.entities if _types_of(e) & wanted])
         for d in docs

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from genbel.data import filter_entity_types
 from genbel.data.model import Document
 from genbel.eval.metrics import bootstrap_ci, first_correct_rank, recall_at
 from genbel.kb.base import KnowledgeBase
@@ -117,17 +118,20 @@ def evaluate(
     setup_seconds: float = 0.0,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationResult:
-    """Link every gold mention of ``documents`` with ``linker`` and score it against the gold ids."""
+    """Link every gold mention of ``documents`` with ``linker`` and score it against the gold ids.
+
+    ``entity_types`` keeps the mentions of these types (the rule of
+    :func:`genbel.data.filter_entity_types`; E012 when none of them occurs in ``documents``).
+    """
     k = max(k, 5)
+    if entity_types:
+        documents = filter_entity_types(documents, entity_types)
     # drop NIL mentions (counted) before linking so that linkers never see them
     n_nil = 0
     kept_docs: list[Document] = []
-    types = set(entity_types) if entity_types else None
     for d in documents:
         ents = []
         for e in d.entities:
-            if types is not None and e.type not in types:
-                continue
             if e.is_nil:
                 n_nil += 1
                 continue

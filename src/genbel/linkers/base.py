@@ -90,18 +90,22 @@ def queries_from_documents(
     expand_abbreviations: bool = False,
     entity_types: Sequence[str] | None = None,
 ) -> list[MentionQuery]:
-    """One :class:`MentionQuery` per entity, in document order (optionally filtered by type)."""
+    """One :class:`MentionQuery` per entity, in document order.
+
+    ``entity_types`` keeps the entities of these types (the rule of
+    :func:`genbel.data.filter_entity_types`, unchecked: ``documents`` may be one batch of a corpus).
+    """
+    from genbel.data import filter_entity_types
     from genbel.data.abbreviations import expand_abbreviations as expand
     from genbel.data.abbreviations import find_abbreviations
 
-    types = set(entity_types) if entity_types else None
+    if entity_types:
+        documents = filter_entity_types(documents, entity_types, check=False)
     out: list[MentionQuery] = []
     for doc in documents:
         text = doc.text
         abbrevs = find_abbreviations(text) if expand_abbreviations else {}
         for e in sorted(doc.entities, key=lambda e: (e.start, e.end)):
-            if types is not None and e.type not in types:
-                continue
             surface = e.mention
             linked = expand(surface, abbrevs) if abbrevs else surface
             out.append(

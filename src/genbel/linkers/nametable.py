@@ -39,6 +39,34 @@ def concept_prior(documents: Iterable[Any], kb: KnowledgeBase) -> dict[str, int]
     return counts
 
 
+#: the settings file of every retrieval index directory (sparse and dense)
+INDEX_META_FILE = "meta.json"
+
+
+def read_index_meta(path: str | os.PathLike, kind: str = "retrieval") -> dict[str, Any]:
+    """The ``meta.json`` of a saved index directory (its kind, version, settings and the
+    ``kb_fingerprint`` of the KB it was built for).
+
+    Raises E300 when the file is missing and E013 when it is not valid JSON; ``kind`` names the
+    index in those messages.
+    """
+    import json
+
+    from genbel.errors import Errors, FormatError
+
+    p = Path(path)
+    meta_path = p / INDEX_META_FILE
+    if not meta_path.is_file():
+        raise FormatError(Errors.E300.format(path=p, kind=kind, missing=INDEX_META_FILE))
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise FormatError(Errors.E013.format(path=meta_path, line=e.lineno, reason=e.msg)) from e
+    if not isinstance(meta, dict):
+        raise FormatError(Errors.E016.format(path=meta_path, reason="expected a JSON object"))
+    return meta
+
+
 def read_prior(path: str | os.PathLike) -> dict[str, float]:
     """A concept prior saved as JSON ``{concept_id: count}``."""
     import json

@@ -75,14 +75,10 @@ class TrainingData:
 
 
 def load_documents(path: str | Path) -> list:
-    """Documents of a corpus file (PubTator / BigBio JSON / JSONL), read leniently.
+    """Documents of a corpus file, read leniently (:func:`genbel.data.load_documents`)."""
+    from genbel.data import load_documents as load_lenient
 
-    Training tolerates the known quirks of public corpora (byte-identical duplicate documents,
-    mention offsets off by trailing spaces); evaluation reads strictly.
-    """
-    from genbel.data import load_corpus
-
-    return list(load_corpus(Path(path), on_duplicate="skip-identical", offsets="fix"))
+    return load_lenient(path)
 
 
 def load_kb_from_config(cfg: TrainConfig) -> KnowledgeBase:
