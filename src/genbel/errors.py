@@ -73,6 +73,10 @@ class Errors(metaclass=_ErrorsWithCodes):
         "only identical duplicates can be skipped"
     )
     E154 = "invalid value {value!r} for {option}; expected one of: {known}"
+    E155 = "query {index}: the mention {text!r} does not occur in its context {context!r}"
+    E156 = (
+        "query {index}: expected a MentionQuery, a string or a (text, context) pair, got {kind}"
+    )
 
     # --- trie (E200-E249): add new codes of this area directly below this line
     E200 = "{path}: not a genbel trie directory (missing {missing})"
@@ -134,6 +138,10 @@ class Errors(metaclass=_ErrorsWithCodes):
     E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
+    E450 = (
+        "{feature} needs the optional package(s) {packages}, which cannot be imported ({reason}); "
+        "install them with: pip install 'genbel[{extra}]'"
+    )
 
 
 class GenbelError(Exception):

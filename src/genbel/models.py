@@ -81,6 +81,9 @@ def convert_gguf(gguf_file: Path, name: str) -> Path:
     out = cache_dir() / "models" / name
     if (out / "config.json").exists():
         return out
+    from genbel.deps import require
+
+    require("transformers", "gguf", extra="models", feature=f"converting the GGUF model {name!r}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("converting %s to a cached checkpoint in %s (one-off, ~1 min)", gguf_file, out)

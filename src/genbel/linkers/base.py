@@ -6,15 +6,23 @@ first, at most ``k`` distinct concepts.
 
 Document-level linkers (which need the mentions of a document in order) override
 :meth:`Linker.link_documents`; everything else implements :meth:`Linker.link`.
+
+Every linker's ``link`` also accepts plain strings and ``(text, context)`` pairs: the base class
+turns them into :class:`MentionQuery` objects (:func:`as_queries`) before the linker sees them::
+
+    linker.link(["heart attack", ("MI", "She had an MI last year.")], k=3)
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Union
 
 from genbel.data.model import Document
+from genbel.errors import Errors, InputError
 
 
 @dataclass
@@ -52,15 +60,80 @@ class MentionQuery:
             self.surface = self.text
 
 
+#: what :meth:`Linker.link` accepts per query: a :class:`MentionQuery`, the mention text, or a
+#: ``(text, context)`` pair (the mention's first occurrence in ``context`` is the one linked)
+QueryInput = Union[MentionQuery, str, "tuple[str, str | None]"]
+
+
+def as_query(query: QueryInput, index: int = 0) -> MentionQuery:
+    """One :class:`MentionQuery` from a query, its text, or a ``(text, context)`` pair.
+
+    Raises E155 when the text does not occur in the context and E156 for any other kind of value.
+    """
+    if isinstance(query, MentionQuery):
+        return query
+    if isinstance(query, str):
+        return MentionQuery(text=query)
+    if (
+        isinstance(query, tuple) and len(query) == 2 and isinstance(query[0], str)
+        and (query[1] is None or isinstance(query[1], str))
+    ):
+        text, context = query
+        if context is None:
+            return MentionQuery(text=text)
+        start = context.find(text)
+        if start < 0:
+            raise InputError(Errors.E155.format(index=index, text=text, context=context[:200]))
+        return MentionQuery(text=text, context=context, start=start, end=start + len(text))
+    raise InputError(Errors.E156.format(index=index, kind=type(query).__name__))
+
+
+def as_queries(queries: Sequence[QueryInput] | str) -> Sequence[MentionQuery]:
+    """:func:`as_query` for each query (a single string is one query); a sequence of
+    :class:`MentionQuery` objects is returned as it is."""
+    if isinstance(queries, (str, MentionQuery)):
+        queries = [queries]
+    if all(isinstance(q, MentionQuery) for q in queries):
+        return queries  # type: ignore[return-value]
+    return [as_query(q, i) for i, q in enumerate(queries)]
+
+
+def _accepting_plain_queries(link: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(link)
+    def wrapper(self: Linker, queries: Sequence[QueryInput] | str, *args: Any, **kwargs: Any) -> Any:
+        return link(self, as_queries(queries), *args, **kwargs)
+
+    wrapper._accepts_plain_queries = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class Linker(ABC):
-    """Base class of all linkers."""
+    """Base class of all linkers.
+
+    Subclasses implement :meth:`link` over :class:`MentionQuery` objects; the base class wraps each
+    subclass's ``link`` (in :meth:`__init_subclass__`, the one place this happens) so that callers
+    may also pass strings and ``(text, context)`` pairs.
+    """
 
     #: registry name (``exact``, ``tfidf``, ``sparse``, ``dense``, ``generative`` …)
     name: str = "linker"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        link = cls.__dict__.get("link")
+        if (
+            callable(link)
+            and not getattr(link, "__isabstractmethod__", False)
+            and not getattr(link, "_accepts_plain_queries", False)
+        ):
+            cls.link = _accepting_plain_queries(link)  # type: ignore[method-assign]
+
     @abstractmethod
-    def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
-        """Ranked candidates (at most ``k`` distinct concepts, best first) for each query."""
+    def link(self, queries: Sequence[QueryInput] | str, k: int = 5) -> list[list[Candidate]]:
+        """Ranked candidates (at most ``k`` distinct concepts, best first) for each query.
+
+        A query is a :class:`MentionQuery`, the mention's text, or a ``(text, context)`` pair.
+        """
 
     def link_documents(
         self, documents: Sequence[Document], k: int = 5, expand_abbreviations: bool = False,

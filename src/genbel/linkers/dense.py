@@ -27,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from genbel.deps import require
+
+require("torch", "transformers", extra="models", feature="the dense linker")
+
 import torch
 
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError

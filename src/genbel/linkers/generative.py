@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genbel.deps import require
+
+require("torch", "transformers", extra="models", feature="the generative linker")
+
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm

@@ -3,6 +3,11 @@
 A factory takes the KB, an optional path (a trained model or saved index) and keyword options, and
 returns a :class:`~genbel.linkers.base.Linker`. Modules register their factories with
 :func:`register_linker`; :func:`create_linker` resolves ``"name"`` or ``"name:path"``.
+
+The registry is lazy: :data:`_MODULES` maps each name to the module that registers it, imported on
+first use, so listing linkers or creating ``exact``/``tfidf``/``sparse`` never imports torch. A
+linker whose module needs a missing optional dependency raises E450 naming the extra to install
+(:mod:`genbel.deps`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from genbel.deps import extra_of, missing_dependency
 from genbel.errors import ConfigError, Errors
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Linker
@@ -33,6 +39,9 @@ _MODULES = {
 
 
 def register_linker(name: str) -> Callable[[LinkerFactory], LinkerFactory]:
+    """Decorator registering a factory ``(kb, path, **options) -> Linker`` under ``name``
+    (add ``name`` to :data:`_MODULES` too, so that the registry finds it without importing it)."""
+
     def deco(fn: LinkerFactory) -> LinkerFactory:
         _FACTORIES[name] = fn
         return fn
@@ -41,16 +50,25 @@ def register_linker(name: str) -> Callable[[LinkerFactory], LinkerFactory]:
 
 
 def available_linkers() -> list[str]:
-    return sorted(_MODULES)
+    """Names :func:`create_linker` accepts (without importing any linker module)."""
+    return sorted(set(_MODULES) | set(_FACTORIES))
 
 
 def create_linker(spec: str, kb: KnowledgeBase, **options: Any) -> Linker:
-    """Build a linker from ``"name"`` or ``"name:path"`` for ``kb``."""
+    """Build a linker from ``"name"`` or ``"name:path"`` for ``kb``.
+
+    Raises E009 for an unknown name and E450 when the linker needs an optional extra that is not
+    installed (e.g. ``dense`` or ``generative`` without ``genbel[models]``).
+    """
     name, _, path = spec.partition(":")
     if name not in _FACTORIES and name in _MODULES:
         try:
             importlib.import_module(_MODULES[name])
-        except ModuleNotFoundError as e:  # a module of an area not installed in this build
+        except ModuleNotFoundError as e:
+            extra = extra_of(e.name)
+            if extra is not None:  # an optional dependency the module imports without a guard
+                raise missing_dependency([str(e.name)], extra, f"the {name} linker", str(e)) from e
+            # a module of an area not installed in this build
             raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers()))) from e
     if name not in _FACTORIES:
         raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers())))

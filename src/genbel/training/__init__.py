@@ -3,6 +3,10 @@ synthetic contexts), batch mixing and a resumable trainer (full fine-tuning or L
 
 from __future__ import annotations
 
+from genbel.deps import require
+
+require("torch", "transformers", extra="models", feature="training")
+
 from genbel.training.config import TrainConfig
 from genbel.training.examples import (
     BuildReport,
