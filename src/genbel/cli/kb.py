@@ -4,8 +4,8 @@
 * ``genbel kb info KB`` — counts, semantic groups, fingerprint
 * ``genbel kb lookup KB NAME`` — concepts having NAME among their names (after normalisation)
 
-``KB`` is a directory written by ``kb build`` or any source ``load_kb`` reads (pass ``--format``
-when it cannot be detected). Errors are :class:`~genbel.errors.GenbelError`; ``genbel`` prints
+``KB`` is a directory written by ``kb build``, any source ``load_kb`` reads (pass ``--format``
+when it cannot be detected), or ``default`` (the bundled MEDIC KB). Errors are :class:`~genbel.errors.GenbelError`; ``genbel`` prints
 them on one line and exits with code 2.
 """
 
@@ -87,13 +87,13 @@ def build(
 
 @kb_app.command("info")
 def info(
-    kb_path: Path = typer.Argument(..., metavar="KB", help="KB directory or vocabulary file."),
+    kb_path: Path = typer.Argument(..., metavar="KB", help="KB directory, vocabulary file or 'default'."),
     fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
 ) -> None:
     """Counts, semantic groups and fingerprint of a KB."""
-    from genbel.kb import is_kb_dir, load_kb, read_meta
+    from genbel.kb import is_kb_dir, open_kb, read_meta
 
-    kb = load_kb(kb_path, fmt)
+    kb = open_kb(kb_path, fmt)
     meta = read_meta(kb_path) if is_kb_dir(kb_path) else None
     _console().print(_summary_table(f"KB {kb_path}", kb, meta))
 
@@ -105,9 +105,9 @@ def lookup(
     fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
 ) -> None:
     """Concepts that have NAME among their names (after normalisation)."""
-    from genbel.kb import load_kb, normalize_name
+    from genbel.kb import normalize_name, open_kb
 
-    kb = load_kb(kb_path, fmt)
+    kb = open_kb(kb_path, fmt)
     ids = kb.lookup(name)
     console = _console()
     if not ids:

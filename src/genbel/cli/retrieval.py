@@ -12,7 +12,10 @@ console = Console(stderr=True)
 
 
 def _set_threads(threads: int | None) -> None:
-    if threads:
+    """torch CPU threads for dense encoders (a base install without torch has nothing to set)."""
+    import importlib.util
+
+    if threads and importlib.util.find_spec("torch") is not None:
         import torch
 
         torch.set_num_threads(threads)
