@@ -51,6 +51,9 @@ def test_checkpoints_are_numbered_atomic_and_restore_state_tensors_and_rng(tmp_p
     ckpt.restore_rng()
     assert _draws() == expected  # Python, NumPy and torch continue as in an uninterrupted run
     json.dumps(rng_state())  # the random states are plain JSON
+    (path / "rng.json").unlink()  # e.g. a checkpoint of an older genbel (RNG states in a pickle)
+    with pytest.raises(ConfigError, match=r"^\[E351\] .*rng\.json is missing"):
+        run.last_checkpoint().restore_rng()
 
 
 def test_a_failed_checkpoint_write_leaves_nothing(tmp_path):

@@ -132,9 +132,14 @@ class Checkpoint:
         return load_tensors(self.path / f"{name}.pt")
 
     def restore_rng(self) -> None:
-        """Restore the random states saved with the checkpoint (when it has them)."""
-        if (self.path / RNG_FILE).is_file():
-            restore_rng(_read_json(self.path / RNG_FILE))
+        """Restore the random states saved with the checkpoint (``E351`` when they are missing, as
+        in a checkpoint of an older genbel, which kept them in a pickle: such a run cannot resume)."""
+        f = self.path / RNG_FILE
+        if not f.is_file():
+            raise ConfigError(Errors.E351.format(
+                path=self.path, reason=f"{RNG_FILE} is missing (a checkpoint of an older genbel?); start a new run"
+            ))
+        restore_rng(_read_json(f))
 
 
 class RunDirectory:
