@@ -97,9 +97,9 @@ def load_tensors(path: str | Path) -> Any:
 
 
 def _short_reason(lines: list[str]) -> str:
-    for line in lines:  # torch explains at length; keep the line that names what was found
-        if "Unsupported global" in line or "unsupported" in line.lower():
-            return line.strip()
+    for line in lines:  # torch explains at length; keep what names the object found, not its advice
+        if "unsupported" in line.lower():  # to allowlist it, which is what must not be done here
+            return line.split(" Please use")[0].strip().rstrip(".")
     return lines[0].strip() if lines else "not a weights-only file"
 
 
