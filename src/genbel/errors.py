@@ -120,6 +120,10 @@ class Errors(metaclass=_ErrorsWithCodes):
     E306 = "{path}: the delta does not fit the base model {base!r}: {reason}; re-export it from this base"
 
     # --- training (E350-E399): add new codes of this area directly below this line
+    E370 = (
+        "{path}: refusing to load this checkpoint file: it holds more than tensors and plain data "
+        "({reason}); a replaced checkpoint could run code. Delete the checkpoint or start a new run"
+    )
     E350 = "{path}: no checkpoint to resume from (expected {path}/checkpoints/step-*/state.json)"
     E351 = "{path}: checkpoint is incomplete or corrupt: {reason}"
     E352 = (

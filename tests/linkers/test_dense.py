@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
+from genbel.encoders import TextEncoder
 from genbel.errors import ConfigError, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.linkers.base import MentionQuery
-from genbel.linkers.dense import DenseLinker, TextEncoder, build_faiss_index
+from genbel.linkers.dense import DenseLinker
+from genbel.linkers.dense_index import build_faiss_index
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
@@ -23,44 +24,7 @@ def encoder_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(encoder_dir):
-    return TextEncoder.from_pretrained(encoder_dir)
-
-
-def test_encoder_unit_vectors_in_input_order(encoder):
-    texts = ["a much longer disease name here", "apc", "colon cancer", ""]
-    batch = encoder.encode(texts)
-    assert batch.shape == (4, 32) and batch.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
-    with torch.no_grad():
-        one_by_one = np.stack([encoder.embed([t])[0].numpy() for t in texts])
-    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)  # padding and length sorting change nothing
-    assert encoder.encode([]).shape == (0, 32)
-
-
-def test_encoder_pooling_truncation_and_save(encoder_dir, tmp_path):
-    mean = TextEncoder.from_pretrained(encoder_dir)
-    cls = TextEncoder.from_pretrained(encoder_dir, pooling="cls", max_length=6)
-    assert mean.pooling == "mean" and mean.max_length == 25
-    assert not np.allclose(mean.encode(["breast cancer"]), cls.encode(["breast cancer"]))
-    # [CLS] + 4 word pieces fit into 6 tokens with [SEP]: both strings are cut to "brea"
-    a, b = cls.encode(["breast cancer", "breakdown"])
-    np.testing.assert_allclose(a, b, atol=1e-6)
-    cls.save(tmp_path / "enc")
-    again = TextEncoder.from_pretrained(tmp_path / "enc")
-    assert (again.pooling, again.max_length) == ("cls", 6)
-    np.testing.assert_allclose(again.encode(["colon"]), cls.encode(["colon"]), atol=1e-6)
-    with pytest.raises(ConfigError, match="pooling"):
-        TextEncoder(mean.model, mean.tokenizer, pooling="max")
-
-
-def test_sentence_transformers_pooling_config_is_read(encoder_dir, tmp_path):
-    import shutil
-
-    d = tmp_path / "st"
-    shutil.copytree(encoder_dir, d)
-    (d / "1_Pooling").mkdir()
-    (d / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
-    assert TextEncoder.from_pretrained(d).pooling == "cls"
+    return TextEncoder.load(encoder_dir)
 
 
 def test_exact_names_link_to_their_concept(tiny_kb, encoder):
@@ -172,7 +136,7 @@ def test_dense_prior_breaks_ties_and_is_saved(encoder, tmp_path):
 
 
 def test_a_shared_name_is_embedded_once_so_its_concepts_tie_exactly(encoder_dir, monkeypatch):
-    enc = TextEncoder.from_pretrained(encoder_dir)
+    enc = TextEncoder.load(encoder_dir)
     enc.batch_size = 1  # every name in its own batch
     embedded: list[list[str]] = []
     encode = enc.encode

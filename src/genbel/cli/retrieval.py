@@ -74,7 +74,8 @@ def train_retriever(
     """Train a dense retriever (SapBERT-style or BioSyn) on CPU, saved for ``--linker dense|biosyn:OUT``."""
     from genbel.errors import ConfigError, Errors
     from genbel.linkers.dense import load_retriever
-    from genbel.training.dense import BiosynConfig, SapbertConfig, index_vectors, train_biosyn, train_sapbert
+    from genbel.linkers.dense_index import index_vectors
+    from genbel.training.retriever import BiosynConfig, SapbertConfig, train_biosyn, train_sapbert
 
     _set_threads(threads)
     if method not in ("sapbert", "biosyn"):
@@ -198,7 +199,7 @@ def export_retriever_cmd(
     model, int8 weights)."""
     from genbel.data import load_documents
     from genbel.kb import open_kb
-    from genbel.training.dense import export_retriever
+    from genbel.training.retriever import export_retriever
 
     texts: list[str] = []
     for k in kb:

@@ -138,7 +138,7 @@ class TrainConfig(BaseModel):
         return self.prompt_style or ("syncabel" if architecture == "causal" else "genbioel")
 
     def write(self, path: str | Path) -> None:
-        from genbel.training.io import atomic_write_text
+        from genbel.io import atomic_write_text
 
         p = Path(path)
         if p.suffix in (".yaml", ".yml"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.prompts import PromptFormat
-from genbel.training.io import atomic_dir
+from genbel.io import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def save_linker(
     out = Path(out)
     is_peft = hasattr(model, "peft_config")
     was_training = model.training
-    with atomic_dir(out) as d:
+    with atomic_directory(out) as d:
         model.save_pretrained(d)
         if is_peft and fp16_adapter and (d / ADAPTER_WEIGHTS).exists():
             adapter_to_fp16(d)
@@ -131,7 +131,7 @@ def copy_linker(
     """
     import shutil
 
-    from genbel.training.io import atomic_dir as _atomic
+    from genbel.io import atomic_directory as _atomic
 
     src = Path(src)
     with _atomic(dst) as d:

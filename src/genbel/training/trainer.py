@@ -10,9 +10,10 @@ A small torch loop:
 * loss: token cross-entropy on the target name + EOS only (prompt and padding are ``-100``); causal
   batches are left-padded and only the last ``max_target + 1`` logits are computed;
 * checkpoints every ``save_every`` steps under ``<run>/checkpoints/step-NNNNNNN/`` (trainable weights,
-  optimizer, scheduler, RNG states, position in the epoch), written atomically, the last
-  ``keep_checkpoints`` kept (plus the best on the dev set); ``resume=True`` continues from the last one
-  with the same state;
+  optimizer, scheduler, RNG states, position in the epoch), written atomically by the shared run
+  framework (:mod:`genbel.training.run`), the last ``keep_checkpoints`` kept (plus the best on the
+  dev set); ``resume=True`` continues from the last one with the same state (checkpoint files are
+  read as tensors and plain data only);
 * the result, ``<run>/final/``, is a saved :class:`~genbel.linkers.generative.GenerativeLinker`
   directory (weights or LoRA adapter, tokenizer, prompt format, KB, trie).
 
@@ -26,24 +27,21 @@ import inspect
 import json
 import logging
 import math
-import random
-import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.io import atomic_write_text
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.document import DocumentPromptEncoder
 from genbel.linkers.encoding import PromptEncoder
 from genbel.linkers.prompts import PromptFormat
-from genbel.training.config import TrainConfig
+from genbel.training.config import RESUME_FREE, TrainConfig
 from genbel.training.encode import IGNORE, Encoded, collate, encode_example
 from genbel.training.examples import (
     BuildReport,
@@ -52,13 +50,12 @@ from genbel.training.examples import (
     dedupe_examples,
     finetune_examples,
 )
-from genbel.training.io import atomic_dir, atomic_write_text
 from genbel.training.mixing import MixedBatchSampler
+from genbel.training.run import RunDirectory, load_checkpoint_safely, seed_all
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("human", "synthetic", "kb")
-CKPT_RE = re.compile(r"^step-(\d+)$")
 
 
 # ====================================================================== data
@@ -355,10 +352,11 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
+        self.run = RunDirectory(self.run_dir, unit="step", digits=7)
         self.evaluate_fn = evaluate
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        self._seed_all(cfg.seed)
+        seed_all(cfg.seed)
         self.kb = kb if kb is not None else load_kb_from_config(cfg)
         self.model, self.tokenizer, self.architecture, self.base_model_ref = load_model_and_tokenizer(
             cfg, model, tokenizer
@@ -401,12 +399,6 @@ class Trainer:
         if d == "auto":
             d = "cuda" if torch.cuda.is_available() else "cpu"
         return torch.device(d)
-
-    @staticmethod
-    def _seed_all(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
 
     def _encode_all(self) -> None:
         self.encoded: list[Encoded] = []
@@ -481,57 +473,30 @@ class Trainer:
         return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
     def checkpoints(self) -> list[Path]:
-        d = self.run_dir / "checkpoints"
-        if not d.is_dir():
-            return []
-        found = [
-            (int(m.group(1)), p)
-            for p in d.iterdir()
-            if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()
-        ]
-        return [p for _, p in sorted(found)]
+        return self.run.checkpoints()
 
     def save_checkpoint(self, step: int, opt, sched, pos: dict, history: dict) -> Path:
-        path = self.run_dir / "checkpoints" / f"step-{step:07d}"
-        with atomic_dir(path) as tmp:
-            torch.save(self.trainable_state(), tmp / "trainable.pt")
-            torch.save(opt.state_dict(), tmp / "optimizer.pt")
-            torch.save(sched.state_dict(), tmp / "scheduler.pt")
-            rng = {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-            }
-            if torch.cuda.is_available():
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            torch.save(rng, tmp / "rng.pt")
-            (tmp / "state.json").write_text(json.dumps({"step": step, **pos, **history}, indent=1))
-        self._prune(history.get("best_checkpoint"))
+        path = self.run.write_checkpoint(
+            step,
+            {"step": step, **pos, **history},
+            {"trainable": self.trainable_state(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+        )
+        self.run.prune(self.cfg.keep_checkpoints, protect=[history.get("best_checkpoint")])
         return path
 
-    def _prune(self, best: str | None) -> None:
-        cks = self.checkpoints()
-        keep = set(cks[-self.cfg.keep_checkpoints :]) if self.cfg.keep_checkpoints > 0 else set()
-        for p in cks:
-            if p not in keep and p.name != best:
-                shutil.rmtree(p, ignore_errors=True)
-
     def load_checkpoint(self, path: Path, opt, sched) -> dict:
-        try:
-            state = json.loads((path / "state.json").read_text())
-            weights = torch.load(path / "trainable.pt", map_location="cpu")
-            opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
-            sched.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu"))
-            rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
-        except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise ConfigError(Errors.E351.format(path=path, reason=str(e))) from e
+        ckpt = self.run.read_checkpoint(path)
+
+        def read() -> dict:
+            weights = ckpt.tensors("trainable")
+            opt.load_state_dict(ckpt.tensors("optimizer"))
+            sched.load_state_dict(ckpt.tensors("scheduler"))
+            return weights
+
+        weights = load_checkpoint_safely(read, path)
         self._load_trainable(weights, path)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        return state
+        load_checkpoint_safely(ckpt.restore_rng, path)
+        return ckpt.state
 
     def _load_trainable(self, weights: dict[str, torch.Tensor], path: Path) -> None:
         params = dict(self.model.named_parameters())
@@ -581,24 +546,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _prepare_run_dir(self, resume: bool) -> None:
-        cfg_path = self.run_dir / "config.json"
-        if resume:
-            if not self.checkpoints():
-                raise ConfigError(Errors.E350.format(path=self.run_dir))
-            if cfg_path.exists():
-                old = TrainConfig.read(cfg_path)
-                diff = self.cfg.differences(old)
-                if diff:
-                    raise ConfigError(Errors.E352.format(path=self.run_dir, fields=", ".join(diff)))
-        elif self.checkpoints():
-            raise ConfigError(
-                Errors.E352.format(
-                    path=self.run_dir,
-                    fields="the directory already holds checkpoints; pass --resume to continue",
-                )
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.cfg.write(cfg_path)
+        self.run.start(
+            self.cfg.model_dump(),
+            resume=resume,
+            free=RESUME_FREE,
+            read_settings=lambda p: TrainConfig.read(p).model_dump(),
+        )
         atomic_write_text(self.run_dir / "data_report.json", json.dumps(self.data.report, indent=2) + "\n")
 
     def train(self, resume: bool = False, save_final: bool = True, stop_after: int | None = None) -> Path:
@@ -620,7 +573,6 @@ class Trainer:
             history = {k: st.get(k) for k in history}
             logger.info("resumed from %s (step %d)", ckpt, step)
         self.model.train()
-        log_path = self.run_dir / "log.jsonl"
         bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
         batches = self.sampler.batches(epoch)
         t0, running, n_run = time.time(), 0.0, 0
@@ -677,16 +629,14 @@ class Trainer:
                     best_state = self.trainable_state()
                     logger.info("step %d: new best %s", step, metrics)
             if rec:
-                with open(log_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
-            if step % self.cfg.save_every == 0 or last or (is_eval and history["best_step"] == step):
+                self.run.log(**rec)
+            saved = step % self.cfg.save_every == 0 or last or (is_eval and history["best_step"] == step)
+            interrupted = stop_after is not None and step >= stop_after and step < stop_at
+            if saved or interrupted:  # each checkpoint is written once
                 self.save_checkpoint(
                     step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history
                 )
-            if stop_after is not None and step >= stop_after and step < stop_at:
-                self.save_checkpoint(
-                    step, opt, sched, {"epoch": epoch, "batch_in_epoch": batch_in_epoch}, history
-                )
+            if interrupted:
                 bar.close()
                 return self.run_dir
         bar.close()
@@ -694,9 +644,8 @@ class Trainer:
             return self.run_dir
         if history["best_checkpoint"] and history["best_step"] != step:
             if best_state is None:  # the best was found before a resume: read it back
-                best_state = torch.load(
-                    self.run_dir / "checkpoints" / history["best_checkpoint"] / "trainable.pt"
-                )
+                best = self.run.read_checkpoint(self.run.checkpoint_dir / history["best_checkpoint"])
+                best_state = load_checkpoint_safely(lambda: best.tensors("trainable"), best.path)
             logger.info("using the best checkpoint %s", history["best_checkpoint"])
             self._load_trainable(best_state, self.run_dir)
         return self.save_linker(self.run_dir / "final")

@@ -1,0 +1,156 @@
+"""The faiss name index of a :class:`~genbel.linkers.dense.DenseLinker` and its files on disk.
+
+An index directory holds ``meta.json`` (kind ``dense``, format version, KB fingerprint, settings,
+encoder reference) and ``faiss.index`` (one L2-normalised vector per KB name row, inner-product
+search: exact ``IndexFlatIP`` or graph ``IndexHNSWFlat``). Indexes can be cached per
+(encoder, KB, index settings) under :func:`index_cache_dir` (see
+:func:`genbel.linkers.dense.cached_dense_linker`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.nametable import NameTable
+
+logger = logging.getLogger(__name__)
+
+INDEX_KIND = "dense"
+INDEX_VERSION = 1
+META_FILE = "meta.json"
+FAISS_FILE = "faiss.index"
+
+
+def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32, ef_construction: int = 80,
+                      ef_search: int = 128) -> Any:
+    """An inner-product faiss index over ``vectors`` (``flat``: exact; ``hnsw``: graph, approximate)."""
+    import faiss
+
+    d = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = int(ef_construction)
+        index.hnsw.efSearch = int(ef_search)
+    else:
+        raise ConfigError(
+            Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {kind!r}")
+        )
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def set_ef_search(index: Any, ef_search: int) -> None:
+    """Set the search breadth of an HNSW index (no-op for a flat one)."""
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = int(ef_search)
+
+
+def is_index_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a dense index (``meta.json`` + ``faiss.index``)."""
+    p = Path(path)
+    return (p / META_FILE).is_file() and (p / FAISS_FILE).is_file()
+
+
+def read_index_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of an index directory, checked: both files present (``E300``) and a
+    supported kind and version (``E301``)."""
+    path = Path(path)
+    missing = [f for f in (META_FILE, FAISS_FILE) if not (path / f).is_file()]
+    if missing:
+        raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing=", ".join(missing)))
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
+        raise FormatError(Errors.E301.format(
+            path=path, kind=meta.get("kind", "?"), found=meta.get("version"),
+            expected=f"{INDEX_KIND} v{INDEX_VERSION}",
+        ))
+    return meta
+
+
+def check_kb(meta: dict[str, Any], kb: KnowledgeBase) -> None:
+    """Refuse (``E010``) an index built for another KB."""
+    if meta.get("kb_fingerprint") != kb.fingerprint():
+        raise IndexMismatchError(Errors.E010.format(
+            expected=f"{meta.get('kb_name')}@{meta.get('kb_fingerprint')}",
+            actual=f"{kb.name}@{kb.fingerprint()}",
+        ))
+
+
+def read_faiss(path: str | Path) -> Any:
+    """The faiss index stored in an index directory."""
+    import faiss
+
+    return faiss.read_index(str(Path(path) / FAISS_FILE))
+
+
+def write_faiss(path: str | Path, index: Any) -> None:
+    """Write ``index`` into an index directory being built."""
+    import faiss
+
+    faiss.write_index(index, str(Path(path) / FAISS_FILE))
+
+
+def index_cache_dir() -> Path:
+    """Default folder of cached KB indexes: ``$GENBEL_CACHE/indexes`` (``~/.cache/genbel/indexes``)."""
+    from genbel.models import cache_dir
+
+    return cache_dir() / "indexes"
+
+
+def read_cached_index(entry: Path, kb: KnowledgeBase, dim: int) -> Any | None:
+    """The faiss index of a cache entry for ``kb`` and vectors of size ``dim``, or ``None`` when it
+    is absent or unusable (a warning is logged for an unusable one)."""
+    if not is_index_dir(entry):
+        return None
+    try:
+        meta = json.loads((entry / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("kind") == INDEX_KIND and meta.get("version") == INDEX_VERSION \
+                and meta.get("kb_fingerprint") == kb.fingerprint():
+            index = read_faiss(entry)
+            if index.ntotal == meta.get("n_names") and index.d == dim:
+                return index
+    except (OSError, RuntimeError, ValueError) as e:  # unreadable JSON or faiss file
+        logger.warning("cached index %s cannot be read (%s)", entry, e)
+    logger.warning("ignoring the unusable cached index %s; rebuilding it", entry)
+    return None
+
+
+def index_vectors(path: str | Path, kb: KnowledgeBase, index_kb: KnowledgeBase | None = None) -> np.ndarray:
+    """The name embeddings stored in a dense index directory, one row per name of ``kb``.
+
+    The index must have been built for ``kb``, or for ``index_kb`` whose names include every name
+    of ``kb`` (e.g. ``kb`` augmented with training mentions); rows are then matched by
+    (concept, normalised name).
+    """
+    path = Path(path)
+    meta = read_index_meta(path)
+    built_for = index_kb if index_kb is not None else kb
+    check_kb(meta, built_for)
+    index = read_faiss(path)
+    vectors = index.reconstruct_n(0, index.ntotal)
+    if index_kb is None or index_kb is kb:
+        return vectors
+    have = NameTable.from_kb(index_kb, normalize=bool(meta.get("normalize", True)))
+    row_of = {(have.concept_ids[have.row_concept[i]], key): i for i, key in enumerate(have.keys)}
+    want = NameTable.from_kb(kb, normalize=bool(meta.get("normalize", True)))
+    rows = [row_of.get((want.concept_ids[want.row_concept[i]], key), -1) for i, key in enumerate(want.keys)]
+    if min(rows, default=0) < 0:
+        raise IndexMismatchError(Errors.E302.format(path=path, found=index.ntotal, expected=len(want)))
+    return vectors[np.asarray(rows, dtype=np.int64)]
+
+
+__all__ = [
+    "FAISS_FILE", "INDEX_KIND", "INDEX_VERSION", "META_FILE", "build_faiss_index", "check_kb",
+    "index_cache_dir", "index_vectors", "is_index_dir", "read_cached_index", "read_faiss", "read_index_meta",
+    "set_ef_search", "write_faiss",
+]

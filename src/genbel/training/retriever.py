@@ -1,0 +1,512 @@
+"""Train dense retrievers on CPU: SapBERT-style metric learning and BioSyn.
+
+* :func:`train_sapbert` — metric learning on pairs of names of the same concept (KB synonyms,
+  optionally training mentions paired with a name of their gold concept). In-batch negatives with a
+  multi-positive InfoNCE loss (every name of the anchor's concept in the batch is a positive) or
+  SapBERT's multi-similarity loss with hard-pair mining.
+* :func:`train_biosyn` — BioSyn (Sung et al., 2020) on a corpus of mentions with gold concepts:
+  each epoch re-embeds the KB names with the current encoder and retrieves ``topk`` candidate names
+  per mention, a share from the TF-IDF retriever and the rest from the dense one (iterative
+  candidate retrieval); the score of a candidate is ``(dense + λ·sparse) / τ`` with a learned
+  sparse weight λ, and the loss is the synonym-marginalised likelihood
+  ``−log Σ_{candidates of a gold concept} softmax(score)``.
+
+Both write a run directory (:mod:`genbel.training.run`, the run framework of every trainer)::
+
+    out_dir/config.json          every setting (a resumed run must use the same)
+    out_dir/log.jsonl            loss per logged step, epoch summaries
+    out_dir/checkpoints/epoch-N/ encoder + optimizer/scheduler tensors, RNG and step (λ), one per
+                                 finished epoch (only the newest is kept)
+    out_dir/encoder/             the trained encoder (Hugging Face checkpoint + pooling settings)
+    out_dir/retriever.json       method, pooling, max length, learned λ: load with
+                                 ``create_linker("biosyn:out_dir", kb)`` or ``dense:out_dir``
+    out_dir/concept_prior.json   gold-concept counts of the training mentions (breaks ties between
+                                 concepts that share a name, as the corpus' annotators would)
+
+Runs are deterministic for a fixed ``seed`` (data order, sampling and initialisation) and
+resumable at epoch boundaries (``resume=True``). The losses are in :mod:`genbel.training.losses`, the
+training mentions and synonym pairs in :mod:`genbel.training.retriever_data`; smaller copies of the
+trained encoder for shipping are written by :mod:`genbel.encoders.compact` (:func:`export_retriever`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genbel.data.model import Document
+from genbel.encoders import TextEncoder, compact_encoder, delta_encoder
+from genbel.errors import ConfigError, Errors, FormatError, InputError
+from genbel.io import atomic_dir, atomic_write_text
+from genbel.kb.base import KnowledgeBase
+from genbel.kb.normalize import normalize_name
+from genbel.linkers.dense import RETRIEVER_CONFIG
+from genbel.linkers.dense_index import build_faiss_index
+from genbel.linkers.nametable import NameTable, concept_prior
+from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
+from genbel.training.losses import infonce_loss, marginal_nll, multi_similarity_loss
+from genbel.training.retriever_data import MentionReport, TrainingMention, synonym_pairs, training_mentions
+from genbel.training.run import Checkpoint, RunDirectory, load_checkpoint_safely, seed_all
+
+logger = logging.getLogger(__name__)
+
+
+# ====================================================================== configs
+@dataclass
+class SapbertConfig:
+    """Settings of :func:`train_sapbert` (all recorded in ``config.json``)."""
+
+    epochs: int = 1
+    max_steps: int | None = None  #: stop after this many optimizer steps in total
+    batch_size: int = 64  #: pairs per step (2 × names)
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    loss: str = "infonce"  #: ``infonce`` or ``multi-similarity``
+    temperature: float = 0.05  #: InfoNCE temperature
+    ms_alpha: float = 2.0  #: multi-similarity: positive scale
+    ms_beta: float = 50.0  #: multi-similarity: negative scale
+    ms_base: float = 0.5  #: multi-similarity: similarity margin λ
+    ms_epsilon: float = 0.1  #: multi-similarity: mining margin
+    pairs_per_name: int = 1  #: KB pairs: each name with this many other names of its concept
+    max_kb_pairs: int | None = None  #: keep at most this many KB pairs (random, seeded)
+    kb_concepts: str = "all"  #: ``all`` KB concepts, or ``mentioned`` (those of the training mentions)
+    mention_repeats: int = 1  #: each training mention pair is used this many times per epoch
+    unique_mentions: bool = True  #: one pair per distinct (mention, gold concepts), not per occurrence
+    freeze_layers: int = 0  #: freeze the embeddings and the first N transformer layers (-1: none frozen)
+    max_length: int = 25
+    pooling: str | None = None  #: ``mean``/``cls``; ``None`` keeps the encoder's
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass
+class BiosynConfig:
+    """Settings of :func:`train_biosyn` (BioSyn's defaults where they fit a CPU)."""
+
+    epochs: int = 2
+    batch_size: int = 16  #: mentions per step
+    lr: float = 1e-5
+    sparse_lr: float = 0.01  #: learning rate of λ (BioSyn: 0.01)
+    weight_decay: float = 0.01
+    topk: int = 20  #: candidate names per mention
+    dense_ratio: float = 0.5  #: share of candidates retrieved by the dense retriever
+    initial_sparse_weight: float = 1.0
+    temperature: float = 0.05  #: scores of unit vectors are divided by τ before the softmax
+    unique_mentions: bool = True  #: train once per distinct (mention, gold concepts)
+    freeze_layers: int = 0  #: freeze the embeddings and the first N transformer layers (-1: none frozen)
+    refresh_candidates: bool = True  #: re-embed the KB and re-retrieve every epoch (BioSyn)
+    max_length: int = 25
+    pooling: str | None = None
+    log_every: int = 10
+    seed: int = 0
+
+
+# ====================================================================== run directory
+def _start_run(out_dir: str | Path, settings: Mapping[str, Any], resume: bool) -> RunDirectory:
+    """The run directory of a retriever training: a new run (``resume=False``) replaces earlier
+    checkpoints and log; a resumed one must have the same settings (``epochs`` may grow)."""
+    run = RunDirectory(out_dir, unit="epoch")
+    run.start(settings, resume=resume, free=("epochs",), restart=True, resume_needs_checkpoint=False)
+    return run
+
+
+def _save_epoch(run: RunDirectory, epoch: int, encoder: TextEncoder, state: dict[str, Any],
+                tensors: dict[str, Any]) -> None:
+    """Checkpoint after ``epoch`` (encoder + ``tensors`` + RNG + ``state``); only the newest is kept
+    (each is a full encoder copy)."""
+    run.write_checkpoint(epoch, state, tensors, write=lambda d: encoder.save(d / "encoder"))
+    run.prune(keep=1)
+
+
+def _resume(run: RunDirectory, encoder: TextEncoder) -> Checkpoint | None:
+    """The last checkpoint with its encoder weights loaded into ``encoder`` (``None``: start over)."""
+    ckpt = run.last_checkpoint()
+    if ckpt is not None:
+        weights = load_checkpoint_safely(lambda: TextEncoder.load(ckpt.path / "encoder"), ckpt.path)
+        encoder.model.load_state_dict(weights.model.state_dict())
+    return ckpt
+
+
+def _finish(run: RunDirectory, encoder: TextEncoder, retriever: dict[str, Any],
+            prior: dict[str, int] | None = None) -> Path:
+    """Write the trained retriever into the run directory: ``encoder/``, ``concept_prior.json``
+    (when the run had training mentions) and ``retriever.json``, each atomically."""
+    encoder.save(run.path / "encoder")
+    prior_file = run.path / PRIOR_FILE
+    if prior:
+        atomic_write_text(prior_file, json.dumps(prior, sort_keys=True))
+    else:
+        prior_file.unlink(missing_ok=True)
+    atomic_write_text(run.path / RETRIEVER_CONFIG, json.dumps(retriever, indent=2))
+    return run.path
+
+
+def _encoder(encoder: TextEncoder | str | Path, max_length: int, pooling: str | None) -> TextEncoder:
+    enc = encoder if isinstance(encoder, TextEncoder) else TextEncoder.load(encoder)
+    enc.max_length = int(max_length)
+    if pooling is not None:
+        if pooling not in ("mean", "cls"):
+            raise ConfigError(
+                Errors.E021.format(field="pooling", reason=f"expected mean or cls, got {pooling!r}")
+            )
+        enc.pooling = pooling
+    return enc
+
+
+def freeze_layers(model: torch.nn.Module, n: int) -> int:
+    """Freeze the word/position embeddings and the first ``n`` transformer layers of a BERT-like
+    model (``n < 0``: freeze nothing). Returns the number of trainable parameters left.
+
+    Frozen bottom layers cut the backward pass and the optimizer state, which is what makes
+    fine-tuning affordable on a shared CPU.
+    """
+    if n >= 0:
+        emb = getattr(model, "embeddings", None)
+        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        if emb is None or layers is None:
+            raise ConfigError(Errors.E021.format(
+                field="freeze_layers",
+                reason=f"{type(model).__name__} has no embeddings/encoder.layer to freeze (use -1)",
+            ))
+        if n > len(layers):
+            raise ConfigError(
+                Errors.E021.format(field="freeze_layers", reason=f"the model has {len(layers)} layers")
+            )
+        for p in emb.parameters():
+            p.requires_grad_(False)
+        for layer in list(layers)[:n]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(Errors.E021.format(field=name, reason=f"must be > 0, got {value}"))
+
+
+# ====================================================================== SapBERT-style
+def train_sapbert(
+    kb: KnowledgeBase,
+    encoder: TextEncoder | str | Path,
+    out_dir: str | Path,
+    *,
+    documents: Sequence[Document] | None = None,
+    config: SapbertConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Metric learning on names of the same concept (SapBERT-style); returns ``out_dir``.
+
+    The pairs are KB synonym pairs (``pairs_per_name`` per name) and, when ``documents`` are given,
+    each training mention paired with a random name of its gold concept (``mention_repeats`` times
+    per epoch). Each batch of pairs is 2 × ``batch_size`` names whose labels are their concepts.
+    """
+    cfg = config or SapbertConfig()
+    _check_positive("batch_size", cfg.batch_size)
+    _check_positive("temperature", cfg.temperature)
+    if cfg.loss not in ("infonce", "multi-similarity"):
+        raise ConfigError(
+            Errors.E021.format(field="loss", reason=f"expected infonce or multi-similarity, got {cfg.loss!r}")
+        )
+    enc = _encoder(encoder, cfg.max_length, cfg.pooling)
+    table = NameTable.from_kb(kb)
+    mentions: list[TrainingMention] = []
+    rep = MentionReport()
+    if documents is not None:
+        mentions, rep = training_mentions(documents, kb, table, unique=cfg.unique_mentions)
+    run = _start_run(out_dir, {"method": "sapbert", "kb": kb.fingerprint(), "base_encoder": enc.source,
+                               "mentions": len(mentions), **asdict(cfg)}, resume)
+    seed_all(cfg.seed)
+    rng = random.Random(cfg.seed)
+    concept_filter = None
+    if cfg.kb_concepts == "mentioned":
+        concept_filter = {j for m in mentions for j in m.concepts}
+    elif cfg.kb_concepts != "all":
+        raise ConfigError(Errors.E021.format(
+            field="kb_concepts", reason=f"expected all or mentioned, got {cfg.kb_concepts!r}"
+        ))
+    kb_pairs = synonym_pairs(table, rng, cfg.pairs_per_name, concept_filter)
+    if cfg.max_kb_pairs is not None and len(kb_pairs) > cfg.max_kb_pairs:
+        kb_pairs = rng.sample(kb_pairs, cfg.max_kb_pairs)
+    # a pair is (text, text, concept position)
+    base_pairs = [(table.keys[a], table.keys[b], int(table.row_concept[a])) for a, b in kb_pairs]
+    if not base_pairs and not mentions:
+        raise InputError(
+            Errors.E017.format(reason="no concept has two names and no training mention was given")
+        )
+    logger.info(
+        "SapBERT-style training: %d KB synonym pairs, %d training mentions", len(base_pairs), len(mentions)
+    )
+
+    n_train = freeze_layers(enc.model, cfg.freeze_layers)
+    logger.info("%d trainable parameters", n_train)
+    params = [p for p in enc.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_pairs = len(base_pairs) + len(mentions) * cfg.mention_repeats
+    steps_per_epoch = (n_pairs + cfg.batch_size - 1) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(cfg.max_steps, total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total))
+    )
+    ckpt = _resume(run, enc) if resume else None
+    start_epoch, step = 0, 0
+    if ckpt is not None:
+        load_checkpoint_safely(lambda: (opt.load_state_dict(ckpt.tensors("optimizer")),
+                                        sched.load_state_dict(ckpt.tensors("scheduler"))), ckpt.path)
+        start_epoch, step = ckpt.number, int(ckpt.state["step"])
+        ckpt.restore_rng()  # dropout masks continue as in an uninterrupted run
+        logger.info("resuming after epoch %d (step %d)", start_epoch, step)
+    enc.model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        if step >= total:
+            break
+        erng = random.Random(cfg.seed * 1000 + epoch)
+        pairs = list(base_pairs)
+        for _ in range(cfg.mention_repeats):
+            for m in mentions:
+                j = erng.choice(sorted(m.concepts))
+                lo, hi = int(table.concept_starts[j]), table.concept_end(j)
+                pairs.append((m.key, table.keys[erng.randrange(lo, hi)], j))
+        erng.shuffle(pairs)
+        t0 = time.time()
+        bar = tqdm(range(0, len(pairs), cfg.batch_size), desc=f"sapbert epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, unit="step")
+        losses: list[float] = []
+        for s in bar:
+            if step >= total:
+                break
+            batch = pairs[s : s + cfg.batch_size]
+            texts = [a for a, _, _ in batch] + [b for _, b, _ in batch]
+            labels = torch.tensor([c for _, _, c in batch] * 2)
+            emb = enc.embed(texts)
+            if cfg.loss == "infonce":
+                loss = infonce_loss(emb, labels, cfg.temperature)
+            else:
+                loss = multi_similarity_loss(
+                    emb, labels, cfg.ms_alpha, cfg.ms_beta, cfg.ms_base, cfg.ms_epsilon
+                )
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if step % cfg.log_every == 0:
+                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
+                        lr=sched.get_last_lr()[0])
+        run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
+                seconds=round(time.time() - t0, 1))
+        _save_epoch(run, epoch + 1, enc, {"step": step},
+                    {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+    enc.model.eval()
+    return _finish(run, enc, {
+        "method": "sapbert", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": 0.0,
+        "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
+    }, prior=concept_prior(documents, kb) if documents else None)
+
+
+# ====================================================================== BioSyn
+def _biosyn_candidates(
+    mentions: Sequence[TrainingMention], enc: TextEncoder, table: NameTable, sparse: SparseLinker,
+    n_sparse: int, topk: int, progress: bool, name_vectors: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(len(mentions), topk)`` candidate name rows: the ``n_sparse`` best TF-IDF names, then the
+    best dense names not already chosen (BioSyn's candidate mix)."""
+    keys = [m.key for m in mentions]
+    _, s_rows = sparse.search_names(keys, topk)
+    d_rows = np.zeros((len(keys), 0), dtype=np.int64)
+    if topk > n_sparse:
+        if name_vectors is None:
+            name_vectors = enc.encode(table.keys, progress=progress, desc="embedding KB names")
+        index = build_faiss_index(name_vectors, "flat")
+        _, d_rows = index.search(enc.encode(keys, progress=False), min(len(table), topk + n_sparse))
+    out = np.zeros((len(keys), topk), dtype=np.int64)
+    for i in range(len(keys)):
+        chosen: list[int] = [int(r) for r in s_rows[i, :n_sparse]]
+        have = set(chosen)
+        # dense candidates fill the rest; leftover sparse ones pad when the KB is tiny
+        for r in [*d_rows[i], *s_rows[i, n_sparse:]]:
+            if len(chosen) >= topk:
+                break
+            if r >= 0 and int(r) not in have:
+                chosen.append(int(r))
+                have.add(int(r))
+        while len(chosen) < topk:  # fewer distinct names than topk: repeat the last (masked in the loss)
+            chosen.append(chosen[-1])
+        out[i] = chosen
+    return out
+
+
+def train_biosyn(
+    kb: KnowledgeBase,
+    train_documents: Sequence[Document],
+    encoder: TextEncoder | str | Path,
+    out_dir: str | Path,
+    *,
+    config: BiosynConfig | None = None,
+    sparse: SparseLinker | None = None,
+    initial_name_vectors: np.ndarray | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """BioSyn training on ``train_documents`` (mention → gold concept) against ``kb``; returns ``out_dir``.
+
+    The KB is the dictionary; augment it with training mentions first (``augment_kb``) to follow the
+    BioSyn protocol. ``sparse`` is the TF-IDF retriever for ``kb`` (built when ``None``).
+    ``initial_name_vectors`` are embeddings of the KB names by the *initial* encoder (e.g. from a
+    :class:`~genbel.linkers.dense.DenseLinker` index, see :func:`~genbel.linkers.dense_index.index_vectors`); the first epoch then
+    retrieves its candidates with them instead of embedding the KB again.
+    """
+    cfg = config or BiosynConfig()
+    _check_positive("batch_size", cfg.batch_size)
+    _check_positive("temperature", cfg.temperature)
+    if cfg.topk < 2:
+        raise ConfigError(Errors.E021.format(field="topk", reason="must be >= 2"))
+    if not 0.0 <= cfg.dense_ratio <= 1.0:
+        raise ConfigError(Errors.E021.format(field="dense_ratio", reason="must be in [0, 1]"))
+    enc = _encoder(encoder, cfg.max_length, cfg.pooling)
+    sparse = sparse if sparse is not None else SparseLinker(kb)
+    table = sparse.table
+    mentions, rep = training_mentions(train_documents, kb, table, unique=cfg.unique_mentions)
+    if not mentions:
+        raise InputError(
+            Errors.E017.format(reason=f"no training mention has a gold concept in the KB ({asdict(rep)})")
+        )
+    run = _start_run(out_dir, {"method": "biosyn", "kb": kb.fingerprint(), "base_encoder": enc.source,
+                               "mentions": len(mentions), **asdict(cfg)}, resume)
+    logger.info("BioSyn training: %d mentions (%d duplicates, %d NIL, %d not in KB skipped)",
+                rep.kept, rep.duplicates, rep.nil, rep.not_in_kb)
+    seed_all(cfg.seed)
+    topk = min(cfg.topk, len(table))
+    n_sparse = topk - int(round(topk * cfg.dense_ratio))
+    freeze_layers(enc.model, cfg.freeze_layers)
+    lam = torch.nn.Parameter(torch.tensor(float(cfg.initial_sparse_weight)))
+    opt = torch.optim.AdamW([
+        {"params": [p for p in enc.model.parameters() if p.requires_grad], "lr": cfg.lr,
+         "weight_decay": cfg.weight_decay},
+        {"params": [lam], "lr": cfg.sparse_lr, "weight_decay": 0.0},
+    ])
+    ckpt = _resume(run, enc) if resume else None
+    start_epoch, step = 0, 0
+    if ckpt is not None:
+        load_checkpoint_safely(lambda: opt.load_state_dict(ckpt.tensors("optimizer")), ckpt.path)
+        with torch.no_grad():
+            lam.fill_(float(ckpt.state["sparse_weight"]))
+        start_epoch, step = ckpt.number, int(ckpt.state["step"])
+        ckpt.restore_rng()
+        logger.info("resuming after epoch %d (step %d, λ=%.3f)", start_epoch, step, lam.item())
+    row_concept = torch.from_numpy(table.row_concept)
+    cand: np.ndarray | None = None
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        if cand is None or cfg.refresh_candidates:
+            first = epoch == 0 and initial_name_vectors is not None
+            if first and len(initial_name_vectors) != len(table):  # type: ignore[arg-type]
+                n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
+                raise ConfigError(Errors.E021.format(
+                    field="initial_name_vectors", reason=f"{n_vectors} vectors for {len(table)} KB names"
+                ))
+            cand = _biosyn_candidates(mentions, enc, table, sparse, n_sparse, topk, progress,
+                                      name_vectors=initial_name_vectors if first else None)
+        keys = [m.key for m in mentions]
+        sparse_scores = torch.from_numpy(sparse.pair_scores(keys, cand))
+        cand_t = torch.from_numpy(cand)
+        # positives: candidates of a gold concept; repeated padding rows never count twice
+        dup = torch.zeros_like(cand_t, dtype=torch.bool)
+        dup[:, 1:] = cand_t[:, 1:] == cand_t[:, :-1]
+        gold = [torch.tensor(sorted(m.concepts)) for m in mentions]
+        positive = torch.stack(
+            [torch.isin(row_concept[cand_t[i]], gold[i]) for i in range(len(mentions))]
+        ) & ~dup
+        recall = float(positive.any(1).float().mean())
+        logger.info("epoch %d: a gold concept is among the %d candidates for %.1f%% of mentions",
+                    epoch + 1, topk, 100 * recall)
+        order = list(range(len(mentions)))
+        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+        enc.model.train()
+        losses: list[float] = []
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"biosyn epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, unit="step")
+        for s in bar:
+            idx = torch.tensor(order[s : s + cfg.batch_size])
+            rows = cand_t[idx]
+            uniq, inv = torch.unique(rows, return_inverse=True)
+            q = enc.embed([keys[i] for i in idx.tolist()])
+            c = enc.embed([table.keys[r] for r in uniq.tolist()])
+            dense = torch.einsum("bd,bkd->bk", q, c[inv])
+            logits = (dense + lam * sparse_scores[idx]) / cfg.temperature
+            logits = logits.masked_fill(dup[idx], float("-inf"))
+            loss = marginal_nll(logits, positive[idx])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lam=f"{lam.item():.3f}")
+            if step % cfg.log_every == 0:
+                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
+                        sparse_weight=lam.item())
+        enc.model.eval()
+        run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), sparse_weight=lam.item(),
+                candidate_recall=recall, seconds=round(time.time() - t0, 1))
+        _save_epoch(run, epoch + 1, enc, {"step": step, "sparse_weight": lam.item()},
+                    {"optimizer": opt.state_dict()})
+    return _finish(run, enc, {
+        "method": "biosyn", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": lam.item(),
+        "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
+    }, prior=concept_prior(train_documents, kb))
+
+
+def export_retriever(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    texts: Iterable[str] = (),
+    *,
+    weights: str = "int8",
+    delta_from: str | Path | None = None,
+) -> Path:
+    """A shippable copy of a trained retriever with its ``retriever.json`` and concept prior. Load it
+    like the run directory (``biosyn:OUT``/``dense:OUT``).
+
+    The encoder is :func:`compact_encoder` (vocabulary cut to the tokens of ``texts`` + single
+    characters, int8 weights), or with ``delta_from`` (e.g. ``"minilm"``) :func:`delta_encoder`: only
+    the tensors that differ from that base model (``texts`` must then be empty: the base's tokenizer
+    is used whole)."""
+    run = Path(run_dir)
+    if not (run / RETRIEVER_CONFIG).is_file():
+        raise FormatError(Errors.E300.format(path=run, kind="trained retriever", missing=RETRIEVER_CONFIG))
+    texts = list(texts)
+    if delta_from is not None and texts:
+        raise ConfigError(Errors.E021.format(
+            field="texts", reason="a delta export keeps the base's tokenizer; it prunes no vocabulary"
+        ))
+    keys = (normalize_name(t) for t in texts)
+
+    def write(d: Path) -> None:
+        if delta_from is not None:
+            delta_encoder(run / "encoder", delta_from, d / "encoder", weights=weights)
+        else:
+            compact_encoder(run / "encoder", keys, d / "encoder", weights=weights)
+        shutil.copy2(run / RETRIEVER_CONFIG, d / RETRIEVER_CONFIG)
+        if (run / PRIOR_FILE).is_file():
+            shutil.copy2(run / PRIOR_FILE, d / PRIOR_FILE)
+
+    return atomic_dir(out_dir, write)
