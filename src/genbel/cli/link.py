@@ -64,7 +64,7 @@ def link_cmd(
     from genbel.pipeline import read_input, write_linked
 
     if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(Errors.E021.format(field="--format", reason=f"{fmt!r} (json|jsonl)"))
+        raise ConfigError(Errors.E022.format(value=fmt, field="--format", known="json, jsonl"))
     docs, is_markup = read_input(input_path, input_format)
     kb_obj = linker_kb(kb, kb_format, linker)
     if is_markup:

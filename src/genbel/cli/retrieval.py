@@ -80,7 +80,7 @@ def train_retriever(
     _set_threads(threads)
     if method not in ("sapbert", "biosyn"):
         raise ConfigError(
-            Errors.E021.format(field="--method", reason=f"expected sapbert or biosyn, got {method!r}")
+            Errors.E022.format(value=method, field="--method", known="sapbert, biosyn")
         )
     from genbel.data import load_documents
     from genbel.kb import augment_kb as add_mentions
@@ -107,7 +107,7 @@ def train_retriever(
         run = train_sapbert(kb_obj, encoder, out, documents=documents or None, config=cfg, resume=resume)
     else:
         if not documents:
-            raise ConfigError(Errors.E021.format(field="--train", reason="biosyn needs a training corpus"))
+            raise ConfigError(Errors.E360)
         cfg_b = BiosynConfig(epochs=epochs, topk=topk, pooling=pooling, seed=seed, freeze_layers=freeze)
         if batch_size:
             cfg_b.batch_size = batch_size
@@ -155,7 +155,7 @@ def build_index(
     _set_threads(threads)
     name = linker.partition(":")[0]
     if name not in ("sparse", "tfidf", "dense", "biosyn"):
-        raise ConfigError(Errors.E021.format(field="--linker", reason=f"{linker!r} has no index to build"))
+        raise ConfigError(Errors.E309.format(spec=linker))
     from genbel.data import load_documents
     from genbel.linkers.nametable import concept_prior
     from genbel.pipeline import load_augmented_kb

@@ -54,14 +54,14 @@ def compact_encoder(
 
     if weights not in ("int8", "float16", "float32"):
         raise ConfigError(
-            Errors.E021.format(field="weights", reason=f"expected int8, float16 or float32, got {weights!r}")
+            Errors.E022.format(value=weights, field="weights", known="int8, float16, float32")
         )
     enc = _as_encoder(encoder)
     tok = enc.tokenizer
     spec = json.loads(tok.backend_tokenizer.to_str())
     if spec.get("model", {}).get("type") != "WordPiece":
         raise ConfigError(
-            Errors.E021.format(field="encoder", reason="compact export needs a WordPiece (BERT) tokenizer")
+            Errors.E307.format(where=enc.source or "encoder")
         )
     vocab: dict[str, int] = spec["model"]["vocab"]
     id_to_token = {i: t for t, i in vocab.items()}
@@ -154,7 +154,7 @@ def delta_encoder(
     """
     if weights not in ("int8", "float32"):
         raise ConfigError(
-            Errors.E021.format(field="weights", reason=f"a delta export is int8 or float32, got {weights!r}")
+            Errors.E022.format(value=weights, field="weights (delta export)", known="int8, float32")
         )
     enc = _as_encoder(encoder)
     where = enc.source or str(encoder)

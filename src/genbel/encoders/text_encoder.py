@@ -39,10 +39,10 @@ class TextEncoder:
     ) -> None:
         if pooling not in POOLINGS:
             raise ConfigError(
-                Errors.E021.format(field="pooling", reason=f"expected one of {POOLINGS}, got {pooling!r}")
+                Errors.E022.format(value=pooling, field="pooling", known=", ".join(POOLINGS))
             )
         if max_length < 2:
-            raise ConfigError(Errors.E021.format(field="max_length", reason="must be >= 2"))
+            raise ConfigError(Errors.E023.format(value=max_length, field="max_length", constraint=">= 2"))
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling

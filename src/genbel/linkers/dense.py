@@ -100,7 +100,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         self.normalize = bool(normalize)
         self.n_candidates = int(n_candidates)
         if self.n_candidates < 1:
-            raise ConfigError(Errors.E021.format(field="n_candidates", reason="must be >= 1"))
+            raise ConfigError(Errors.E023.format(value=n_candidates, field="n_candidates", constraint=">= 1"))
         self.progress = progress
         self.hnsw = {
             "hnsw_m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)
@@ -117,7 +117,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             index = "hnsw" if len(self.table) >= int(hnsw_threshold) else "flat"
         if index not in ("flat", "hnsw"):
             raise ConfigError(
-                Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {index!r}")
+                Errors.E022.format(value=index, field="index", known="auto, flat, hnsw")
             )
         self.index_type = index
         if _faiss is not None:
@@ -287,10 +287,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             prior_weight=float(options.pop("prior_weight", meta.get("prior_weight", 0.0))),
         )
         if options:
-            raise ConfigError(Errors.E021.format(
-                field="dense index option",
-                reason=f"{sorted(options)} cannot change a saved index; rebuild it",
-            ))
+            raise ConfigError(Errors.E026.format(what="dense index option(s)", options=sorted(options)))
         if linker.table.n_concepts and len(linker.table) != index.ntotal:
             raise IndexMismatchError(
                 Errors.E302.format(path=path, found=index.ntotal, expected=len(linker.table))

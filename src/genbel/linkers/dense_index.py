@@ -42,7 +42,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 
         index.hnsw.efSearch = int(ef_search)
     else:
         raise ConfigError(
-            Errors.E021.format(field="index", reason=f"expected auto, flat or hnsw, got {kind!r}")
+            Errors.E022.format(value=kind, field="index", known="auto, flat, hnsw")
         )
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))

@@ -51,11 +51,11 @@ class HybridLinker(Linker):
     ) -> None:
         if mode not in MODES:
             raise ConfigError(
-                Errors.E021.format(field="mode", reason=f"expected one of {MODES}, got {mode!r}")
+                Errors.E022.format(value=mode, field="mode", known=", ".join(MODES))
             )
         if int(n_candidates) < 1 or int(names_per_concept) < 1:
             raise ConfigError(
-                Errors.E021.format(field="n_candidates/names_per_concept", reason="must be >= 1")
+                Errors.E023.format(value=(n_candidates, names_per_concept), field="n_candidates/names_per_concept", constraint=">= 1")
             )
         self.kb = kb
         self.generator = generator
@@ -143,7 +143,7 @@ class HybridLinker(Linker):
 def _as_float(value: Any) -> float:
     v = float(value)
     if math.isnan(v):
-        raise ConfigError(Errors.E021.format(field="retriever_weight", reason="NaN"))
+        raise ConfigError(Errors.E023.format(value=value, field="retriever_weight", constraint="a number (not NaN)"))
     return v
 
 
@@ -154,7 +154,7 @@ def _factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> Hybr
     other options go to the generative linker."""
     if not path:
         raise ConfigError(
-            Errors.E021.format(field="--linker hybrid", reason="give the generative model: hybrid:PATH")
+            Errors.E311
         )
     retriever_spec = str(options.pop("retriever", "sparse"))
     hybrid_opts = {

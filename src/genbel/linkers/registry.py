@@ -86,7 +86,7 @@ def parse_options(pairs: list[str] | None, where: str = "--set") -> dict[str, An
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(Errors.E021.format(field=where, reason=f"expected KEY=VALUE, got {pair!r}"))
+            raise ConfigError(Errors.E024.format(value=pair, field=where, kind="KEY=VALUE"))
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

@@ -60,10 +60,7 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
         raise ConfigError(
-            Errors.E021.format(
-                field="sparse index option",
-                reason=f"unknown {sorted(unknown)}; known {sorted(DEFAULT_PARAMS)}",
-            )
+            Errors.E025.format(what="sparse index option(s)", unknown=sorted(unknown), known=sorted(DEFAULT_PARAMS))
         )
     out = {**DEFAULT_PARAMS, **params}
     ng = out["ngram_range"]
@@ -73,11 +70,11 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
         lo, hi = (int(x) for x in ng)
     except (TypeError, ValueError) as e:
         raise ConfigError(
-            Errors.E021.format(field="ngram_range", reason=f"expected two integers, got {ng!r}")
+            Errors.E024.format(value=ng, field="ngram_range", kind="two integers")
         ) from e
     if not 1 <= lo <= hi:
         raise ConfigError(
-            Errors.E021.format(field="ngram_range", reason=f"need 1 <= min <= max, got ({lo}, {hi})")
+            Errors.E023.format(value=(lo, hi), field="ngram_range", constraint="(min, max) with 1 <= min <= max")
         )
     out["ngram_range"] = (lo, hi)
     for key in ("min_df", "max_df"):
@@ -86,9 +83,7 @@ def _coerce_params(params: dict[str, Any]) -> dict[str, Any]:
             v = float(v) if "." in v else int(v)
         out[key] = v
     if out["analyzer"] not in ("char_wb", "char", "word"):
-        raise ConfigError(Errors.E021.format(
-            field="analyzer", reason=f"expected char_wb, char or word, got {out['analyzer']!r}"
-        ))
+        raise ConfigError(Errors.E022.format(value=out["analyzer"], field="analyzer", known="char_wb, char, word"))
     for key in ("sublinear_tf", "use_idf", "smooth_idf", "normalize"):
         v = out[key]
         out[key] = v.lower() in ("1", "true", "yes") if isinstance(v, str) else bool(v)
@@ -141,7 +136,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
         self.params = _coerce_params(params)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
-            raise ConfigError(Errors.E021.format(field="batch_size", reason="must be >= 1"))
+            raise ConfigError(Errors.E023.format(value=batch_size, field="batch_size", constraint=">= 1"))
         self.progress = progress
         if _state is not None:
             self.vectorizer, self.matrix, self.table = _state
@@ -198,9 +193,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
         """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 2 or rows.shape[0] != len(texts):
-            raise ConfigError(Errors.E021.format(
-                field="rows", reason=f"expected shape ({len(texts)}, m), got {rows.shape}"
-            ))
+            raise ConfigError(Errors.E024.format(value=rows.shape, field="rows", kind=f"an array of shape ({len(texts)}, m)"))
         q = self.transform(texts)
         m = rows.shape[1]
         if m == 0 or len(texts) == 0:
@@ -339,10 +332,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
         prior_weight = float(options.pop("prior_weight", meta.get("prior_weight", 0.0)))
         if options:
             raise ConfigError(
-                Errors.E021.format(
-                    field="sparse index option",
-                    reason=f"{sorted(options)} cannot change a saved index; rebuild it",
-                )
+                Errors.E026.format(what="sparse index option(s)", options=sorted(options))
             )
         return cls(kb, batch_size=batch, progress=progress, prior=prior, prior_weight=prior_weight,
                    _state=(vec, matrix, table), **params)

@@ -159,7 +159,7 @@ def _encoder(encoder: TextEncoder | str | Path, max_length: int, pooling: str | 
     if pooling is not None:
         if pooling not in ("mean", "cls"):
             raise ConfigError(
-                Errors.E021.format(field="pooling", reason=f"expected mean or cls, got {pooling!r}")
+                Errors.E022.format(value=pooling, field="pooling", known="mean, cls")
             )
         enc.pooling = pooling
     return enc
@@ -176,13 +176,10 @@ def freeze_layers(model: torch.nn.Module, n: int) -> int:
         emb = getattr(model, "embeddings", None)
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         if emb is None or layers is None:
-            raise ConfigError(Errors.E021.format(
-                field="freeze_layers",
-                reason=f"{type(model).__name__} has no embeddings/encoder.layer to freeze (use -1)",
-            ))
+            raise ConfigError(Errors.E359.format(model=type(model).__name__))
         if n > len(layers):
             raise ConfigError(
-                Errors.E021.format(field="freeze_layers", reason=f"the model has {len(layers)} layers")
+                Errors.E023.format(value=n, field="freeze_layers", constraint=f"<= {len(layers)} (the model's layers)")
             )
         for p in emb.parameters():
             p.requires_grad_(False)
@@ -194,7 +191,7 @@ def freeze_layers(model: torch.nn.Module, n: int) -> int:
 
 def _check_positive(name: str, value: float) -> None:
     if not value > 0:
-        raise ConfigError(Errors.E021.format(field=name, reason=f"must be > 0, got {value}"))
+        raise ConfigError(Errors.E023.format(value=value, field=name, constraint="> 0"))
 
 
 # ====================================================================== SapBERT-style
@@ -219,7 +216,7 @@ def train_sapbert(
     _check_positive("temperature", cfg.temperature)
     if cfg.loss not in ("infonce", "multi-similarity"):
         raise ConfigError(
-            Errors.E021.format(field="loss", reason=f"expected infonce or multi-similarity, got {cfg.loss!r}")
+            Errors.E022.format(value=cfg.loss, field="loss", known="infonce, multi-similarity")
         )
     enc = _encoder(encoder, cfg.max_length, cfg.pooling)
     table = NameTable.from_kb(kb)
@@ -235,9 +232,7 @@ def train_sapbert(
     if cfg.kb_concepts == "mentioned":
         concept_filter = {j for m in mentions for j in m.concepts}
     elif cfg.kb_concepts != "all":
-        raise ConfigError(Errors.E021.format(
-            field="kb_concepts", reason=f"expected all or mentioned, got {cfg.kb_concepts!r}"
-        ))
+        raise ConfigError(Errors.E022.format(value=cfg.kb_concepts, field="kb_concepts", known="all, mentioned"))
     kb_pairs = synonym_pairs(table, rng, cfg.pairs_per_name, concept_filter)
     if cfg.max_kb_pairs is not None and len(kb_pairs) > cfg.max_kb_pairs:
         kb_pairs = rng.sample(kb_pairs, cfg.max_kb_pairs)
@@ -378,9 +373,9 @@ def train_biosyn(
     _check_positive("batch_size", cfg.batch_size)
     _check_positive("temperature", cfg.temperature)
     if cfg.topk < 2:
-        raise ConfigError(Errors.E021.format(field="topk", reason="must be >= 2"))
+        raise ConfigError(Errors.E023.format(value=cfg.topk, field="topk", constraint=">= 2"))
     if not 0.0 <= cfg.dense_ratio <= 1.0:
-        raise ConfigError(Errors.E021.format(field="dense_ratio", reason="must be in [0, 1]"))
+        raise ConfigError(Errors.E023.format(value=cfg.dense_ratio, field="dense_ratio", constraint="in [0, 1]"))
     enc = _encoder(encoder, cfg.max_length, cfg.pooling)
     sparse = sparse if sparse is not None else SparseLinker(kb)
     table = sparse.table
@@ -420,9 +415,7 @@ def train_biosyn(
             first = epoch == 0 and initial_name_vectors is not None
             if first and len(initial_name_vectors) != len(table):  # type: ignore[arg-type]
                 n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
-                raise ConfigError(Errors.E021.format(
-                    field="initial_name_vectors", reason=f"{n_vectors} vectors for {len(table)} KB names"
-                ))
+                raise ConfigError(Errors.E310.format(n_vectors=n_vectors, n_names=len(table)))
             cand = _biosyn_candidates(mentions, enc, table, sparse, n_sparse, topk, progress,
                                       name_vectors=initial_name_vectors if first else None)
         keys = [m.key for m in mentions]
@@ -495,9 +488,7 @@ def export_retriever(
         raise FormatError(Errors.E300.format(path=run, kind="trained retriever", missing=RETRIEVER_CONFIG))
     texts = list(texts)
     if delta_from is not None and texts:
-        raise ConfigError(Errors.E021.format(
-            field="texts", reason="a delta export keeps the base's tokenizer; it prunes no vocabulary"
-        ))
+        raise ConfigError(Errors.E308)
     keys = (normalize_name(t) for t in texts)
 
     def write(d: Path) -> None:

@@ -62,19 +62,17 @@ class TrieConstraint:
         if not isinstance(trie, TokenTrie):
             trie = trie.trie
         if eos_token_id is None:
-            raise InputError(
-                Errors.E021.format(field="eos_token_id", reason="required for constrained decoding")
-            )
+            raise InputError(Errors.E206)
         if num_beams < 1:
-            raise InputError(Errors.E021.format(field="num_beams", reason=f"{num_beams} (must be >= 1)"))
+            raise InputError(Errors.E023.format(value=num_beams, field="num_beams", constraint=">= 1"))
         self.trie: TokenTrie = trie
         self.prompt_length = prompt_length
         self._plen = int(prompt_length) if isinstance(prompt_length, (int, np.integer)) else None
         self.num_beams = int(num_beams)
         self.restrictions = list(restrictions) if restrictions is not None else None
-        for r in self.restrictions or ():
+        for i, r in enumerate(self.restrictions or ()):
             if r is not None and r.trie is not trie:
-                raise InputError(Errors.E021.format(field="restrictions", reason="built for another trie"))
+                raise InputError(Errors.E207.format(index=i))
         self.eos_token_id = int(eos_token_id)
         self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
         end = self.pad_token_id if self.pad_token_id is not None else self.eos_token_id
@@ -101,10 +99,7 @@ class TrieConstraint:
             return None
         if batch_id >= len(self.restrictions):
             raise InputError(
-                Errors.E021.format(
-                    field="restrictions",
-                    reason=f"batch item {batch_id} but only {len(self.restrictions)} given",
-                )
+                Errors.E208.format(batch_id=batch_id, n=len(self.restrictions))
             )
         return self.restrictions[batch_id]
 
