@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from genbel.cli.main import app
 from genbel.errors import ConfigError, InputError
+from genbel.generation.prompts import parse_markup
 from genbel.linkers.generative import GenerativeLinker
-from genbel.linkers.prompts import parse_markup
 from tests.linkers.generative_tiny import (
     tiny_kb,
     tiny_model,

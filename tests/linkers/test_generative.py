@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.generation.batching import model_inputs
+from genbel.generation.cache import PromptPrefill
+from genbel.generation.prompts import parse_markup
+from genbel.generation.saved import save_linker_config
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.linkers.base import MentionQuery
-from genbel.linkers.generative import NO_CODE, GenerativeLinker, save_linker_config
+from genbel.linkers.generative import NO_CODE, GenerativeLinker
 from genbel.linkers.groups import GROUP_ALIASES, resolve_group
-from genbel.linkers.prompts import parse_markup
 from genbel.linkers.registry import create_linker
 from tests.linkers.generative_tiny import (
     SENTENCES,
@@ -132,13 +135,13 @@ def test_repeated_inputs_are_decoded_once_with_identical_results(linkers, arch, 
     lk = linkers[arch]
     qs = _queries(SENTENCES[:2])
     calls: list[int] = []
-    real = lk._generate_batch
+    real = lk.decoder.generate_batch
 
     def counting(batch, *args, **kwargs):
         calls.append(len(batch))
         return real(batch, *args, **kwargs)
 
-    monkeypatch.setattr(lk, "_generate_batch", counting)
+    monkeypatch.setattr(lk.decoder, "generate_batch", counting)
     alone = lk.generate(qs, num_beams=3)
     n_alone = sum(calls)
     calls.clear()
@@ -330,7 +333,7 @@ def test_save_refuses_to_replace_a_foreign_directory_and_is_atomic(linkers, tmp_
 def test_lora_adapter_directory_loads_over_its_base_model(kb, tok, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from genbel.linkers.prompts import PromptFormat
+    from genbel.generation.prompts import PromptFormat
 
     base_dir = tmp_path / "base"
     tiny_model("llama", len(tok), seed=1).save_pretrained(base_dir)
@@ -379,7 +382,7 @@ def test_registry_factory(linkers, kb, tmp_path):
     with pytest.raises(ConfigError, match="no model given"):
         create_linker("generative", kb)
     assert Errors.E255.startswith("[E255] {where}")
-    # a plain Hugging Face checkpoint (no genbel_linker.json): from_pretrained, trie built for the KB
+    # a plain Hugging Face checkpoint (no genbel_linker.json): loaded as a model, trie built for the KB
     plain = tmp_path / "hf"
     linkers["llama"].model.save_pretrained(plain)
     linkers["llama"].tokenizer.save_pretrained(plain)
@@ -398,7 +401,7 @@ def test_encoder_only_checkpoint_is_refused(kb, tok, tmp_path):
     BertForMaskedLM(cfg).save_pretrained(tmp_path / "bert")
     tok.save_pretrained(tmp_path / "bert")
     with pytest.raises(ConfigError, match="unsupported model type 'bert'"):
-        GenerativeLinker.from_pretrained(tmp_path / "bert", kb)
+        GenerativeLinker.load(tmp_path / "bert", kb)
 
 
 def test_prefill_passes_by_new_part_length_give_the_batched_prompt_states(linkers, monkeypatch):
@@ -407,18 +410,19 @@ def test_prefill_passes_by_new_part_length_give_the_batched_prompt_states(linker
     lk = linkers["llama"]
     long = SENTENCES[2][:-1] + ", and breast cancer, colon cancer and pain in the patients of the trial."
     encs = [lk.encoder.encode(q) for q in _queries([long, SENTENCES[3], SENTENCES[5]])]
-    inputs, _ = lk._model_inputs(encs)
+    inputs, _ = model_inputs(encs, "causal", lk.encoder.pad_token_id, lk.device)
     passes: list[int] = []
-    real = type(lk)._prefill_rows
+    real = PromptPrefill.prefill_rows
 
     def counting(self, bodies, reused):
         passes.append(len(bodies))
         return real(self, bodies, reused)
 
-    monkeypatch.setattr(type(lk), "_prefill_rows", counting)
+    monkeypatch.setattr(PromptPrefill, "prefill_rows", counting)
+    prefill = lk.decoder.prefill
     with torch.inference_mode():
-        grouped, laid_out, width = lk._prompt_cache_with_prefixes(encs, inputs, ["a", "b", "c"], {})
-        batched = lk._prompt_cache(inputs)
+        grouped, laid_out, width = prefill.prompt_cache_with_prefixes(encs, inputs, ["a", "b", "c"], {})
+        batched = prefill.prompt_cache(inputs)
     lengths = [len(e.input_ids) - 1 for e in encs]
     assert len(passes) == 2 and sorted(passes) == [1, 2]  # the short prompt alone
     assert width == max(lengths) + 1 and laid_out["attention_mask"].shape[1] == width

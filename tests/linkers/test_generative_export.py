@@ -14,9 +14,10 @@ from transformers import (
 )
 
 from genbel.errors import ConfigError
+from genbel.generation.prompts import PromptFormat
+from genbel.generation.saved import save_linker_config
 from genbel.linkers.export import MODELING_FILE, GenbelSampleMixin, export_linker
-from genbel.linkers.generative import GenerativeLinker, save_linker_config
-from genbel.linkers.prompts import PromptFormat
+from genbel.linkers.generative import GenerativeLinker
 from tests.linkers.generative_tiny import (
     SENTENCES,
     tiny_kb,

@@ -48,7 +48,7 @@ def test_one_map_per_mention_with_one_score_per_input_token(linker, sampled):
 
 def test_raw_scores_are_gradient_times_input(linker):
     """sum_i a_i = <grad, e> = d/da s(a * e) at a = 1 (checked by central differences)."""
-    gen = linker._gen
+    gen = linker.decoder
     q = queries_from_documents(docs()[:1])[0]
     name = "Breast Neoplasms"
     ids, scores, raw = compute_saliency(gen, q, name)

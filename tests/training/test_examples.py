@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from genbel.errors import InputError
-from genbel.linkers.prompts import PromptFormat
+from genbel.generation.prompts import PromptFormat
 from genbel.training.examples import TargetSelector, dedupe_examples, finetune_examples
 
 

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from genbel.errors import ConfigError
+from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.linkers.document import DocumentPromptEncoder, DocumentQuery
-from genbel.linkers.prompts import PromptFormat
 from genbel.training.examples import dedupe_examples, finetune_examples
 from genbel.training.memory import MemoryExample, MemoryReport, _Replacer, add_memory, corrupt_memory
 from tests.training.conftest import build_tokenizer, doc

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from genbel.cli.main import app
 from genbel.data import write_corpus
 from genbel.errors import ConfigError
-from genbel.linkers.document import DocumentLinker, DocumentPromptEncoder, with_memory
-from genbel.linkers.encoding import PromptEncoder
+from genbel.generation.encoding import DocumentPromptEncoder, PromptEncoder, with_memory
+from genbel.generation.prompts import PromptFormat
+from genbel.linkers.document import DocumentLinker
 from genbel.linkers.generative import GenerativeLinker
-from genbel.linkers.prompts import PromptFormat
 from genbel.linkers.registry import create_linker
 from genbel.training.config import TrainConfig
 from genbel.training.encode import IGNORE

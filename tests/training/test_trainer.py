@@ -182,7 +182,7 @@ def test_config_roundtrip_and_errors(tmp_path):
 
 
 def test_type_filter_applies_to_human_data_only(tmp_path, kb, docs):
-    from genbel.linkers.prompts import PromptFormat
+    from genbel.generation.prompts import PromptFormat
     from genbel.training.synth import TemplateGenerator, synthesize
     from genbel.training.trainer import build_training_data
 

@@ -10,14 +10,14 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from genbel.errors import ConfigError, FormatError, IndexMismatchError
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.trie import CandidateTrie, Restriction, TokenTrie, TrieConstraint, TrieLogitsProcessor
 
 
 @pytest.fixture
 def ct(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFast) -> CandidateTrie:
-    return CandidateTrie.from_kb(kb, tokenizer, show_progress=False)
+    return CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, show_progress=False)
 
 
 def target_ids(tokenizer: PreTrainedTokenizerFast, name: str) -> list[int]:
@@ -144,8 +144,8 @@ def test_no_eos_is_an_error(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFas
     no_eos = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer)
     assert no_eos.eos_token_id is None
     with pytest.raises(ConfigError, match="no EOS token"):
-        CandidateTrie.from_kb(kb, no_eos, show_progress=False)
-    ct = CandidateTrie.from_kb(kb, no_eos, eos_token_id=1, show_progress=False)
+        CandidateTrie.from_kb(kb, no_eos, target=PromptFormat.target, show_progress=False)
+    ct = CandidateTrie.from_kb(kb, no_eos, target=PromptFormat.target, eos_token_id=1, show_progress=False)
     assert ct.eos_token_id == 1 and ct.trie.num_sequences == 14
 
 

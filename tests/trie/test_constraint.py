@@ -9,8 +9,8 @@ import torch
 from transformers import LlamaForCausalLM, LogitsProcessorList, PreTrainedTokenizerFast
 
 from genbel.errors import InputError
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.trie import CandidateTrie, TokenTrie, TrieConstraint, TrieLogitsProcessor
 
 EOS, PAD = 1, 0
@@ -18,7 +18,7 @@ EOS, PAD = 1, 0
 
 @pytest.fixture
 def ct(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFast) -> CandidateTrie:
-    return CandidateTrie.from_kb(kb, tokenizer, show_progress=False)
+    return CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, show_progress=False)
 
 
 def ids_of(tokenizer: PreTrainedTokenizerFast, name: str) -> list[int]:

@@ -24,7 +24,7 @@ def read_markup(path: Path) -> list[Document]:
 
     The document id is the line number; the entity id is ``T1``; its type is the group (``""`` for ``{}``).
     """
-    from genbel.linkers.prompts import parse_markup
+    from genbel.generation.prompts import parse_markup
 
     docs: list[Document] = []
     with path.open(encoding="utf-8") as fh:
@@ -46,7 +46,7 @@ def read_markup(path: Path) -> list[Document]:
 
 
 def _looks_like_markup(path: Path) -> bool:
-    from genbel.linkers.prompts import MARKUP
+    from genbel.generation.prompts import MARKUP
 
     with path.open(encoding="utf-8", errors="replace") as fh:
         for raw in fh:

@@ -10,7 +10,7 @@ from transformers.cache_utils import Cache, DynamicSlidingWindowLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from genbel.errors import ConfigError
-from genbel.linkers.beam_cache import (
+from genbel.generation.cache import (
     ATTENTION_NAME,
     SharedPromptCache,
     plain_cache,
@@ -38,7 +38,7 @@ def _prompt_mask(width: int, lengths: list[int]) -> torch.Tensor:
 
 def _active(cache):
     """Make ``cache`` the active one without switching any model (the attention alone)."""
-    from genbel.linkers import beam_cache
+    from genbel.generation import cache as beam_cache
 
     class _Ctx:
         def __enter__(self):
@@ -162,7 +162,7 @@ def test_linker_beams_are_the_same_with_and_without_sharing(arch, monkeypatch):
     model = tiny_llama(len(tok), seed=1) if arch == "llama" else _tiny_gemma3(len(tok))
     lk = GenerativeLinker(model, tok, kb)
     entered: list[bool] = []
-    from genbel.linkers import beam_cache
+    from genbel.generation import cache as beam_cache
 
     real = beam_cache.shared_prompt_decoding
 

@@ -3,8 +3,8 @@ import re
 import pytest
 
 from genbel.errors import InputError
+from genbel.generation.prompts import PromptFormat, parse_markup
 from genbel.linkers.base import MentionQuery
-from genbel.linkers.prompts import PromptFormat, parse_markup
 
 
 def test_parse_markup_offsets_and_group():

@@ -1,4 +1,4 @@
-"""Prompt formats shared by generative inference and training.
+"""Prompt formats shared by generative inference and training, and the ``[mention]{Group}`` markup.
 
 Two formats, both writing the concept's *name* as the output:
 
