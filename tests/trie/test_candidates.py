@@ -166,3 +166,16 @@ def test_constraint_helper(ct: CandidateTrie, tokenizer: PreTrainedTokenizerFast
     firsts = sorted({target_ids(tokenizer, n)[0] for n in ("Ibuprofen", "ibuprofen", "Advil")})
     assert sorted(allowed) == firsts
     assert isinstance(ct.constraint(3, num_beams=2, logits_processor=True), TrieLogitsProcessor)
+
+
+def test_the_trie_imports_no_linker_and_no_prompt_format() -> None:
+    """The trie is a lower layer: what it needs of prompts (the target text) is a parameter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, genbel.trie; "
+        "print(sorted(m for m in sys.modules if m.startswith(('genbel.linkers', 'genbel.generation'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
