@@ -49,7 +49,7 @@ from genbel.generation.beam_search import Beam, BeamSearchDecoder, copy_beams
 from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery, with_memory
 from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery, dedupe_candidates, queries_from_documents
+from genbel.linkers.base import Candidate, Linker, MentionQuery, queries_from_documents
 from genbel.linkers.generative import GenerativeLinker
 from genbel.linkers.registry import register_linker
 
@@ -346,24 +346,11 @@ class DocumentLinker(Linker):
             bar.close()
         return [q for q in linked if q is not None], beams
 
-    def _candidates(self, beams: Sequence[Beam], k: int) -> list[Candidate]:
-        best = beams[0].logprob if beams else 0.0
-        constrained = self.decoder.constrained
-        cands: list[Candidate] = []
-        for b in beams:
-            codes = b.codes or (self.kb.lookup(b.name) if not constrained else [])
-            score = math.exp(b.logprob - best)
-            for code in codes:
-                concept = self.kb.get(code)
-                if concept is not None:
-                    cands.append(Candidate(concept.id, concept.name, score))
-        return dedupe_candidates(cands, k)
-
     # ------------------------------------------------------------------ Linker API
     def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
         """Ranked concepts per query; queries sharing a ``doc_id`` are one document, in the given order."""
         _, beams = self.run(queries, num_beams=max(self.num_beams, k))
-        return [self._candidates(bs, k) for bs in beams]
+        return [self.generator.candidates_from_beams(bs, k) for bs in beams]
 
     def link_documents(
         self, documents: Sequence[Document], k: int = 5, expand_abbreviations: bool = False,
@@ -374,7 +361,7 @@ class DocumentLinker(Linker):
             d.validate()
         queries = queries_from_documents(documents, expand_abbreviations, entity_types)
         linked, beams = self.run(queries, num_beams=max(self.num_beams, k))
-        return [(q, self._candidates(bs, k)) for q, bs in zip(linked, beams)]
+        return [(q, self.generator.candidates_from_beams(bs, k)) for q, bs in zip(linked, beams)]
 
     # ------------------------------------------------------------------ model-card API
     def sample(
