@@ -53,7 +53,7 @@ def save_linker(
     out = Path(out)
     was_training = model.training
     with atomic_dir(out) as d:
-        trie = saved.build_trie(kb, tokenizer, tokenizer.eos_token_id)
+        trie = saved.build_trie(kb, tokenizer, tokenizer.eos_token_id, show_progress=True)
         saved.write_linker(
             d,
             model=model,
