@@ -50,14 +50,12 @@ from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery, wit
 from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Candidate, Linker, MentionQuery, queries_from_documents
-from genbel.linkers.generative import GenerativeLinker
+from genbel.linkers.generative import NO_CODE, GenerativeLinker
 from genbel.linkers.registry import register_linker
 
 logger = logging.getLogger(__name__)
 
-NO_CODE = "NO_CODE"
-
-__all__ = ["DocumentLinker", "documents_from_bigbio"]
+__all__ = ["NO_CODE", "DocumentLinker", "documents_from_bigbio"]
 
 
 # ---------------------------------------------------------------------------------------------- input
