@@ -4,7 +4,7 @@ Why long (document-level) prompts cost more per decoded mention on CPU: a beam-s
 ``rows`` rows (batch × beams) over a cache of ``L`` prompt tokens, timed with the same model call
 generate makes (one new token per row, the cache grown by ``torch.cat``, and the beam reordering of
 the cache) — with the default cache (the prompt copied for each beam) and with genbel's shared-prompt
-cache (``genbel.linkers.beam_cache``: the prompt kept once per query). ::
+cache (``genbel.generation.cache``: the prompt kept once per query). ::
 
     .venv/bin/python benchmarks/bench_beam_step.py --threads 2                 # SmolLM2-135M, 100 rows
     .venv/bin/python benchmarks/bench_beam_step.py --lengths 16 64 140 --rows 100 --beams 5 --steps 10
@@ -31,7 +31,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from genbel.linkers.beam_cache import SharedPromptCache, shared_prompt_decoding
+    from genbel.generation.cache import SharedPromptCache, shared_prompt_decoding
     from genbel.models import resolve_model
 
     torch.set_num_threads(args.threads)

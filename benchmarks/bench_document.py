@@ -182,10 +182,10 @@ def main() -> None:
     elif (Path(args.model) / "genbel_linker.json").is_file():
         gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
     else:  # an untrained model (timing only): the default model's mention-level prompt
-        from genbel.linkers.prompts import PromptFormat
+        from genbel.generation.prompts import PromptFormat
 
-        gen = GenerativeLinker.from_pretrained(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size,
-                                               prompt_format=PromptFormat(context_chars=0, include_group=False))
+        gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size,
+                                    prompt_format=PromptFormat(context_chars=0, include_group=False))
     setup = time.perf_counter() - t0
     ctx = None if args.context_chars == "doc" else int(args.context_chars)
     doc_kw = dict(context_chars=ctx, max_prompt_tokens=args.max_prompt_tokens, memory_size=args.memory_size,

@@ -138,7 +138,7 @@ def main() -> None:
     sample = queries[::9][: args.sample]
     t_data = time.perf_counter() - t
     t = time.perf_counter()
-    linker = GenerativeLinker.from_pretrained(args.model, kb, num_beams=args.num_beams)
+    linker = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams)
     t_setup = time.perf_counter() - t
     probe = Probe(linker)
     nb = args.num_beams

@@ -133,7 +133,7 @@ def synthetic_names(real: list[str], n: int, seed: int = 0) -> list[str]:
 
 def tokenize(tokenizer, names: list[str], batch: int = 20_000) -> tuple[np.ndarray, np.ndarray, float]:
     """Flat token ids of ``" " + name`` + EOS for every name, offsets, seconds."""
-    from genbel.linkers.prompts import PromptFormat
+    from genbel.generation.prompts import PromptFormat
 
     t0 = time.perf_counter()
     chunks, lens = [], []
@@ -356,10 +356,10 @@ def model_step(names: list[str], n_prompts: int = 4, beams: int = 5, new_tokens:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+    from genbel.generation.prompts import PromptFormat
     from genbel.kb.base import KnowledgeBase
     from genbel.kb.concept import Concept
     from genbel.linkers.base import MentionQuery
-    from genbel.linkers.prompts import PromptFormat
     from genbel.models import resolve_model
     from genbel.trie import CandidateTrie, TrieConstraint, TrieLogitsProcessor
 
@@ -369,7 +369,7 @@ def model_step(names: list[str], n_prompts: int = 4, beams: int = 5, new_tokens:
     model = AutoModelForCausalLM.from_pretrained(path)
     model.eval()
     kb = KnowledgeBase([Concept(f"X{i}", n) for i, n in enumerate(names)])
-    ct = CandidateTrie.from_kb(kb, tok, show_progress=False)
+    ct = CandidateTrie.from_kb(kb, tok, target=PromptFormat.target, show_progress=False)
     fmt = PromptFormat()
     mentions = [
         "breast cancer",

@@ -30,7 +30,7 @@ FOLDERS = {"ncbi-disease": "ncbi-disease", "bc5cdr": "bc5cdr"}
 # (label, file suffix, function) of the profile rows reported as shares of the total (cumulative time)
 PARTS = [
     ("beam search", "", "_beam_search"),
-    ("prompt prefill", "", "_prompt_cache_with_prefixes"),
+    ("prompt prefill", "", "prompt_cache_with_prefixes"),
     ("linear layers", "torch/nn/modules/linear.py", "forward"),
     ("trie constraint", "genbel/trie/constraint.py", "__call__"),
 ]

@@ -11,6 +11,7 @@ import pytest
 import genbel
 from genbel import Candidate, KnowledgeBase, MentionQuery, create_linker
 from genbel.errors import InputError
+from tests.helpers import raises_code
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,10 +87,10 @@ def test_link_accepts_strings_pairs_and_queries(kb: KnowledgeBase, linker: str) 
     mixed = lk.link(["breast cancer", ("heart attack", context), as_query], k=1)
     assert [c[0].concept_id for c in mixed] == ["D001943", "D009203", "D009203"]
     assert lk.link("breast cancer", k=1)[0][0].concept_id == "D001943"  # one string is one query
-    with pytest.raises(InputError) as e:
+    with raises_code("E155", InputError) as e:
         lk.link([("heart attack", "no such mention here")])
     assert str(e.value).startswith("[E155] query 0")
-    with pytest.raises(InputError) as e:
+    with raises_code("E156", InputError) as e:
         lk.link(["ok", 42])  # type: ignore[list-item]
     assert str(e.value).startswith("[E156] query 1")
 

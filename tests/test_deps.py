@@ -7,10 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from genbel.deps import MissingDependencyError, extra_of, require
 from genbel.errors import GenbelError
+from tests.helpers import raises_code
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "kb" / "fixtures"
@@ -61,7 +60,7 @@ def _genbel(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_require_names_the_extra() -> None:
     require("json")  # importable: nothing happens
-    with pytest.raises(MissingDependencyError) as e:
+    with raises_code("E450", MissingDependencyError) as e:
         require("json", "genbel_no_such_module", extra="models", feature="the dense linker")
     msg = str(e.value)
     assert msg.startswith("[E450] the dense linker needs the optional package(s) genbel_no_such_module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from genbel.data import write_corpus
 from genbel.errors import ConfigError, InputError
 from genbel.linkers.exact import ExactMatchLinker
@@ -20,6 +18,7 @@ from genbel.pipeline import (
     write_linked,
 )
 from tests.conftest import make_doc
+from tests.helpers import raises_code
 
 
 def test_read_markup_and_auto_input(tmp_path: Path) -> None:
@@ -33,10 +32,10 @@ def test_read_markup_and_auto_input(tmp_path: Path) -> None:
     assert is_markup and [d.text for d in again] == [d.text for d in docs]
     empty = tmp_path / "e.txt"
     empty.write_text("# nothing\n", encoding="utf-8")
-    with pytest.raises(InputError) as e:
+    with raises_code("E016", InputError) as e:
         read_markup(empty)
     assert str(e.value).startswith("[E016]")
-    with pytest.raises(InputError) as e:
+    with raises_code("E006", InputError) as e:
         read_input(tmp_path / "missing.txt")
     assert str(e.value).startswith("[E006]")
 
@@ -52,7 +51,7 @@ def test_linked_documents_and_write(tiny_kb, tmp_path: Path) -> None:
     assert "candidates" not in ents[1]  # filtered out by entity type: unchanged
     write_linked(out, tmp_path / "o.jsonl", "jsonl")
     assert json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])["document_id"] == "1"
-    with pytest.raises(ConfigError):
+    with raises_code("E022", ConfigError):
         write_linked(out, tmp_path / "o.xml", "xml")
 
 
@@ -67,7 +66,7 @@ def test_linker_kb_and_augmented_kb(tiny_kb, tmp_path: Path) -> None:
     tiny_kb.save(tmp_path / "run" / "kb")
     assert linker_kb(None, None, f"generative:{tmp_path / 'run'}").fingerprint() == tiny_kb.fingerprint()
     assert linker_kb(str(tmp_path / "run" / "kb"), None, "tfidf").name == "tiny"
-    with pytest.raises(ConfigError) as e:
+    with raises_code("E014", ConfigError) as e:
         linker_kb(None, None, "tfidf")
     assert str(e.value).startswith("[E014]")
     corpus = tmp_path / "train.json"

@@ -50,7 +50,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     E018 = "{n} gold ids are missing from the KB (e.g. {examples}); rerun without --strict to skip them"
     E019 = "generator endpoint {url} failed: {reason}"
     E020 = "{where}: concept {concept_id!r} not found in the KB"
-    # E021 ("invalid value for {field}: {reason}") was a catch-all; it is split into E022-E028 below
+    # E021 (a catch-all "invalid value for {field}: {reason}") is retired: E022-E028 and area codes say what
     E022 = "invalid value {value!r} for {field}; expected one of: {known}"
     E023 = "invalid value {value!r} for {field}: must be {constraint}"
     E024 = "invalid value {value!r} for {field}: expected {kind}"
@@ -99,6 +99,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     E205 = "{path}: trie format version {found} is not supported (expected {expected}); rebuild the trie"
 
     # --- generative (E250-E299): add new codes of this area directly below this line
+    E258 = "a seq2seq model needs a decoder_start_token_id in its config; this one has none"
     E250 = (
         "{where}: unknown semantic group or entity type {group!r}; known groups: {known} "
         "(or link without group restriction: restrict_to_group=False / --no-group-restriction)"
@@ -155,6 +156,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     E358 = "{path}: cannot initialise from {what}: {reason}"
 
     # --- document-level (E400-E449): add new codes of this area directly below this line
+    E402 = "no saliency map to show: the mention had no prediction (None)"
     E400 = "invalid ensemble: {reason}"
     E401 = "invalid memory training setting {field}: {reason}"
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from genbel.data import load_corpus, load_documents
 from genbel.data.model import Document, Entity, Passage
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.generation.prompts import MARKUP, parse_markup
 from genbel.kb import KnowledgeBase, augment_kb, open_kb
 
 if TYPE_CHECKING:
@@ -55,24 +56,12 @@ LINKER_KB_DIR = "kb"
 
 
 # ----------------------------------------------------------------------------- markup
-def _markup_syntax() -> tuple[Any, Any]:
-    """``(parse_markup, MARKUP)`` of the prompt formats.
-
-    GENERATION IMPORT: the only place this module imports the prompt code (``genbel.linkers.prompts``,
-    moving to ``genbel.generation``); it needs no torch.
-    """
-    from genbel.linkers.prompts import MARKUP, parse_markup
-
-    return parse_markup, MARKUP
-
-
 def read_markup(path: str | Path) -> list[Document]:
     """One document per non-blank line of ``[mention]{Group}`` markup (``#`` lines are comments).
 
     The document id is the line number; the entity id is ``T1``; its type is the group (``""`` for ``{}``).
     Raises E011 for a malformed line (``file:line``) and E016 when the file has no markup line.
     """
-    parse_markup, _ = _markup_syntax()
     p = Path(path)
     docs: list[Document] = []
     with p.open(encoding="utf-8") as fh:
@@ -95,12 +84,11 @@ def read_markup(path: str | Path) -> list[Document]:
 
 def looks_like_markup(path: str | Path) -> bool:
     """Whether the first non-comment line of ``path`` holds ``[mention]{Group}`` markup (not JSON)."""
-    _, markup = _markup_syntax()
     with Path(path).open(encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             line = raw.strip()
             if line and not line.startswith("#"):
-                return bool(markup.search(line)) and not line.startswith(("{", '[{"'))
+                return bool(MARKUP.search(line)) and not line.startswith(("{", '[{"'))
     return False
 
 

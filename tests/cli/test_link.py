@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from genbel.cli.main import app
 from genbel.errors import ConfigError, InputError
+from genbel.generation.prompts import parse_markup
 from genbel.linkers.generative import GenerativeLinker
-from genbel.linkers.prompts import parse_markup
+from tests.helpers import raises_code
 from tests.linkers.generative_tiny import (
     tiny_kb,
     tiny_model,
@@ -192,7 +193,7 @@ def test_set_passes_linker_options_to_link_and_evaluate(linker_dir, tmp_path):
     assert parse_options(["mode=constrain", "n_candidates=2", "retriever_weight=0.5", "x=true"]) == {
         "mode": "constrain", "n_candidates": 2, "retriever_weight": 0.5, "x": True,
     }
-    with pytest.raises(ConfigError, match="KEY=VALUE"):
+    with raises_code("E024", ConfigError, match="KEY=VALUE"):
         parse_options(["mode"])
     src = tmp_path / "corpus.pubtator"
     src.write_text(_pubtator())

@@ -18,6 +18,7 @@ from genbel.data.pubtator import format_pubtator, parse_pubtator, read_pubtator,
 from genbel.errors import FormatError, InputError
 from tests.conftest import shared
 from tests.data.test_pubtator import FIXTURE
+from tests.helpers import raises_code
 
 
 def _doc_dict() -> dict:
@@ -63,11 +64,11 @@ def test_text_as_plain_string_and_missing_normalized() -> None:
 def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "a.json"
     p.write_text('[\n{"id": "1",\n "passages": [}\n]', encoding="utf-8")
-    with pytest.raises(FormatError, match=rf"^\[E013\] {p}:3: invalid JSON: "):
+    with raises_code("E013", FormatError, match=rf"^\[E013\] {p}:3: invalid JSON: "):
         read_bigbio_json(p)
     q = tmp_path / "a.jsonl"
     q.write_text(json.dumps(_doc_dict()) + "\n\n{broken\n", encoding="utf-8")
-    with pytest.raises(FormatError, match=rf"^\[E013\] {q}:3: invalid JSON: "):
+    with raises_code("E013", FormatError, match=rf"^\[E013\] {q}:3: invalid JSON: "):
         read_bigbio_jsonl(q)
 
 
@@ -100,7 +101,7 @@ def test_missing_fields(tmp_path: Path, mutate, message: str) -> None:
     mutate(obj)
     p = tmp_path / "a.json"
     p.write_text(json.dumps([obj]), encoding="utf-8")
-    with pytest.raises(FormatError) as exc:
+    with raises_code("E014", FormatError) as exc:
         read_bigbio_json(p)
     assert str(exc.value) == f"[E014] {p}: {message}"
 
@@ -121,7 +122,7 @@ def test_missing_fields(tmp_path: Path, mutate, message: str) -> None:
 def test_wrong_field_types(mutate, reason: str) -> None:
     obj = _doc_dict()
     mutate(obj)
-    with pytest.raises(
+    with raises_code("E016", 
         FormatError,
         match=rf"x.json: document #0 \(document 1\).*{reason.replace('[', '.').replace(']', '.')}",
     ):
@@ -133,7 +134,7 @@ def test_offsets_mismatch_e005_and_modes(tmp_path: Path) -> None:
     obj["entities"][0]["offsets"] = [[1, 13]]
     p = tmp_path / "a.jsonl"
     p.write_text(json.dumps(obj) + "\n", encoding="utf-8")
-    with pytest.raises(InputError) as exc:
+    with raises_code("E005", InputError) as exc:
         read_bigbio_jsonl(p)
     assert str(exc.value) == (
         f"[E005] {p}:1 (document 1): entity 'e1' offsets 1-13 give 'olon cancer ' "
@@ -146,18 +147,18 @@ def test_offsets_mismatch_e005_and_modes(tmp_path: Path) -> None:
 def test_duplicates(tmp_path: Path) -> None:
     p = tmp_path / "a.jsonl"
     p.write_text((json.dumps(_doc_dict()) + "\n") * 2, encoding="utf-8")
-    with pytest.raises(InputError, match=rf"duplicate document id '1' \({p}:1 and {p}:2\)"):
+    with raises_code("E016", InputError, match=rf"duplicate document id '1' \({p}:1 and {p}:2\)"):
         read_bigbio_jsonl(p)
     assert len(read_bigbio_jsonl(p, on_duplicate="skip-identical")) == 1
     other = _doc_dict()
     other["entities"] = []
     p.write_text(json.dumps(_doc_dict()) + "\n" + json.dumps(other) + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match="with different content"):
+    with raises_code("E016", InputError, match="with different content"):
         read_bigbio_jsonl(p, on_duplicate="skip-identical")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="file not found"):
+    with raises_code("E006", InputError, match="file not found"):
         read_bigbio(tmp_path / "x.jsonl")
 
 

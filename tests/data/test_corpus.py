@@ -20,6 +20,7 @@ from genbel.data.abbreviations import find_abbreviations
 from genbel.errors import FormatError, InputError
 from tests.conftest import shared
 from tests.data.test_pubtator import FIXTURE
+from tests.helpers import raises_code
 
 
 @pytest.mark.parametrize(
@@ -51,12 +52,12 @@ def test_content_beats_extension(tmp_path: Path) -> None:
 
 
 def test_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as exc:
+    with raises_code("E006", InputError) as exc:
         load_corpus(tmp_path / "missing.txt")
     assert str(exc.value) == f"[E006] {tmp_path / 'missing.txt'}: file not found"
     odd = tmp_path / "odd.txt"
     odd.write_text("id,name\n1,foo\n", encoding="utf-8")
-    with pytest.raises(FormatError) as exc2:
+    with raises_code("E007", FormatError) as exc2:
         load_corpus(odd)
     assert (
         str(exc2.value)
@@ -64,18 +65,18 @@ def test_errors(tmp_path: Path) -> None:
     )
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
-    with pytest.raises(FormatError, match="the file is empty"):
+    with raises_code("E016", FormatError, match="the file is empty"):
         load_corpus(empty)
-    with pytest.raises(FormatError, match="unknown corpus format"):
+    with raises_code("E007", FormatError, match="unknown corpus format"):
         write_corpus([], tmp_path / "x.csv")
-    with pytest.raises(FormatError, match="invalid value 'xml'"):
+    with raises_code("E154", FormatError, match="invalid value 'xml'"):
         load_corpus(odd, format="xml")
 
 
 def test_load_options_pass_through(tmp_path: Path) -> None:
     p = tmp_path / "c.txt"
     p.write_text("1|t|Colon cancer.\n1|a|\n1\t1\t13\tColon cancer\tD\tD1\n", encoding="utf-8")
-    with pytest.raises(InputError, match=rf"{p}:3: entity '1-0'"):
+    with raises_code("E005", InputError, match=rf"{p}:3: entity '1-0'"):
         load_corpus(p)
     assert load_corpus(p, offsets="fix")[0].entities[0].offsets == [(0, 12)]
 
@@ -88,7 +89,7 @@ def test_filter_entity_types() -> None:
     assert chem[0].passages is docs[0].passages
     multi = parse_pubtator("1|t|Flu virus.\n1|a|\n1\t0\t3\tFlu\tT038,T005\tUMLS:C1\n")
     assert len(filter_entity_types(multi, ["T005"])[0].entities) == 1
-    with pytest.raises(
+    with raises_code("E012", 
         InputError, match="unknown semantic group or entity type 'Diseases'; known: Chemical, Disease"
     ):
         filter_entity_types(docs[:1], ["Diseases"])
@@ -120,12 +121,12 @@ def test_load_documents_is_lenient(tmp_path: Path) -> None:
     dup = FIXTURE + "\n" + FIXTURE.split("\n\n")[0] + "\n"
     p = tmp_path / "dup.pubtator"
     p.write_text(dup)
-    with pytest.raises(InputError):
+    with raises_code("E004", InputError):
         load_corpus(p)
     strict_ids = [d.document_id for d in parse_pubtator(FIXTURE)]
     assert [d.document_id for d in load_documents(p)] == strict_ids
     assert len(load_documents([p, str(p)])) == 2 * len(strict_ids)
-    with pytest.raises(InputError) as e:
+    with raises_code("E006", InputError) as e:
         load_documents("ncbi-disease:test")  # no data_dir: a missing file
     assert str(e.value).startswith("[E006]")
 

@@ -9,6 +9,7 @@ from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.data.pubtator import format_pubtator, infer_db_name, parse_pubtator, read_pubtator, write_pubtator
 from genbel.errors import FormatError, InputError
 from tests.conftest import shared
+from tests.helpers import raises_code
 
 TITLE = "Ocular and auditory toxicity in hemodialyzed patients."
 ABSTRACT = "Deferoxamine causes ocular and auditory toxicity in CF patients (OMIM 219700)."
@@ -110,7 +111,7 @@ def test_title_only_document_and_no_trailing_blank_line() -> None:
 )
 def test_malformed_rows_name_file_and_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
     p = _write(tmp_path, text)
-    with pytest.raises(FormatError) as exc:
+    with raises_code("E003", FormatError) as exc:
         read_pubtator(p)
     assert str(exc.value).startswith(f"[E003] {p}:{line}: malformed PubTator row")
     assert reason in str(exc.value)
@@ -124,7 +125,7 @@ BAD_OFFSETS = (
 
 def test_offset_mismatch_error_names_file_line_and_entity(tmp_path: Path) -> None:
     p = _write(tmp_path, BAD_OFFSETS)
-    with pytest.raises(InputError) as exc:
+    with raises_code("E005", InputError) as exc:
         read_pubtator(p)
     assert str(exc.value) == (
         f"[E005] {p}:4: entity '5-1' offsets 19-31 give 'olon cancer.' but the entity text is 'colon cancer'"
@@ -159,7 +160,7 @@ def test_offset_fix_trims_whitespace_of_mention() -> None:
 def test_offset_fix_gives_up_beyond_window(tmp_path: Path) -> None:
     body = "x" * 80 + " colon cancer"
     p = _write(tmp_path, f"5|t|{body}\n5|a|\n5\t0\t12\tcolon cancer\tD\tD2\n")
-    with pytest.raises(InputError, match=rf"{p}:3: entity '5-0' offsets 0-12"):
+    with raises_code("E005", InputError, match=rf"{p}:3: entity '5-0' offsets 0-12"):
         read_pubtator(p, offsets="fix")
 
 
@@ -168,7 +169,7 @@ DUP = "1|t|T\n1|a|A\n1\t0\t1\tT\tD\tD1\n\n2|t|U\n2|a|B\n\n1|t|T\n1|a|A\n1\t0\t1\
 
 def test_duplicate_error(tmp_path: Path) -> None:
     p = _write(tmp_path, DUP)
-    with pytest.raises(InputError) as exc:
+    with raises_code("E004", InputError) as exc:
         read_pubtator(p)
     assert str(exc.value) == f"[E004] {p}: duplicate document id '1' (first seen at line 1, again at line 8)"
 
@@ -183,14 +184,14 @@ def test_duplicate_skip_identical(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 def test_duplicate_differing_still_errors(tmp_path: Path) -> None:
     p = _write(tmp_path, DUP.replace("1\t0\t1\tT\tD\tD1\n", "1\t0\t1\tT\tD\tD9\n", 1))
-    with pytest.raises(InputError, match=r"'1' occurs twice with different content \(lines 1 and 8\)"):
+    with raises_code("E153", InputError, match=r"'1' occurs twice with different content \(lines 1 and 8\)"):
         read_pubtator(p, on_duplicate="skip-identical")
 
 
 def test_bad_option_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="invalid value 'maybe' for offsets"):
+    with raises_code("E154", InputError, match="invalid value 'maybe' for offsets"):
         parse_pubtator(FIXTURE, offsets="maybe")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="file not found"):
+    with raises_code("E006", InputError, match="file not found"):
         read_pubtator(tmp_path / "nope.txt")
 
 
@@ -244,7 +245,7 @@ def test_write_discontinuous_and_bad_fields() -> None:
     )
     assert format_pubtator([doc]).endswith("d\t0\t25\tbreast and ovarian cancer\tDisease\tD1\n")
     doc.entities[0] = Entity("e", "Dis\tease", ["breast"], [(0, 6)], [])
-    with pytest.raises(InputError, match="cannot write entity 'e' as PubTator: its type"):
+    with raises_code("E152", InputError, match="cannot write entity 'e' as PubTator: its type"):
         format_pubtator([doc])
 
 
@@ -254,11 +255,11 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
         "b", "b", [Passage("p", "title", ["x y"], [(0, 3)])], [Entity("e", "a\nb", ["x"], [(0, 1)], [])]
     )
     out = tmp_path / "out.pubtator"
-    with pytest.raises(InputError):
+    with raises_code("E152", InputError):
         write_pubtator([good, bad], out)
     assert list(tmp_path.iterdir()) == []
     out.write_text("previous", encoding="utf-8")
-    with pytest.raises(InputError):
+    with raises_code("E152", InputError):
         write_pubtator([good, bad], out)
     assert list(tmp_path.iterdir()) == [out] and out.read_text(encoding="utf-8") == "previous"
 
@@ -289,9 +290,9 @@ def test_ncbi_dev_counts() -> None:
 
 def test_ncbi_train_strict_fails_documented_options_work() -> None:
     path = shared("ncbi-disease", "NCBItrainset_corpus.txt")
-    with pytest.raises(InputError, match=rf"{path}:3249: entity '10923035-7' offsets 711-761"):
+    with raises_code("E005", InputError, match=rf"{path}:3249: entity '10923035-7' offsets 711-761"):
         read_pubtator(path)
-    with pytest.raises(
+    with raises_code("E004", 
         InputError, match="duplicate document id '8528200' \\(first seen at line 3811, again at line 4557\\)"
     ):
         read_pubtator(path, offsets="fix")

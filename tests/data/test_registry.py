@@ -4,11 +4,10 @@ import gzip
 import shutil
 from pathlib import Path
 
-import pytest
-
 from genbel.data.registry import DATASETS, dataset_path, get_dataset, list_datasets, load_dataset
 from genbel.errors import ConfigError, InputError
 from tests.conftest import shared
+from tests.helpers import raises_code
 
 
 def test_registry_contents() -> None:
@@ -34,27 +33,27 @@ def test_registry_contents() -> None:
 
 
 def test_unknown_dataset_and_split() -> None:
-    with pytest.raises(ConfigError) as exc:
+    with raises_code("E015", ConfigError) as exc:
         get_dataset("ncbi")
     assert (
         str(exc.value)
         == "[E015] unknown dataset 'ncbi'; known: bc5cdr, medmentions-full, medmentions-st21pv, ncbi-disease"
     )
-    with pytest.raises(
+    with raises_code("E151", 
         ConfigError, match="dataset 'bc5cdr' has no split 'validation'; known splits: train, dev, test"
     ):
         load_dataset("bc5cdr", "validation", ".")
 
 
 def test_missing_file_names_path_and_url(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as exc:
+    with raises_code("E150", InputError) as exc:
         load_dataset("bc5cdr", "test", tmp_path)
     assert str(exc.value) == (
         f"[E150] {tmp_path / 'CDR_TestSet.PubTator.txt'}: file of dataset 'bc5cdr' split 'test' not found; "
         "download it from https://ftp.ncbi.nlm.nih.gov/pub/lu/BC5CDR/CDR_Data.zip "
         "and pass the folder that holds it as data_dir"
     )
-    with pytest.raises(InputError, match="MedMentions/raw/master/st21pv/data/corpus_pubtator.txt.gz"):
+    with raises_code("E150", InputError, match="MedMentions/raw/master/st21pv/data/corpus_pubtator.txt.gz"):
         load_dataset("medmentions-st21pv", "train", shared("medmentions-sample"))
 
 
@@ -68,7 +67,7 @@ def test_ncbi_splits_from_shared_folder() -> None:
     assert counts == {"dev": (100, 787), "test": (100, 960)}
     train = load_dataset("ncbi-disease", "train", folder)  # documented quirks handled by the registry
     assert (len(train), sum(len(x.entities) for x in train)) == (592, 5134)
-    with pytest.raises(InputError, match="duplicate document id '8528200'"):
+    with raises_code("E004", InputError, match="duplicate document id '8528200'"):
         load_dataset("ncbi-disease", "train", folder, on_duplicate="error")
 
 
@@ -93,7 +92,7 @@ def test_medmentions_sample_and_pmid_split(tmp_path: Path) -> None:
     (tmp_path / "corpus_pubtator_pmids_test.txt").write_text(ids[2] + "\n")
     assert [d.document_id for d in load_dataset("medmentions-st21pv", "train", tmp_path)] == ids[:2]
     assert [d.document_id for d in load_dataset("medmentions-full", "test", tmp_path)] == ids[2:]
-    with pytest.raises(
+    with raises_code("E150", 
         InputError, match=r"corpus_pubtator_pmids_dev.txt: file of dataset 'medmentions-st21pv' split 'dev'"
     ):
         load_dataset("medmentions-st21pv", "dev", tmp_path)

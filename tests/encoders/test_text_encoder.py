@@ -10,6 +10,7 @@ import torch
 
 from genbel.encoders import TextEncoder
 from genbel.errors import ConfigError
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
 
 
@@ -46,7 +47,7 @@ def test_encoder_pooling_truncation_and_save(encoder_dir, tmp_path):
     again = TextEncoder.load(tmp_path / "enc")
     assert (again.pooling, again.max_length) == ("cls", 6)
     np.testing.assert_allclose(again.encode(["colon"]), cls.encode(["colon"]), atol=1e-6)
-    with pytest.raises(ConfigError, match="pooling"):
+    with raises_code("E022", ConfigError, match="pooling"):
         TextEncoder(mean.model, mean.tokenizer, pooling="max")
 
 

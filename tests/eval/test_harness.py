@@ -1,7 +1,7 @@
 from genbel.eval import evaluate
 from genbel.linkers.exact import ExactMatchLinker
-
 from tests.conftest import make_doc
+from tests.helpers import raises_code
 
 
 def _docs():
@@ -75,7 +75,6 @@ def test_expand_gold_ids_adds_every_id_of_the_gold_concepts(tiny_kb):
 def test_entity_types_use_the_data_rule(tiny_kb):
     """The harness filters with genbel.data.filter_entity_types: comma-separated types match by part,
     and a type that occurs nowhere is E012 (not a silent empty evaluation)."""
-    import pytest
 
     from genbel.errors import InputError
 
@@ -83,6 +82,6 @@ def test_entity_types_use_the_data_rule(tiny_kb):
                                                         ("APC", "Gene", "D003")])]
     r = evaluate(docs, tiny_kb, ExactMatchLinker(tiny_kb), entity_types=["Neoplasm"], n_bootstrap=10)
     assert r.n_mentions == 1
-    with pytest.raises(InputError) as e:
+    with raises_code("E012", InputError) as e:
         evaluate(docs, tiny_kb, ExactMatchLinker(tiny_kb), entity_types=["Diseases"], n_bootstrap=10)
     assert str(e.value).startswith("[E012]")

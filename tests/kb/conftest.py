@@ -8,7 +8,6 @@ import pytest
 
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.loaders import load_kb
-
 from tests.conftest import shared
 
 FIXTURES = Path(__file__).parent / "fixtures"

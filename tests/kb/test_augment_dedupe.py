@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from genbel.kb import Concept, KnowledgeBase, augment_kb
-
 from tests.conftest import make_doc
 
 

@@ -25,6 +25,7 @@ from genbel.kb import (
 )
 from genbel.kb.ids import normalize_id, split_ids
 from genbel.kb.loaders import KB_FORMATS
+from tests.helpers import raises_code
 
 
 def _write(path: Path, text: str) -> Path:
@@ -93,7 +94,7 @@ def test_ctd_definition_and_malformed(tmp_path: Path) -> None:
     assert c.definitions == ["A form of bronchial disorder."]
     assert c.semantic_groups == ["Disorders"]
     bad = _write(tmp_path / "bad.tsv", header + row + "only a name\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_kb(bad, "ctd")
     assert str(e.value) == Errors.E003.format(
         path=bad, line=5, fmt="ctd", reason="expected 9 tab-separated columns, found 1"
@@ -140,15 +141,15 @@ def test_biosyn_dictionary_merges_lines(tmp_path: Path) -> None:
 
 def test_medic_malformed_rows_name_file_and_line(tmp_path: Path) -> None:
     p = _write(tmp_path / "medic.txt", "D001||Disease A\nD002 Disease B\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_kb(p, "medic")
     assert str(e.value) == f"[E003] {p}:2: malformed medic row: expected 'id||name' (no '||' separator)"
     p = _write(tmp_path / "medic2.txt", "D001||Disease A\n\nD002|| | \n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_kb(p, "medic")
     assert str(e.value) == f"[E003] {p}:3: malformed medic row: empty name"
     p = _write(tmp_path / "medic3.txt", "-1||Nothing\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_kb(p, "medic")
     assert str(e.value) == f"[E003] {p}:1: malformed medic row: no concept id in '-1'"
 
@@ -172,7 +173,7 @@ def test_tsv_with_header_and_composite_ids(tmp_path: Path) -> None:
                                                      ["OMIM:114480"])
     assert kb["D003924"].synonyms == []
     bad = _write(tmp_path / "bad.tsv", "D1\tA\nD2\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_tsv(bad)
     assert str(e.value) == f"[E003] {bad}:2: malformed tsv row: expected 'id<TAB>name[<TAB>synonyms]'"
 
@@ -199,19 +200,19 @@ def test_jsonl_round_trip_and_normalisation(tmp_path: Path) -> None:
 
 def test_jsonl_errors(tmp_path: Path) -> None:
     p = _write(tmp_path / "a.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2", "name": \n')
-    with pytest.raises(FormatError) as e:
+    with raises_code("E013", FormatError) as e:
         load_jsonl(p)
     assert str(e.value).startswith(f"[E013] {p}:2: invalid JSON: ")
     p = _write(tmp_path / "b.jsonl", '{"id": "D1", "name": "A"}\n\n{"id": "D2"}\n')
-    with pytest.raises(FormatError) as e:
+    with raises_code("E014", FormatError) as e:
         load_jsonl(p)
     assert str(e.value) == Errors.E014.format(where=f"{p}:3", field="name")
     p = _write(tmp_path / "c.jsonl", '{"id": "D1", "name": "A", "synonyms": "B"}\n')
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_jsonl(p)
     assert str(e.value) == f"[E003] {p}:1: malformed jsonl row: field 'synonyms' must be a list of strings"
     p = _write(tmp_path / "d.jsonl", '{"id": "D1", "name": "A", "semantic_groups": ["Nonsense"]}\n')
-    with pytest.raises(ConfigError, match="unknown semantic group or entity type 'Nonsense'"):
+    with raises_code("E012", ConfigError, match="unknown semantic group or entity type 'Nonsense'"):
         load_jsonl(p)
 
 
@@ -245,7 +246,7 @@ def test_obo_options(fixtures: Path, tmp_path: Path) -> None:
     gz.write_bytes(gzip.compress((fixtures / "mini.obo").read_bytes()))
     assert load_kb(gz, group="DISO").semantic_groups == ["Disorders"]
     bad = _write(tmp_path / "bad.obo", "format-version: 1.2\n\n[Term]\nid: X:1\nname: a\nis_a: \n[Term\n")
-    with pytest.raises(FormatError, match=r"bad\.obo: cannot read the OBO ontology: "):
+    with raises_code("E104", FormatError, match=r"bad\.obo: cannot read the OBO ontology: "):
         load_obo(bad)
 
 
@@ -318,12 +319,12 @@ def test_umls_malformed_and_missing(fixtures: Path, tmp_path: Path) -> None:
     shutil.copytree(fixtures / "umls" / "META", d)
     with open(d / "MRCONSO.RRF", "a", encoding="utf-8") as fh:
         fh.write("C0000001|ENG|P|L1|PF|S1|Y|A1|||||MSH|MH|D1|Too short|\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E003", FormatError) as e:
         load_umls(d)
     assert str(e.value) == (f"[E003] {d / 'MRCONSO.RRF'}:27: malformed umls row: MRCONSO.RRF rows have 18 "
                             "'|'-terminated fields, found 16")
     (d / "MRCONSO.RRF").unlink()
-    with pytest.raises(InputError, match="MRCONSO.RRF: file not found"):
+    with raises_code("E006", InputError, match="MRCONSO.RRF: file not found"):
         load_umls(d)
     # a language that no atom has: nothing is read
     assert len(load_umls(fixtures / "umls", languages=("GER",))) == 0
@@ -345,28 +346,28 @@ def test_detect_kb_format(fixtures: Path, medic_path: Path, tmp_path: Path) -> N
     (gen / "meta.json").write_text("{}")
     assert detect_kb_format(gen) == "genbel"
     junk = _write(tmp_path / "notes.txt", "just some text\n")
-    with pytest.raises(FormatError) as e:
+    with raises_code("E100", FormatError) as e:
         detect_kb_format(junk)
     assert str(e.value) == Errors.E100.format(path=junk, known=", ".join(KB_FORMATS))
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
-    with pytest.raises(FormatError):
+    with raises_code("E100", FormatError):
         detect_kb_format(empty_dir)
-    with pytest.raises(InputError, match="nope.txt: file not found"):
+    with raises_code("E006", InputError, match="nope.txt: file not found"):
         load_kb(tmp_path / "nope.txt")
 
 
 def test_unknown_format_and_empty_kb(tmp_path: Path, fixtures: Path) -> None:
-    with pytest.raises(ConfigError) as e:
+    with raises_code("E001", ConfigError) as e:
         load_kb(fixtures / "mini_medic.txt", "mesh")
     assert str(e.value) == ("[E001] unknown KB format 'mesh'; expected one of: medic, ctd, biosyn, umls, obo, "
                             "jsonl, tsv, genbel")
     empty = _write(tmp_path / "empty.txt", "\n\n")
-    with pytest.raises(KBError) as e:
+    with raises_code("E002", KBError) as e:
         load_kb(empty, "medic")
     assert str(e.value) == f"[E002] {empty}: the knowledge base is empty (no concept with a name was read)"
     only_header = _write(tmp_path / "h.tsv", "id\tname\tsynonyms\n# nothing else\n")
-    with pytest.raises(KBError, match="the knowledge base is empty"):
+    with raises_code("E002", KBError, match="the knowledge base is empty"):
         load_kb(only_header, "tsv")
 
 
@@ -377,7 +378,7 @@ def test_group_and_name_options(fixtures: Path) -> None:
     # UMLS concepts keep their own groups: group= only fills concepts that have none
     kb = load_kb(fixtures / "umls", group="Disorders")
     assert kb["C0004057"].semantic_groups == ["Chemicals & Drugs"]
-    with pytest.raises(ConfigError, match="unknown semantic group"):
+    with raises_code("E012", ConfigError, match="unknown semantic group"):
         load_kb(fixtures / "mini_medic.txt", group="Diseasez")
 
 
@@ -443,6 +444,6 @@ def test_open_kb(fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert open_kb(built).name == "MEDIC" and open_kb(str(built), "genbel").name == "MEDIC"
     monkeypatch.chdir(tmp_path)
     assert open_kb(DEFAULT_KB_SPEC).fingerprint() == default_kb().fingerprint()
-    with pytest.raises(InputError) as e:
+    with raises_code("E006", InputError) as e:
         open_kb(tmp_path / "missing.txt")
     assert str(e.value).startswith("[E006]")

@@ -19,6 +19,7 @@ from genbel.kb.semantic_groups import (
     groups_of_tuis,
     normalize_group,
 )
+from tests.helpers import raises_code
 
 
 def test_table_shape() -> None:
@@ -76,7 +77,7 @@ def test_normalize_group(value: str, expected: str) -> None:
 
 
 def test_normalize_group_unknown() -> None:
-    with pytest.raises(ConfigError) as e:
+    with raises_code("E012", ConfigError) as e:
         normalize_group("Diseasez")
     assert str(e.value).startswith(
         "[E012] unknown semantic group or entity type 'Diseasez'; known: ACTI (Activities & Behaviors), "

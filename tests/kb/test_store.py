@@ -12,6 +12,7 @@ import pytest
 from genbel.errors import Errors, FormatError, KBError
 from genbel.kb import KnowledgeBase, load_kb, store
 from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta
+from tests.helpers import raises_code
 
 
 def _dicts(kb: KnowledgeBase) -> list[dict]:
@@ -77,13 +78,13 @@ def test_refuses_to_overwrite_other_paths(fixtures: Path, tmp_path: Path) -> Non
     other = tmp_path / "mydir"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(KBError) as e:
+    with raises_code("E103", KBError) as e:
         load_kb(fixtures / "mini_medic.txt").save(other)
     assert str(e.value) == Errors.E103.format(path=other)
     assert (other / "notes.txt").read_text() == "keep me"
     afile = tmp_path / "kb.txt"
     afile.write_text("not a KB")
-    with pytest.raises(KBError) as e:
+    with raises_code("E103", KBError) as e:
         load_kb(fixtures / "mini_medic.txt").save(afile)
     assert str(e.value) == Errors.E103.format(path=afile)
     assert afile.read_text() == "not a KB"
@@ -154,14 +155,14 @@ def test_missing_files(fixtures: Path, tmp_path: Path) -> None:
     d = tmp_path / "kb"
     load_kb(fixtures / "mini_medic.txt").save(d)
     (d / DB_FILE).unlink()
-    with pytest.raises(KBError) as e:
+    with raises_code("E008", KBError) as e:
         KnowledgeBase.load(d)
     assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {DB_FILE})"
-    with pytest.raises(KBError) as e:
+    with raises_code("E008", KBError) as e:
         load_kb(d)  # the dispatcher still sees a (broken) genbel directory
     assert str(e.value) == Errors.E008.format(path=d, missing=DB_FILE)
     (d / META_FILE).unlink()
-    with pytest.raises(KBError) as e:
+    with raises_code("E008", KBError) as e:
         KnowledgeBase.load(d)
     assert str(e.value) == f"[E008] {d}: not a genbel KB directory (missing {META_FILE}, {DB_FILE})"
 
@@ -173,17 +174,17 @@ def test_tampered_meta(fixtures: Path, tmp_path: Path) -> None:
     meta = json.loads((d / META_FILE).read_text())
     meta["fingerprint"] = "0000000000000000"
     (d / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(KBError) as e:
+    with raises_code("E101", KBError) as e:
         KnowledgeBase.load(d)
     assert str(e.value) == Errors.E101.format(path=d, expected="0000000000000000", actual=kb.fingerprint())
     assert KnowledgeBase.load(d, verify=False).fingerprint() == kb.fingerprint()
     meta["format_version"] = 99
     (d / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(KBError) as e:
+    with raises_code("E102", KBError) as e:
         KnowledgeBase.load(d)
     assert str(e.value) == Errors.E102.format(path=d, found=99, supported=FORMAT_VERSION)
     (d / META_FILE).write_text('{"format_version": 1,\n  oops}')
-    with pytest.raises(FormatError, match=r"meta\.json:2: invalid JSON"):
+    with raises_code("E013", FormatError, match=r"meta\.json:2: invalid JSON"):
         KnowledgeBase.load(d)
 
 
@@ -191,7 +192,7 @@ def test_corrupt_database(fixtures: Path, tmp_path: Path) -> None:
     d = tmp_path / "kb"
     load_kb(fixtures / "mini_medic.txt").save(d)
     (d / DB_FILE).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(KBError, match="unreadable KB database"):
+    with raises_code("E016", KBError, match="unreadable KB database"):
         KnowledgeBase.load(d)
 
 

@@ -14,6 +14,7 @@ from genbel.linkers.dense import DenseLinker
 from genbel.linkers.dense_index import build_faiss_index
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
 
 
@@ -67,9 +68,9 @@ def test_hnsw_and_flat_agree_on_a_small_kb(tiny_kb, encoder):
     texts = ["breast tumour", "colon ca", "polyposis coli", "ibuprofen"]
     a, b = flat.candidates(texts, k=4), hnsw.candidates(texts, k=4)
     assert [[c.concept_id for c in r] for r in a] == [[c.concept_id for c in r] for r in b]
-    with pytest.raises(ConfigError, match="index"):
+    with raises_code("E022", ConfigError, match="index"):
         DenseLinker(tiny_kb, encoder, index="ivf")
-    with pytest.raises(ConfigError):
+    with raises_code("E022", ConfigError):
         build_faiss_index(np.zeros((1, 4), np.float32), "ivf")
 
 
@@ -89,17 +90,17 @@ def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
     assert create_linker(f"dense:{tmp_path / 'full'}", tiny_kb).sparse_weight == 0.0
     dense_only = DenseLinker.load(tmp_path / "full", tiny_kb, sparse_weight=0.0)
     assert dense_only.sparse is None
-    with pytest.raises(ConfigError, match="rebuild"):
+    with raises_code("E026", ConfigError, match="rebuild"):
         DenseLinker.load(tmp_path / "full", tiny_kb, index="hnsw")
 
 
 def test_index_refuses_another_kb_and_bad_dirs(tiny_kb, encoder, tmp_path):
     DenseLinker(tiny_kb, encoder).save(tmp_path / "idx")
     other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
-    with pytest.raises(IndexMismatchError, match="rebuild the index"):
+    with raises_code("E010", IndexMismatchError, match="rebuild the index"):
         DenseLinker.load(tmp_path / "idx", other)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FormatError, match="missing meta.json, faiss.index"):
+    with raises_code("E300", FormatError, match="missing meta.json, faiss.index"):
         DenseLinker.load(tmp_path / "empty", tiny_kb)
 
 

@@ -14,6 +14,7 @@ from genbel.linkers.dense import DenseLinker
 from genbel.linkers.dense_index import index_vectors
 from genbel.linkers.nametable import NameTable
 from tests.conftest import make_doc
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
 from tests.training.retriever_fixtures import make_kb
 
@@ -36,8 +37,8 @@ def test_index_vectors_of_an_augmented_kb_map_back_by_name(kb, encoder_dir, tmp_
     mapped = index_vectors(tmp_path / "aug", kb, index_kb=aug)
     direct = TextEncoder.load(encoder_dir).encode(NameTable.from_kb(kb).keys)
     np.testing.assert_allclose(mapped, direct, atol=1e-5)
-    with pytest.raises(IndexMismatchError):
+    with raises_code("E010", IndexMismatchError):
         index_vectors(tmp_path / "aug", aug, index_kb=kb)  # the index was not built for `kb`
-    with pytest.raises(IndexMismatchError):  # names of the wanted KB missing from the index
+    with raises_code("E302", IndexMismatchError):  # names of the wanted KB missing from the index
         lobular = KnowledgeBase([Concept("D001", "lobular carcinoma")])
         index_vectors(tmp_path / "aug", lobular, index_kb=aug)

@@ -14,6 +14,7 @@ from genbel.kb.concept import Concept
 from genbel.linkers import dense as ld
 from genbel.linkers.dense import load_retriever
 from genbel.linkers.registry import create_linker
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_base_encoder, make_trained_run
 
 
@@ -91,7 +92,7 @@ def test_default_names_the_shipped_retriever_and_caches_its_index(run_dir, tiny_
     assert kb_embeddings == [len(set(dense.table.keys))]
     assert len(list((tmp_path / "home" / "indexes").iterdir())) == 1
     monkeypatch.setattr(ld, "shipped_retriever_dir", lambda: None)
-    with pytest.raises(FormatError, match="not a genbel shipped retriever .*missing retriever.json"):
+    with raises_code("E300", FormatError, match="not a genbel shipped retriever .*missing retriever.json"):
         create_linker("dense:default", tiny_kb)
 
 

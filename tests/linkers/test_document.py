@@ -6,17 +6,13 @@ from __future__ import annotations
 import pytest
 
 from genbel.errors import ConfigError, InputError
-from genbel.linkers.base import MentionQuery, queries_from_documents
-from genbel.linkers.document import (
-    NO_CODE,
-    DocumentLinker,
-    DocumentPromptEncoder,
-    DocumentQuery,
-    distinct_memory,
-)
+from genbel.generation.cache import PromptPrefill
+from genbel.generation.encoding import DocumentQuery
+from genbel.linkers.base import queries_from_documents
+from genbel.linkers.document import NO_CODE, DocumentLinker
 from genbel.linkers.ensemble import EnsembleLinker
-from genbel.linkers.prompts import PromptFormat
 from genbel.linkers.registry import create_linker
+from tests.helpers import raises_code
 from tests.linkers.document_fixtures import build, docs
 from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
@@ -105,71 +101,6 @@ def test_link_groups_queries_by_document(gens):
     ]
 
 
-# ---------------------------------------------------------------------------------------------- prompts
-def _long_query() -> MentionQuery:
-    left = " ".join(f"left{i}" for i in range(60)) + " "
-    right = " " + " ".join(f"right{i}" for i in range(60))
-    text = left + "breast cancer" + right
-    return MentionQuery("breast cancer", type="Disease", context=text, start=len(left), end=len(left) + 13)
-
-
-@pytest.mark.parametrize("budget", [12, 20, 40, 80])
-def test_context_is_trimmed_by_tokens_around_the_mention(gens, budget):
-    g = gens["llama"]
-    enc = DocumentPromptEncoder(
-        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget
-    )
-    q = _long_query()
-    text, _ = enc.fit_prompt(q)
-    ids = enc.encode(q).input_ids
-    assert len(ids) <= budget
-    assert "[breast cancer]{Disease}" in text and text.endswith("\nbreast cancer is")
-    left, right = text.split("[breast cancer]{Disease}")
-    right = right[: -len("\nbreast cancer is")]
-    n_left = len(g.tokenizer(left, add_special_tokens=False)["input_ids"])
-    n_right = len(g.tokenizer(right, add_special_tokens=False)["input_ids"])
-    assert abs(n_left - n_right) <= 3  # both sides have plenty of text: the room is shared evenly
-    # a larger budget keeps a superset of the context
-    bigger, _ = DocumentPromptEncoder(
-        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=budget + 20
-    ).fit_prompt(q)
-    assert len(bigger) > len(text)
-
-
-def test_a_prompt_that_fits_is_the_whole_document_prompt(gens):
-    g = gens["llama"]
-    q = DocumentQuery(
-        "pain", type="Disease", context="Some pain here.", start=5, end=9, memory=[("a", "Pain")]
-    )
-    enc = DocumentPromptEncoder(
-        g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=512
-    )
-    text, kept = enc.fit_prompt(q)
-    assert kept == 1
-    assert text == "a is Pain\n---\nSome [pain]{Disease} here.\npain is"
-    assert enc.encode(q).input_ids == g.tokenizer(text)["input_ids"]
-
-
-def test_oldest_memory_entries_are_left_out_first(gens):
-    g = gens["llama"]
-    memory = [(f"m{i}", "Breast Neoplasms") for i in range(6)]
-    q = DocumentQuery("pain", type="Disease", context="pain", start=0, end=4, memory=memory)
-    enc = DocumentPromptEncoder(g.tokenizer, PromptFormat(context_chars=None), "causal", max_source_length=40)
-    text, kept = enc.fit_prompt(q)
-    assert 0 < kept < 6
-    assert text.startswith(PromptFormat().memory_block(memory[6 - kept :]))
-    assert len(enc.encode(q).input_ids) <= 40
-
-
-def test_distinct_memory_matches_the_memory_block():
-    mem = [("a", "A1"), ("b", "B"), ("a", "A2"), ("c", "C")]
-    assert distinct_memory(mem, 10) == [("b", "B"), ("a", "A2"), ("c", "C")]
-    assert distinct_memory(mem, 2) == [("a", "A2"), ("c", "C")]
-    assert distinct_memory(mem, 0) == []
-    fmt = PromptFormat(memory_size=2)
-    assert fmt.memory_block(mem) == "a is A2\nc is C\n---\n"
-
-
 def test_context_chars_model_uses_the_generator_format(gens):
     g = gens["llama"]
     assert DocumentLinker(g, context_chars="model").format.context_chars == g.format.context_chars
@@ -178,10 +109,12 @@ def test_context_chars_model_uses_the_generator_format(gens):
 
 
 @pytest.mark.parametrize(
-    "kw", [{"context_chars": "x"}, {"context_chars": -1}, {"max_prompt_tokens": 3}, {"memory_size": -1}]
+    ("kw", "code"),
+    [({"context_chars": "x"}, "E024"), ({"context_chars": -1}, "E023"), ({"max_prompt_tokens": 3}, "E023"),
+     ({"memory_size": -1}, "E023")],
 )
-def test_invalid_settings(gens, kw):
-    with pytest.raises(ConfigError):
+def test_invalid_settings(gens, kw, code):
+    with raises_code(code, ConfigError):
         DocumentLinker(gens["llama"], **kw)
 
 
@@ -233,11 +166,11 @@ def test_bad_offsets_raise_an_error_naming_the_entity(gens):
     dl = DocumentLinker(gens["llama"])
     page = docs()[0].to_dict()
     page["entities"][1]["offsets"] = [[5, 8]]
-    with pytest.raises(InputError, match=r"bigbio_pages\[0\].*entity 'd1-1'.*offsets 5-8"):
+    with raises_code("E005", InputError, match=r"bigbio_pages\[0\].*entity 'd1-1'.*offsets 5-8"):
         dl.sample(bigbio_pages=[page], num_beams=2)
     doc = docs()[0]
     doc.entities[0].offsets = [(0, 3)]
-    with pytest.raises(InputError, match="d1-0"):
+    with raises_code("E005", InputError, match="d1-0"):
         dl.link_documents([doc])
 
 
@@ -245,7 +178,7 @@ def test_unknown_type_raises_naming_the_entity(gens):
     dl = DocumentLinker(gens["llama"])
     page = docs()[2].to_dict()
     page["entities"][0]["type"] = "Spaceship"
-    with pytest.raises(InputError, match=r"entity d3-0.*'Spaceship'"):
+    with raises_code("E250", InputError, match=r"entity d3-0.*'Spaceship'"):
         dl.sample(bigbio_pages=[page], num_beams=2)
 
 
@@ -279,9 +212,9 @@ def test_factory_loads_a_saved_linker(gens, tmp_path):
     ens = create_linker(f"document:{tmp_path / 'lk'}", g.kb, ensemble="true")
     assert isinstance(ens, EnsembleLinker)
     assert [m.use_memory for m in ens.members] == [True, False]
-    with pytest.raises(ConfigError):
+    with raises_code("E255", ConfigError):
         create_linker("document", g.kb)
-    with pytest.raises(ConfigError):
+    with raises_code("E024", ConfigError):
         create_linker(f"document:{tmp_path / 'lk'}", g.kb, use_memory="maybe")
 
 
@@ -296,7 +229,7 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
     assert reuse.reuse_prefix and not plain.reuse_prefix
     computed: list[int] = []  # real (unmasked) tokens computed by each batched prefill
     rows: list[int] = []
-    real_forward, real_prefill = gen.model.forward, type(gen)._prompt_cache_with_prefixes
+    real_forward, real_prefill = gen.model.forward, PromptPrefill.prompt_cache_with_prefixes
     in_prefill = []
 
     def counting(*args, **kwargs):
@@ -324,7 +257,7 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
     qa, ba = plain.run(queries_from_documents(ds))
     monkeypatch.setattr(gen.model, "forward", counting)
     monkeypatch.setattr(gen.model, "generate", generating)
-    monkeypatch.setattr(type(gen), "_prompt_cache_with_prefixes", prefill)
+    monkeypatch.setattr(PromptPrefill, "prompt_cache_with_prefixes", prefill)
     qb, bb = reuse.run(queries_from_documents(ds))
     assert [q.memory for q in qa] == [q.memory for q in qb]
     for x, y in zip(ba, bb):
@@ -350,7 +283,7 @@ def test_a_repeated_mention_takes_the_beams_of_its_earlier_occurrence(gens, monk
     decoded: list[str] = []
 
     dl = DocumentLinker(gen, batch_size=2)
-    monkeypatch.setattr(dl._gen, "generate", _recording(dl._gen.generate, decoded))
+    monkeypatch.setattr(dl.decoder, "generate", _recording(dl.decoder.generate, decoded))
     linked, beams = dl.run(queries)
     assert len(decoded) == len(queries) - len(repeats)
     for i in repeats:
@@ -362,7 +295,7 @@ def test_a_repeated_mention_takes_the_beams_of_its_earlier_occurrence(gens, monk
         assert linked[i].memory[-1][0] == linked[i - 1].text  # its memory still holds every earlier mention
     full = DocumentLinker(gen, batch_size=2, reuse_repeats=False)
     decoded.clear()
-    monkeypatch.setattr(full._gen, "generate", _recording(full._gen.generate, decoded))
+    monkeypatch.setattr(full.decoder, "generate", _recording(full.decoder.generate, decoded))
     full.run(queries)
     assert len(decoded) == len(queries)
 
@@ -386,7 +319,7 @@ def test_types_count_for_a_repeat_only_where_they_change_the_decode(gens, monkey
     queries = queries_from_documents([d])
     decoded: list[str] = []
     dl = DocumentLinker(gens["llama"], batch_size=2, include_group=False)  # types not in the prompt
-    monkeypatch.setattr(dl._gen, "generate", _recording(dl._gen.generate, decoded))
+    monkeypatch.setattr(dl.decoder, "generate", _recording(dl.decoder.generate, decoded))
     _, beams = dl.run(queries)
     assert len(decoded) == 2  # SpecificDisease and Modifier are one group; Chemical is another
     assert [b.name for b in beams[1]] == [b.name for b in beams[0]]
@@ -395,7 +328,7 @@ def test_types_count_for_a_repeat_only_where_they_change_the_decode(gens, monkey
     shown = DocumentLinker(gens["llama"], batch_size=2, include_group=True)  # the prompt shows the type
     assert shown.format.include_group
     decoded.clear()
-    monkeypatch.setattr(shown._gen, "generate", _recording(shown._gen.generate, decoded))
+    monkeypatch.setattr(shown.decoder, "generate", _recording(shown.decoder.generate, decoded))
     shown.run(queries)
     assert len(decoded) == 3
 
@@ -429,11 +362,11 @@ def test_a_repeat_does_not_hold_its_document_back_a_round(gens, monkeypatch):
 def _record_batch_sizes(dl, monkeypatch) -> list[int]:
     """The sizes of the forward batches ``dl`` decodes from now on (filled as it runs)."""
     sizes: list[int] = []
-    real = dl._gen._generate_batch
+    real = dl.decoder.generate_batch
 
     def counting(batch, *args, **kwargs):
         sizes.append(len(batch))
         return real(batch, *args, **kwargs)
 
-    monkeypatch.setattr(dl._gen, "_generate_batch", counting)
+    monkeypatch.setattr(dl.decoder, "generate_batch", counting)
     return sizes

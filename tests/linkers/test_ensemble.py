@@ -8,6 +8,7 @@ from genbel.errors import ConfigError
 from genbel.linkers.base import Candidate
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.ensemble import EnsembleLinker, default_ensemble, fuse
+from tests.helpers import raises_code
 from tests.linkers.document_fixtures import build, docs
 from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
@@ -71,7 +72,7 @@ def test_ensemble_of_memory_and_no_memory(dl):
 )
 def test_invalid_ensembles(dl, kw):
     members = kw.pop("members", [dl])
-    with pytest.raises(ConfigError, match="invalid ensemble"):
+    with raises_code("E400", ConfigError, match="invalid ensemble"):
         EnsembleLinker(members, **kw)
 
 
@@ -81,5 +82,5 @@ def test_members_must_link_the_same_mentions(dl):
             return super().link_documents(documents[:1], k, expand_abbreviations, entity_types)
 
     other = Other(dl.generator, max_prompt_tokens=48)
-    with pytest.raises(ConfigError, match="member 1"):
+    with raises_code("E400", ConfigError, match="member 1"):
         EnsembleLinker([dl, other]).link_documents(docs(), k=3)

@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.generation.prompts import parse_markup
+from genbel.generation.saved import save_linker_config
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.linkers.base import MentionQuery
-from genbel.linkers.generative import NO_CODE, GenerativeLinker, save_linker_config
+from genbel.linkers.generative import NO_CODE, GenerativeLinker
 from genbel.linkers.groups import GROUP_ALIASES, resolve_group
-from genbel.linkers.prompts import parse_markup
 from genbel.linkers.registry import create_linker
+from tests.helpers import raises_code
 from tests.linkers.generative_tiny import (
     SENTENCES,
     tiny_kb,
@@ -100,7 +102,7 @@ def test_score_candidates_sum_is_mean_times_target_length(linkers):
         for n, m, t in zip(n_row, m_row, t_row):
             assert t == pytest.approx(m * len(lk.encoder.encode_target(n)), rel=1e-5)
             assert t < 0
-    with pytest.raises(InputError, match="E252|candidate lists"):
+    with raises_code("E252", InputError, match="E252|candidate lists"):
         lk.score_candidates(qs, [["ache"]])
 
 
@@ -132,13 +134,13 @@ def test_repeated_inputs_are_decoded_once_with_identical_results(linkers, arch, 
     lk = linkers[arch]
     qs = _queries(SENTENCES[:2])
     calls: list[int] = []
-    real = lk._generate_batch
+    real = lk.decoder.generate_batch
 
     def counting(batch, *args, **kwargs):
         calls.append(len(batch))
         return real(batch, *args, **kwargs)
 
-    monkeypatch.setattr(lk, "_generate_batch", counting)
+    monkeypatch.setattr(lk.decoder, "generate_batch", counting)
     alone = lk.generate(qs, num_beams=3)
     n_alone = sum(calls)
     calls.clear()
@@ -204,7 +206,7 @@ def test_more_beams_than_allowed_names_returns_only_real_names(linkers, arch):
 def test_group_absent_from_the_kb_gives_no_beam_and_unknown_group_raises(linkers):
     lk = linkers["llama"]
     assert lk.sample(["the [heart]{Anatomy} failed"]) == [[]]
-    with pytest.raises(InputError) as e:
+    with raises_code("E250", InputError) as e:
         lk.sample(["[APC]{Disease} x", "a [thing]{Foo} here"])
     assert "sentence 2" in str(e.value) and "'Foo'" in str(e.value)
     assert lk.sample(["no group: [APC]{} x"])[0]  # an empty group is allowed
@@ -219,7 +221,7 @@ def test_group_absent_from_the_kb_gives_no_beam_and_unknown_group_raises(linkers
     ],
 )
 def test_malformed_markup_raises_naming_the_sentence(linkers, line, reason):
-    with pytest.raises(InputError) as e:
+    with raises_code("E011", InputError) as e:
         linkers["llama"].sample(["[APC]{Disease} fine", line])
     assert "sentence 2" in str(e.value) and reason in str(e.value)
 
@@ -233,7 +235,7 @@ def test_resolve_group_and_aliases(kb):
     assert resolve_group("T047", groups) == "Disorders"
     assert resolve_group("MyGroup", ["MyGroup"]) == "MyGroup"
     assert GROUP_ALIASES["chemical"] == "Chemicals & Drugs"
-    with pytest.raises(InputError, match=r"file.txt:3: unknown semantic group"):
+    with raises_code("E250", InputError, match=r"file.txt:3: unknown semantic group"):
         resolve_group("Foo", groups, "file.txt:3")
 
 
@@ -245,9 +247,9 @@ def test_candidate_restriction(linkers, arch):
     assert [c.concept_id for c in out[0]] == ["D001"]
     assert {c.concept_id for c in out[1]} == {"C002", "D004"}  # candidates override the {Chemical} group
     assert out[2] == []
-    with pytest.raises(InputError, match="D999"):
+    with raises_code("E020", InputError, match="D999"):
         lk.link(qs[:1], candidates=[["D999"]])
-    with pytest.raises(InputError, match="candidate lists"):
+    with raises_code("E252", InputError, match="candidate lists"):
         lk.link(qs, candidates=[["D001"]])
 
 
@@ -314,7 +316,7 @@ def test_save_refuses_to_replace_a_foreign_directory_and_is_atomic(linkers, tmp_
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="refusing to replace"):
+    with raises_code("E256", ConfigError, match="refusing to replace"):
         linkers["llama"].save(foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
@@ -330,7 +332,7 @@ def test_save_refuses_to_replace_a_foreign_directory_and_is_atomic(linkers, tmp_
 def test_lora_adapter_directory_loads_over_its_base_model(kb, tok, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from genbel.linkers.prompts import PromptFormat
+    from genbel.generation.prompts import PromptFormat
 
     base_dir = tmp_path / "base"
     tiny_model("llama", len(tok), seed=1).save_pretrained(base_dir)
@@ -362,10 +364,10 @@ def test_lora_adapter_directory_loads_over_its_base_model(kb, tok, tmp_path):
 
 
 def test_load_errors_name_the_directory(tmp_path, kb):
-    with pytest.raises(ConfigError, match="genbel_linker.json"):
+    with raises_code("E251", ConfigError, match="genbel_linker.json"):
         GenerativeLinker.load(tmp_path, kb)
     (tmp_path / "genbel_linker.json").write_text('{"architecture": "causal"}')
-    with pytest.raises(ConfigError, match=r"kb/ \(or pass a KB\)"):
+    with raises_code("E251", ConfigError, match=r"kb/ \(or pass a KB\)"):
         GenerativeLinker.load(tmp_path)
 
 
@@ -376,10 +378,10 @@ def test_registry_factory(linkers, kb, tmp_path):
     assert lk.sample(SENTENCES[:2], num_beams=3) == linkers["bart"].sample(SENTENCES[:2], num_beams=3)
     q = [MentionQuery("colon cancer", type="Disease")]
     assert [c.concept_id for c in lk.link(q, k=1)[0]] == [lk.generate(q, num_beams=2)[0][0].codes[0]]
-    with pytest.raises(ConfigError, match="no model given"):
+    with raises_code("E255", ConfigError, match="no model given"):
         create_linker("generative", kb)
     assert Errors.E255.startswith("[E255] {where}")
-    # a plain Hugging Face checkpoint (no genbel_linker.json): from_pretrained, trie built for the KB
+    # a plain Hugging Face checkpoint (no genbel_linker.json): loaded as a model, trie built for the KB
     plain = tmp_path / "hf"
     linkers["llama"].model.save_pretrained(plain)
     linkers["llama"].tokenizer.save_pretrained(plain)
@@ -397,32 +399,6 @@ def test_encoder_only_checkpoint_is_refused(kb, tok, tmp_path):
     )
     BertForMaskedLM(cfg).save_pretrained(tmp_path / "bert")
     tok.save_pretrained(tmp_path / "bert")
-    with pytest.raises(ConfigError, match="unsupported model type 'bert'"):
-        GenerativeLinker.from_pretrained(tmp_path / "bert", kb)
-
-
-def test_prefill_passes_by_new_part_length_give_the_batched_prompt_states(linkers, monkeypatch):
-    """Rows whose new parts differ much in length are prefilled apart (no row pads the others to its
-    length); their key/value states equal one batched pass over the whole prompts."""
-    lk = linkers["llama"]
-    long = SENTENCES[2][:-1] + ", and breast cancer, colon cancer and pain in the patients of the trial."
-    encs = [lk.encoder.encode(q) for q in _queries([long, SENTENCES[3], SENTENCES[5]])]
-    inputs, _ = lk._model_inputs(encs)
-    passes: list[int] = []
-    real = type(lk)._prefill_rows
-
-    def counting(self, bodies, reused):
-        passes.append(len(bodies))
-        return real(self, bodies, reused)
-
-    monkeypatch.setattr(type(lk), "_prefill_rows", counting)
-    with torch.inference_mode():
-        grouped, laid_out, width = lk._prompt_cache_with_prefixes(encs, inputs, ["a", "b", "c"], {})
-        batched = lk._prompt_cache(inputs)
-    lengths = [len(e.input_ids) - 1 for e in encs]
-    assert len(passes) == 2 and sorted(passes) == [1, 2]  # the short prompt alone
-    assert width == max(lengths) + 1 and laid_out["attention_mask"].shape[1] == width
-    for g_layer, b_layer in zip(grouped.layers, batched.layers):
-        for r, n in enumerate(lengths):  # both left-padded to the longest prompt
-            torch.testing.assert_close(g_layer.keys[r, :, -n:], b_layer.keys[r, :, -n:], atol=1e-5, rtol=1e-4)
-            torch.testing.assert_close(g_layer.values[r, :, -n:], b_layer.values[r, :, -n:], atol=1e-5, rtol=1e-4)
+    with raises_code("E253", ConfigError, match="unsupported model type 'bert'"):
+        GenerativeLinker.load(tmp_path / "bert", kb)
+    assert not hasattr(GenerativeLinker, "from_pretrained")  # genbel's verb is load

@@ -14,9 +14,11 @@ from transformers import (
 )
 
 from genbel.errors import ConfigError
+from genbel.generation.prompts import PromptFormat
+from genbel.generation.saved import save_linker_config
 from genbel.linkers.export import MODELING_FILE, GenbelSampleMixin, export_linker
-from genbel.linkers.generative import GenerativeLinker, save_linker_config
-from genbel.linkers.prompts import PromptFormat
+from genbel.linkers.generative import GenerativeLinker
+from tests.helpers import raises_code
 from tests.linkers.generative_tiny import (
     SENTENCES,
     tiny_kb,
@@ -92,6 +94,6 @@ def test_export_refuses_to_overwrite_a_foreign_directory(kb, tok, tmp_path):
     target = tmp_path / "precious"
     target.mkdir()
     (target / "data.csv").write_text("1,2\n")
-    with pytest.raises(ConfigError, match="refusing to replace"):
+    with raises_code("E256", ConfigError, match="refusing to replace"):
         export_linker(d, target)
     assert (target / "data.csv").read_text() == "1,2\n"

@@ -8,6 +8,7 @@ from genbel.linkers.generative import GenerativeLinker
 from genbel.linkers.hybrid import HybridLinker
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
+from tests.helpers import raises_code
 from tests.linkers.generative_tiny import tiny_kb, tiny_model, tiny_tokenizer
 from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
@@ -109,7 +110,7 @@ def test_factory_and_bad_settings(kb, generator, tmp_path):
     row = hybrid.link([MentionQuery("colon cancer")], k=2)[0]
     retrieved = hybrid.retrieve([MentionQuery("colon cancer")])[0]
     assert {c.concept_id for c in row} <= {c.concept_id for c in retrieved}
-    with pytest.raises(ConfigError, match="mode"):
+    with raises_code("E022", ConfigError, match="mode"):
         HybridLinker(kb, generator, _retriever(), mode="vote")
-    with pytest.raises(ConfigError, match="hybrid"):
+    with raises_code("E311", ConfigError, match="hybrid"):
         create_linker("hybrid", kb)

@@ -13,6 +13,7 @@ from genbel.errors import InputError
 from genbel.linkers.base import queries_from_documents
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.saliency import SaliencyMap, compute_saliency, display_saliency_map, to_html
+from tests.helpers import raises_code
 from tests.linkers.document_fixtures import build, docs
 from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)
 
@@ -48,7 +49,7 @@ def test_one_map_per_mention_with_one_score_per_input_token(linker, sampled):
 
 def test_raw_scores_are_gradient_times_input(linker):
     """sum_i a_i = <grad, e> = d/da s(a * e) at a = 1 (checked by central differences)."""
-    gen = linker._gen
+    gen = linker.decoder
     q = queries_from_documents(docs()[:1])[0]
     name = "Breast Neoplasms"
     ids, scores, raw = compute_saliency(gen, q, name)
@@ -107,5 +108,5 @@ def test_uniform_scores_when_all_attributions_vanish():
 
 
 def test_display_of_a_missing_map_is_an_error():
-    with pytest.raises(InputError):
+    with raises_code("E402", InputError):
         display_saliency_map(None)  # type: ignore[arg-type]

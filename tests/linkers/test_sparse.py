@@ -13,6 +13,7 @@ from genbel.linkers.base import MentionQuery
 from genbel.linkers.nametable import NameTable
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
+from tests.helpers import raises_code
 
 
 def test_links_to_the_concept_of_the_nearest_name(tiny_kb):
@@ -89,7 +90,7 @@ def test_search_names_and_pair_scores_agree(tiny_kb):
     np.testing.assert_allclose(linker.pair_scores(texts, rows), scores, atol=1e-6)
     full = linker.name_scores(texts)
     np.testing.assert_allclose(np.sort(full, axis=1)[:, ::-1][:, :3], scores, atol=1e-6)
-    with pytest.raises(ConfigError):
+    with raises_code("E024", ConfigError):
         linker.pair_scores(texts, rows[:1])
 
 
@@ -99,11 +100,11 @@ def test_hyper_parameters_are_options(tiny_kb):
     assert all(len(t) == 3 for t in a.vectorizer.vocabulary_)
     b = SparseLinker(tiny_kb, min_df=2)
     assert len(b.vectorizer.vocabulary_) < len(SparseLinker(tiny_kb).vectorizer.vocabulary_)
-    with pytest.raises(ConfigError, match="ngram_range"):
+    with raises_code("E023", ConfigError, match="ngram_range"):
         SparseLinker(tiny_kb, ngram_range=(4, 2))
-    with pytest.raises(ConfigError, match="unknown"):
+    with raises_code("E025", ConfigError, match="unknown"):
         SparseLinker(tiny_kb, ngrams=3)
-    with pytest.raises(ConfigError, match="batch_size"):
+    with raises_code("E023", ConfigError, match="batch_size"):
         SparseLinker(tiny_kb, batch_size=0)
 
 
@@ -119,21 +120,21 @@ def test_save_load_round_trip(tiny_kb, tmp_path):
     SparseLinker(tiny_kb).save(out)
     assert SparseLinker.load(out, tiny_kb).params["ngram_range"] == (2, 4)
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]
-    with pytest.raises(ConfigError, match="rebuild"):
+    with raises_code("E026", ConfigError, match="rebuild"):
         SparseLinker.load(out, tiny_kb, min_df=3)
 
 
 def test_index_refuses_another_kb(tiny_kb, tmp_path):
     SparseLinker(tiny_kb).save(tmp_path / "idx")
     other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
-    with pytest.raises(IndexMismatchError, match="rebuild the index"):
+    with raises_code("E010", IndexMismatchError, match="rebuild the index"):
         SparseLinker.load(tmp_path / "idx", other)
 
 
 def test_missing_files_and_failed_saves(tiny_kb, tmp_path, monkeypatch):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "meta.json").write_text("{}")
-    with pytest.raises(FormatError, match="missing vocabulary.json, idf.npy, names.npz"):
+    with raises_code("E300", FormatError, match="missing vocabulary.json, idf.npy, names.npz"):
         SparseLinker.load(tmp_path / "bad", tiny_kb)
 
     def boom(*a, **k):
@@ -192,13 +193,12 @@ def test_concept_prior_breaks_ties_between_concepts_sharing_a_name(tmp_path):
     assert loaded.prior_weight == 0.5 and loaded.candidates(["DM"], 1) == linker.candidates(["DM"], 1)
     assert SparseLinker.load(tmp_path / "idx", kb, prior=None).prior is None
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(FormatError, match="concept_id"):
+    with raises_code("E016", FormatError, match="concept_id"):
         SparseLinker(kb, prior=tmp_path / "bad.json")
 
 
 def test_read_index_meta(tmp_path):
     """The CLI reads an index's KB fingerprint through read_index_meta (E300 when absent)."""
-    import pytest
 
     from genbel.errors import FormatError
     from genbel.kb import KnowledgeBase
@@ -209,6 +209,6 @@ def test_read_index_meta(tmp_path):
     kb = KnowledgeBase([Concept("D1", "heart attack", ["myocardial infarction"])], name="t")
     SparseLinker(kb).save(tmp_path / "idx")
     assert read_index_meta(tmp_path / "idx")["kb_fingerprint"] == kb.fingerprint()
-    with pytest.raises(FormatError) as e:
+    with raises_code("E300", FormatError) as e:
         read_index_meta(tmp_path / "nothing", kind="dense")
     assert str(e.value).startswith("[E300]") and "dense" in str(e.value)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from genbel.errors import InputError
-from genbel.linkers.prompts import PromptFormat
+from genbel.generation.prompts import PromptFormat
 from genbel.training.examples import TargetSelector, dedupe_examples, finetune_examples
+from tests.helpers import raises_code
 
 
 def test_target_is_the_most_similar_synonym(kb):
@@ -48,7 +49,7 @@ def test_finetune_examples_counts_and_targets(kb, docs):
 
 
 def test_missing_gold_ids_fail_with_strict(kb, docs):
-    with pytest.raises(InputError, match=r"1 gold ids are missing from the KB \(e\.g\. D999999\)"):
+    with raises_code("E018", InputError, match=r"1 gold ids are missing from the KB \(e\.g\. D999999\)"):
         finetune_examples(docs, kb, strict=True)
 
 
@@ -108,7 +109,7 @@ def test_dedupe_removes_identical_prompt_target_pairs(kb, docs):
 
 
 def test_bad_options_raise(kb, docs):
-    with pytest.raises(InputError, match="composite"):
+    with raises_code("E357", InputError, match="composite"):
         finetune_examples(docs, kb, composite="all")
-    with pytest.raises(InputError, match="abbreviations"):
+    with raises_code("E357", InputError, match="abbreviations"):
         finetune_examples(docs, kb, abbreviations="yes")

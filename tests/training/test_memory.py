@@ -7,12 +7,13 @@ import random
 import pytest
 
 from genbel.errors import ConfigError
+from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.linkers.document import DocumentPromptEncoder, DocumentQuery
-from genbel.linkers.prompts import PromptFormat
 from genbel.training.examples import dedupe_examples, finetune_examples
 from genbel.training.memory import MemoryExample, MemoryReport, _Replacer, add_memory, corrupt_memory
+from tests.helpers import raises_code
 from tests.training.conftest import build_tokenizer, doc
 
 
@@ -140,7 +141,7 @@ def test_seeds(kb, docs):
 
 @pytest.mark.parametrize("kw", [{"corruption": 1.5}, {"fraction": -0.1}, {"drop_share": 2}])
 def test_rates_outside_zero_one_are_rejected(kb, docs, kw):
-    with pytest.raises(ConfigError, match="memory"):
+    with raises_code("E401", ConfigError, match="memory"):
         add_memory(_examples(kb, docs), kb, **kw)
 
 

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from genbel.cli.main import app
 from genbel.data import write_corpus
 from genbel.errors import ConfigError
-from genbel.linkers.document import DocumentLinker, DocumentPromptEncoder, with_memory
-from genbel.linkers.encoding import PromptEncoder
+from genbel.generation.encoding import DocumentPromptEncoder, PromptEncoder, with_memory
+from genbel.generation.prompts import PromptFormat
+from genbel.linkers.document import DocumentLinker
 from genbel.linkers.generative import GenerativeLinker
-from genbel.linkers.prompts import PromptFormat
 from genbel.linkers.registry import create_linker
 from genbel.training.config import TrainConfig
 from genbel.training.encode import IGNORE
 from genbel.training.examples import TrainingExample
 from genbel.training.memory import MemoryExample, add_memory
 from genbel.training.trainer import Trainer, build_training_data
+from tests.helpers import raises_code
 from tests.training.conftest import doc, tiny_llama
 
 runner = CliRunner()
@@ -227,7 +227,7 @@ def test_config_roundtrip_defaults_and_validation(tmp_path):
     assert got.differences(TrainConfig()) == []
     assert cfg.differences(TrainConfig()) == ["memory", "memory_corruption", "memory_fraction", "memory_size"]
     for field, value in (("memory_corruption", 1.5), ("memory_fraction", -0.1), ("memory_size", 0)):
-        with pytest.raises(ConfigError, match=rf"invalid training setting {field} \(x.json\)"):
+        with raises_code("E357", ConfigError, match=rf"invalid training setting {field} \(x.json\)"):
             TrainConfig.parse({field: value}, where="x.json")
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from genbel.errors import ConfigError
 from genbel.training.mixing import MixedBatchSampler, apportion
+from tests.helpers import raises_code
 
 
 def test_apportion():
@@ -14,9 +15,9 @@ def test_apportion():
     assert apportion(10, [1, 1, 1]) == [4, 3, 3]
     assert apportion(8, [1, 0, 1]) == [4, 0, 4]
     assert apportion(4, [0.01, 1]) == [1, 3]  # a positive share always gets one slot
-    with pytest.raises(ConfigError):
+    with raises_code("E357", ConfigError):
         apportion(4, [0, 0])
-    with pytest.raises(ConfigError):
+    with raises_code("E357", ConfigError):
         apportion(1, [1, 1])
 
 

@@ -19,6 +19,7 @@ from genbel.linkers.registry import create_linker
 from genbel.training import retriever as td
 from genbel.training.retriever import BiosynConfig, SapbertConfig, train_biosyn, train_sapbert
 from tests.conftest import make_doc
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
 from tests.training.retriever_fixtures import make_docs, make_kb
 
@@ -76,7 +77,7 @@ def test_sapbert_run_layout_determinism_and_resume(kb, docs, encoder_dir, tmp_pa
                       progress=False)
     wc = _weights(c / "encoder")
     assert all(torch.allclose(wa[k], wc[k], atol=1e-6) for k in wa)
-    with pytest.raises(ConfigError, match="different settings"):
+    with raises_code("E352", ConfigError, match="different settings"):
         train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=SapbertConfig(lr=0.1),
                       resume=True, progress=False)
 
@@ -85,12 +86,12 @@ def test_sapbert_multi_similarity_and_bad_settings(kb, encoder_dir, tmp_path):
     ms = SapbertConfig(loss="multi-similarity", batch_size=8, max_steps=2)
     out = train_sapbert(kb, str(encoder_dir), tmp_path / "ms", config=ms, progress=False)
     assert json.loads((out / "retriever.json").read_text())["steps"] == 2
-    with pytest.raises(ConfigError, match="loss"):
+    with raises_code("E022", ConfigError, match="loss"):
         train_sapbert(
             kb, str(encoder_dir), tmp_path / "x", config=SapbertConfig(loss="triplet"), progress=False
         )
     lonely = KnowledgeBase([Concept("X", "x")], name="lonely")
-    with pytest.raises(InputError, match="training set is empty"):
+    with raises_code("E017", InputError, match="training set is empty"):
         train_sapbert(lonely, str(encoder_dir), tmp_path / "y", progress=False)
 
 
@@ -110,9 +111,9 @@ def test_biosyn_learns_lambda_and_ranks_training_mentions(kb, docs, encoder_dir,
 
 def test_biosyn_needs_usable_mentions(kb, encoder_dir, tmp_path):
     nil = [make_doc("9", "a wart", [("wart", "Disease", "D999")])]
-    with pytest.raises(InputError, match="training set is empty"):
+    with raises_code("E017", InputError, match="training set is empty"):
         train_biosyn(kb, nil, str(encoder_dir), tmp_path / "z", progress=False)
-    with pytest.raises(ConfigError, match="dense_ratio"):
+    with raises_code("E023", ConfigError, match="dense_ratio"):
         train_biosyn(
             kb, nil, str(encoder_dir), tmp_path / "z", config=BiosynConfig(dense_ratio=2.0), progress=False
         )
@@ -127,7 +128,7 @@ def test_freeze_layers_keeps_bottom_of_the_encoder_fixed(encoder_dir):
     assert td.freeze_layers(enc.model, 1) == total - emb - layer
     assert all(not p.requires_grad for p in enc.model.encoder.layer[0].parameters())
     assert all(p.requires_grad for p in enc.model.encoder.layer[1].parameters())
-    with pytest.raises(ConfigError, match="2 layers"):
+    with raises_code("E023", ConfigError, match="2 .the model.s layers"):
         td.freeze_layers(enc.model, 3)
 
 
@@ -141,9 +142,9 @@ def test_biosyn_first_epoch_can_reuse_index_vectors(kb, docs, encoder_dir, tmp_p
                      progress=False)
     wa, wb = _weights(a / "encoder"), _weights(b / "encoder")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
-    with pytest.raises(ConfigError, match="initial_name_vectors"):
+    with raises_code("E310", ConfigError, match="initial_name_vectors"):
         train_biosyn(kb, docs, str(encoder_dir), tmp_path / "c", config=cfg,
                      initial_name_vectors=np.zeros((2, 32)), progress=False)
     other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
-    with pytest.raises(IndexMismatchError):
+    with raises_code("E010", IndexMismatchError):
         index_vectors(tmp_path / "idx", other)

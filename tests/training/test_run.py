@@ -13,6 +13,7 @@ from genbel.errors import ConfigError
 from genbel.training import run as run_mod
 from genbel.training.retriever import SapbertConfig, train_sapbert
 from genbel.training.run import RunDirectory, load_tensors, rng_state, seed_all, settings_differences
+from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import make_tiny_encoder
 from tests.training.retriever_fixtures import make_docs, make_kb
 
@@ -52,7 +53,7 @@ def test_checkpoints_are_numbered_atomic_and_restore_state_tensors_and_rng(tmp_p
     assert _draws() == expected  # Python, NumPy and torch continue as in an uninterrupted run
     json.dumps(rng_state())  # the random states are plain JSON
     (path / "rng.json").unlink()  # e.g. a checkpoint of an older genbel (RNG states in a pickle)
-    with pytest.raises(ConfigError, match=r"^\[E351\] .*rng\.json is missing"):
+    with raises_code("E351", ConfigError, match=r"^\[E351\] .*rng\.json is missing"):
         run.last_checkpoint().restore_rng()
 
 
@@ -83,14 +84,14 @@ def test_settings_must_match_to_resume(tmp_path):
     assert settings_differences({"lr": 1, "epochs": 2, "x": 0}, {"lr": 2, "epochs": 3, "y": 0}, free={"epochs"}) \
         == ["lr", "x", "y"]
     run = RunDirectory(tmp_path / "run", unit="step")
-    with pytest.raises(ConfigError, match=r"^\[E350\] .*no checkpoint to resume from"):
+    with raises_code("E350", ConfigError, match=r"^\[E350\] .*no checkpoint to resume from"):
         run.start({"lr": 1}, resume=True)
     run.start({"lr": 1, "log_every": 5}, resume=False)
     assert json.loads((run.path / "config.json").read_text()) == {"lr": 1, "log_every": 5}
     run.write_checkpoint(1, {"step": 1})
-    with pytest.raises(ConfigError, match=r"^\[E352\] .*pass --resume"):
+    with raises_code("E352", ConfigError, match=r"^\[E352\] .*pass --resume"):
         run.start({"lr": 1, "log_every": 5}, resume=False)
-    with pytest.raises(ConfigError, match=r"^\[E352\] .*different settings \(lr\)"):
+    with raises_code("E352", ConfigError, match=r"^\[E352\] .*different settings \(lr\)"):
         run.start({"lr": 2, "log_every": 5}, resume=True, free={"log_every"})
     run.start({"lr": 1, "log_every": 9}, resume=True, free={"log_every"})  # a free setting may change
     assert json.loads((run.path / "config.json").read_text())["log_every"] == 9
@@ -110,7 +111,7 @@ def test_a_checkpoint_file_with_a_pickle_payload_is_refused_and_does_not_run(tmp
     marker = tmp_path / "pwned"
     bad = tmp_path / "optimizer.pt"
     torch.save({"state": Payload(marker)}, bad)
-    with pytest.raises(ConfigError, match=r"^\[E370\] .*optimizer\.pt: refusing to load"):
+    with raises_code("E370", ConfigError, match=r"^\[E370\] .*optimizer\.pt: refusing to load"):
         load_tensors(bad)
     assert not marker.exists()
 
@@ -127,7 +128,7 @@ def test_resume_refuses_a_replaced_checkpoint_file(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"state": {}, "param_groups": [], "x": Payload(marker)}, ckpt / "optimizer.pt")
     more = SapbertConfig(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1)  # epochs may grow on resume
-    with pytest.raises(ConfigError, match=r"^\[E370\]"):
+    with raises_code("E370", ConfigError, match=r"^\[E370\]"):
         train_sapbert(kb, str(enc), tmp_path / "run", documents=docs, config=more, resume=True, progress=False)
     assert not marker.exists()
 
@@ -160,6 +161,6 @@ def test_generative_resume_refuses_a_replaced_checkpoint_file(tmp_path, llama_di
         "optimizer.pt", "rng.json", "scheduler.pt", "state.json", "trainable.pt"]
     marker = tmp_path / "pwned"
     torch.save({"x": Payload(marker)}, ckpt / "scheduler.pt")
-    with pytest.raises(ConfigError, match=r"^\[E370\] .*scheduler\.pt"):
+    with raises_code("E370", ConfigError, match=r"^\[E370\] .*scheduler\.pt"):
         Trainer(cfg, kb=kb, documents={"human": docs}).train(save_final=False, resume=True)
     assert not marker.exists()

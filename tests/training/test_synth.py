@@ -20,6 +20,7 @@ from genbel.training.synth import (
     make_generator,
     synthesize,
 )
+from tests.helpers import raises_code
 
 
 class ScriptedGenerator:
@@ -222,7 +223,7 @@ def test_openai_endpoint_down_then_resumed(server, tmp_path, kb):
     synthesize(kb, good, out, n=2, show_progress=False)  # 2 documents exist
     out.rename(tmp_path / "o.jsonl.partial")  # as if the run had been interrupted
     down = OpenAIGenerator(f"http://127.0.0.1:{_closed_port()}", retries=2, backoff=0.0, timeout=2)
-    with pytest.raises(
+    with raises_code("E353", 
         GenbelError,
         match=r"E?generator endpoint http://127\.0\.0\.1:\d+/v1/chat/completions: "
         r"unreachable after 2 tries",
@@ -238,15 +239,15 @@ def test_openai_endpoint_down_then_resumed(server, tmp_path, kb):
 def test_openai_endpoint_garbage(server, tmp_path, kb, mode, reason):
     _Handler.mode = mode
     gen = OpenAIGenerator(server, retries=2, backoff=0.0)
-    with pytest.raises(GenbelError, match=f"returned unusable output after 2 tries: .*{reason}"):
+    with raises_code("E354", GenbelError, match=f"returned unusable output after 2 tries: .*{reason}"):
         synthesize(kb, gen, tmp_path / "g.jsonl", n=2, show_progress=False)
     assert len(_Handler.seen) == 2
 
 
 def test_unknown_generator():
-    with pytest.raises(ConfigError, match="unknown generator 'gpt'"):
+    with raises_code("E355", ConfigError, match="unknown generator 'gpt'"):
         make_generator("gpt")
-    with pytest.raises(ConfigError, match="unknown generator"):
+    with raises_code("E355", ConfigError, match="unknown generator"):
         make_generator("openai:")
 
 

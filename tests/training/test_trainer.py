@@ -9,6 +9,7 @@ from genbel.errors import ConfigError, InputError
 from genbel.training.config import TrainConfig
 from genbel.training.encode import collate
 from genbel.training.trainer import Trainer, compute_loss
+from tests.helpers import raises_code
 
 
 def _cfg(tmp_path, base, **kw) -> TrainConfig:
@@ -128,24 +129,24 @@ def test_resume_continues_with_identical_state(tmp_path, llama_dir, kb, docs):
 
 def test_resume_guards(tmp_path, llama_dir, kb, docs):
     cfg = _cfg(tmp_path, llama_dir, max_steps=2)
-    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
+    with raises_code("E350", ConfigError, match="no checkpoint to resume from"):
         Trainer(cfg, kb=kb, documents={"human": docs}).train(resume=True, save_final=False)
     Trainer(cfg, kb=kb, documents={"human": docs}).train(save_final=False)
-    with pytest.raises(ConfigError, match="pass --resume"):
+    with raises_code("E352", ConfigError, match="pass --resume"):
         Trainer(cfg, kb=kb, documents={"human": docs}).train(save_final=False)
     changed = _cfg(tmp_path, llama_dir, max_steps=2, lr=0.5)
-    with pytest.raises(ConfigError, match=r"different settings \(lr\)"):
+    with raises_code("E352", ConfigError, match=r"different settings \(lr\)"):
         Trainer(changed, kb=kb, documents={"human": docs}).train(resume=True, save_final=False)
 
 
 def test_empty_training_set_is_a_clear_error(tmp_path, llama_dir, kb, docs):
-    with pytest.raises(InputError, match="the training set is empty: no corpus"):
+    with raises_code("E017", InputError, match="the training set is empty: no corpus"):
         Trainer(_cfg(tmp_path, llama_dir), kb=kb, documents={})
     for d in docs:
         for e in d.entities:
             for n in e.normalized:
                 n.db_id = "-1"
-    with pytest.raises(InputError, match="the training set is empty: the corpora gave no linkable mention"):
+    with raises_code("E017", InputError, match="the training set is empty: the corpora gave no linkable mention"):
         Trainer(_cfg(tmp_path, llama_dir), kb=kb, documents={"human": docs})
 
 
@@ -173,16 +174,16 @@ def test_config_roundtrip_and_errors(tmp_path):
     assert TrainConfig.read(tmp_path / "c.yaml") == cfg
     cfg.write(tmp_path / "c.json")
     assert TrainConfig.read(tmp_path / "c.json") == cfg
-    with pytest.raises(ConfigError, match="batch_size"):
+    with raises_code("E357", ConfigError, match="batch_size"):
         TrainConfig.parse({"batch_size": 0})
-    with pytest.raises(ConfigError, match="mix"):
+    with raises_code("E357", ConfigError, match="mix"):
         TrainConfig.parse({"mix": {"people": 1.0}})
-    with pytest.raises(ConfigError, match="nonsense"):
+    with raises_code("E357", ConfigError, match="nonsense"):
         TrainConfig.parse({"nonsense": 1})
 
 
 def test_type_filter_applies_to_human_data_only(tmp_path, kb, docs):
-    from genbel.linkers.prompts import PromptFormat
+    from genbel.generation.prompts import PromptFormat
     from genbel.training.synth import TemplateGenerator, synthesize
     from genbel.training.trainer import build_training_data
 
@@ -224,5 +225,5 @@ def test_examples_longer_than_max_length_are_dropped_and_counted(tmp_path, llama
     assert tr.data.report["human"]["too_long"] == expected
     assert len(tr.encoded) == len(tr.data.sources["human"]) == len(full.encoded) - expected
     assert max(len(e.input_ids) for e in tr.encoded) <= limit
-    with pytest.raises(InputError, match="every example is longer than max_length=2 tokens"):
+    with raises_code("E017", InputError, match="every example is longer than max_length=2 tokens"):
         Trainer(_cfg(tmp_path / "c", llama_dir, max_length=2), kb=kb, documents={"human": docs})

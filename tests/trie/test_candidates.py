@@ -10,14 +10,15 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from genbel.errors import ConfigError, FormatError, IndexMismatchError
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.trie import CandidateTrie, Restriction, TokenTrie, TrieConstraint, TrieLogitsProcessor
+from tests.helpers import raises_code
 
 
 @pytest.fixture
 def ct(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFast) -> CandidateTrie:
-    return CandidateTrie.from_kb(kb, tokenizer, show_progress=False)
+    return CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, show_progress=False)
 
 
 def target_ids(tokenizer: PreTrainedTokenizerFast, name: str) -> list[int]:
@@ -131,21 +132,21 @@ def test_save_load(tmp_path, ct: CandidateTrie, kb: KnowledgeBase) -> None:
 def test_load_refuses_other_kb(tmp_path, ct: CandidateTrie, kb: KnowledgeBase) -> None:
     ct.save(tmp_path / "ct")
     kb.add_synonyms("C006", ["large bowel"])
-    with pytest.raises(IndexMismatchError, match=f"built for KB {ct.kb_fingerprint} but is used with KB"):
+    with raises_code("E010", IndexMismatchError, match=f"built for KB {ct.kb_fingerprint} but is used with KB"):
         CandidateTrie.load(tmp_path / "ct", expected_fingerprint=kb.fingerprint())
-    with pytest.raises(FormatError, match="missing meta.json"):
+    with raises_code("E200", FormatError, match="missing meta.json"):
         CandidateTrie.load(tmp_path)
     (tmp_path / "ct" / "text_to_code.json").write_text("{}")
-    with pytest.raises(FormatError, match="does not match"):
+    with raises_code("E201", FormatError, match="does not match"):
         CandidateTrie.load(tmp_path / "ct")
 
 
 def test_no_eos_is_an_error(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFast) -> None:
     no_eos = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer)
     assert no_eos.eos_token_id is None
-    with pytest.raises(ConfigError, match="no EOS token"):
-        CandidateTrie.from_kb(kb, no_eos, show_progress=False)
-    ct = CandidateTrie.from_kb(kb, no_eos, eos_token_id=1, show_progress=False)
+    with raises_code("E204", ConfigError, match="no EOS token"):
+        CandidateTrie.from_kb(kb, no_eos, target=PromptFormat.target, show_progress=False)
+    ct = CandidateTrie.from_kb(kb, no_eos, target=PromptFormat.target, eos_token_id=1, show_progress=False)
     assert ct.eos_token_id == 1 and ct.trie.num_sequences == 14
 
 
@@ -166,3 +167,16 @@ def test_constraint_helper(ct: CandidateTrie, tokenizer: PreTrainedTokenizerFast
     firsts = sorted({target_ids(tokenizer, n)[0] for n in ("Ibuprofen", "ibuprofen", "Advil")})
     assert sorted(allowed) == firsts
     assert isinstance(ct.constraint(3, num_beams=2, logits_processor=True), TrieLogitsProcessor)
+
+
+def test_the_trie_imports_no_linker_and_no_prompt_format() -> None:
+    """The trie is a lower layer: what it needs of prompts (the target text) is a parameter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, genbel.trie; "
+        "print(sorted(m for m in sys.modules if m.startswith(('genbel.linkers', 'genbel.generation'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

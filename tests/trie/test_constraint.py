@@ -9,16 +9,17 @@ import torch
 from transformers import LlamaForCausalLM, LogitsProcessorList, PreTrainedTokenizerFast
 
 from genbel.errors import InputError
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.trie import CandidateTrie, TokenTrie, TrieConstraint, TrieLogitsProcessor
+from tests.helpers import raises_code
 
 EOS, PAD = 1, 0
 
 
 @pytest.fixture
 def ct(kb: KnowledgeBase, tokenizer: PreTrainedTokenizerFast) -> CandidateTrie:
-    return CandidateTrie.from_kb(kb, tokenizer, show_progress=False)
+    return CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, show_progress=False)
 
 
 def ids_of(tokenizer: PreTrainedTokenizerFast, name: str) -> list[int]:
@@ -72,10 +73,10 @@ def test_restrictions_per_batch_item() -> None:
     assert c(1, seq([], [])) == [5, 7]
     assert sorted(c(1, seq([], [5, 2]))) == [EOS, 9]
     assert c(2, seq([], [])) == [PAD]  # nothing allowed: still never empty
-    with pytest.raises(InputError, match="batch item 3"):
+    with raises_code("E208", InputError, match="batch item 3"):
         c(3, seq([], []))
     other = TokenTrie.build([[1]]).restriction([0])
-    with pytest.raises(InputError, match="another trie"):
+    with raises_code("E207", InputError, match="another trie"):
         TrieConstraint(trie, 0, num_beams=1, restrictions=[other], eos_token_id=EOS)
 
 

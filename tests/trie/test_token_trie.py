@@ -10,6 +10,7 @@ import pytest
 
 from genbel.errors import FormatError, InputError
 from genbel.trie import Restriction, TokenTrie
+from tests.helpers import raises_code
 
 # seq 0..5; seq 3 is a prefix of seq 0, seq 4 duplicates seq 1, seq 5 is empty
 SEQS = [[5, 2, 9], [5, 7], [3], [5, 2], [5, 7], []]
@@ -91,11 +92,11 @@ def test_token_dtypes() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(InputError, match="sequence 1: negative token id -4"):
+    with raises_code("E202", InputError, match="sequence 1: negative token id -4"):
         TokenTrie.build([[1], [2, -4]])
-    with pytest.raises(InputError, match="2 values given for 1 sequences"):
+    with raises_code("E203", InputError, match="2 values given for 1 sequences"):
         TokenTrie.build([[1]], values=[1, 2])
-    with pytest.raises(InputError, match="offsets"):
+    with raises_code("E203", InputError, match="offsets"):
         TokenTrie.from_flat(np.array([1, 2, 3]), np.array([0, 2]))
 
 
@@ -143,16 +144,16 @@ def test_save_load_round_trip(tmp_path, trie: TokenTrie, mmap: bool) -> None:
 
 
 def test_load_errors(tmp_path, trie: TokenTrie) -> None:
-    with pytest.raises(FormatError, match="not a genbel trie directory"):
+    with raises_code("E200", FormatError, match="not a genbel trie directory"):
         TokenTrie.load(tmp_path)
     trie.save(tmp_path / "t")
     meta = json.loads((tmp_path / "t" / "trie.json").read_text())
     (tmp_path / "t" / "trie.json").write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(FormatError, match="format version 99"):
+    with raises_code("E205", FormatError, match="format version 99"):
         TokenTrie.load(tmp_path / "t")
     (tmp_path / "t" / "trie.json").write_text(json.dumps(meta))
     np.save(tmp_path / "t" / "lo.npy", np.zeros(2, dtype=np.uint32))
-    with pytest.raises(FormatError, match="corrupt trie"):
+    with raises_code("E201", FormatError, match="corrupt trie"):
         TokenTrie.load(tmp_path / "t")
 
 
@@ -176,7 +177,7 @@ def test_restriction(trie: TokenTrie) -> None:
     r3 = Restriction.from_payload_mask(trie, mask)
     assert r3.allows_terminal(TokenTrie.ROOT) and r3.children(TokenTrie.ROOT).tolist() == [5]
     assert Restriction.from_payload_mask(trie, np.ones(3, dtype=bool)).num_allowed == 0
-    with pytest.raises(InputError):
+    with raises_code("E203", InputError):
         Restriction(trie, np.ones(2, dtype=bool))
 
 

@@ -8,16 +8,18 @@ mentions of a document *in document order*. Each prediction is conditioned on
   (the side with less text gives its unused share to the other); and
 * a memory of the earlier normalizations of the same document: for every earlier mention, the
   ``(linked text, name of its top beam)`` pair, rendered by
-  :meth:`PromptFormat.memory_block <genbel.linkers.prompts.PromptFormat.memory_block>` as
+  :meth:`PromptFormat.memory_block <genbel.generation.prompts.PromptFormat.memory_block>` as
   ``"mention is name"`` lines followed by ``---`` (the latest ``memory_size`` distinct mentions).
 
 The prompt is ``memory block + context with [mention]{Group} + "\\n" + "mention is"`` (the
 SynCABEL/GenBioEL prompt of the wrapped linker, preceded by the memory block), built and tokenized by
-:class:`DocumentPromptEncoder`, which training uses too (``genbel train --memory``). When the memory
-block and the marked mention alone exceed ``max_prompt_tokens`` the oldest memory entries are left
-out first.
+:class:`~genbel.generation.encoding.DocumentPromptEncoder`, which training uses too
+(``genbel train --memory``). When the memory block and the marked mention alone exceed
+``max_prompt_tokens`` the oldest memory entries are left out first.
 
-Decoding is the wrapped linker's (trie-constrained beam search); semantic-guided decoding restricts
+Decoding is the wrapped linker's :class:`~genbel.generation.beam_search.BeamSearchDecoder` with the
+document-level prompt encoder (:meth:`~genbel.generation.beam_search.BeamSearchDecoder.with_encoder`:
+same model, trie and scopes; trie-constrained beam search); semantic-guided decoding restricts
 each mention to the names of its semantic group (the entity ``type``: a UMLS group, group code, TUI or
 corpus type such as BC5CDR ``Chemical`` → Chemicals & Drugs, ``Disease`` → Disorders; see
 :mod:`genbel.linkers.groups`).
@@ -34,148 +36,26 @@ of exactly ``k`` predictions per mention out (fewer beams are padded with empty 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from genbel.data.model import Document
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.generation.beam_search import Beam, BeamSearchDecoder, copy_beams
+from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery, with_memory
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery, dedupe_candidates, queries_from_documents
-from genbel.linkers.encoding import EncodedQuery, PromptEncoder
-from genbel.linkers.prompts import PromptFormat
+from genbel.linkers.base import Candidate, Linker, MentionQuery, queries_from_documents
+from genbel.linkers.generative import NO_CODE, GenerativeLinker
 from genbel.linkers.registry import register_linker
 
 logger = logging.getLogger(__name__)
 
-NO_CODE = "NO_CODE"
-
-__all__ = [
-    "DocumentLinker",
-    "DocumentPromptEncoder",
-    "DocumentQuery",
-    "documents_from_bigbio",
-]
-
-
-@dataclass
-class DocumentQuery(MentionQuery):
-    """A :class:`MentionQuery` with the memory it is linked with: ``(mention text, concept name)`` pairs,
-    oldest first (earlier mentions of the same document)."""
-
-    memory: list[tuple[str, str]] = field(default_factory=list)
-
-
-def with_memory(q: MentionQuery, memory: Sequence[tuple[str, str]]) -> DocumentQuery:
-    """A copy of ``q`` carrying ``memory``."""
-    return DocumentQuery(
-        text=q.text, surface=q.surface, type=q.type, context=q.context, start=q.start, end=q.end,
-        doc_id=q.doc_id, entity_id=q.entity_id, gold_ids=list(q.gold_ids), memory=list(memory),
-    )
-
-
-def distinct_memory(memory: Sequence[tuple[str, str]], size: int) -> list[tuple[str, str]]:
-    """The entries :meth:`PromptFormat.memory_block` shows: the latest ``size`` distinct mentions, each
-    with its latest name, ordered by their latest occurrence (oldest first)."""
-    if size <= 0:
-        return []
-    seen: dict[str, str] = {}
-    for mention, name in memory:
-        seen.pop(mention, None)
-        seen[mention] = name
-    return list(seen.items())[-size:]
-
-
-class DocumentPromptEncoder(PromptEncoder):
-    """A :class:`PromptEncoder` for document-level prompts: memory block + token-trimmed context.
-
-    ``encode(q)`` reads ``q.memory`` (a :class:`DocumentQuery`; plain queries have no memory) and
-    returns at most ``max_source_length`` prompt ids (encoder ids for seq2seq models). The context
-    window is first the format's ``context_chars`` (``None`` = whole document), then cut at token
-    boundaries as described in the module docstring. Without memory and with a context that fits,
-    the ids equal those of the plain :class:`PromptEncoder`.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # the context is cut before rendering, so the rendering format keeps all of it
-        self._whole = PromptFormat.from_dict({**self.format.to_dict(), "context_chars": None})
-
-    def _render(
-        self, q: MentionQuery, left: str, mention: str, right: str, memory: Sequence[tuple[str, str]]
-    ) -> str:
-        q2 = MentionQuery(
-            text=q.text, surface=q.surface, type=q.type, context=left + mention + right, start=len(left),
-            end=len(left) + len(mention),
-        )
-        if self.architecture == "causal":
-            return self._whole.prompt(q2, memory)
-        return self._whole.memory_block(memory) + self._whole.source(q2)
-
-    def _offsets(self, text: str) -> list[tuple[int, int]]:
-        if not text:
-            return []
-        if getattr(self.tokenizer, "is_fast", False):
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            return [tuple(o) for o in enc["offset_mapping"]]
-        # slow tokenizers: approximate tokens by whitespace-separated words
-        out, pos = [], 0
-        for w in text.split():
-            s = text.index(w, pos)
-            out.append((s, s + len(w)))
-            pos = s + len(w)
-        return out
-
-    def fit_prompt(self, q: MentionQuery) -> tuple[str, int]:
-        """The prompt text within the token budget and the number of memory entries it kept."""
-        memory = distinct_memory(getattr(q, "memory", None) or [], self.format.memory_size)
-        left, mention, right = self.format.context(q)
-        budget = self.max_source_length
-
-        def n_tokens(text: str) -> int:
-            return len(self._ids(text, True))
-
-        # 1. the memory block + marked mention must fit: leave out the oldest memory entries first
-        while memory and n_tokens(self._render(q, "", mention, "", memory)) > budget:
-            memory = memory[1:]
-        full = self._render(q, left, mention, right, memory)
-        if n_tokens(full) <= budget:
-            return full, len(memory)
-        room = budget - n_tokens(self._render(q, "", mention, "", memory))
-        if room <= 0:
-            return self._render(q, "", mention, "", memory), len(memory)
-        # 2. share the room between the two sides, in tokens
-        lo, ro = self._offsets(left), self._offsets(right)
-        for _ in range(6):
-            kl = min(len(lo), room // 2)
-            kr = min(len(ro), room - kl)
-            kl = min(len(lo), room - kr)
-            l2 = left[lo[len(lo) - kl][0]:] if kl > 0 else ""
-            r2 = right[: ro[kr - 1][1]] if kr > 0 else ""
-            text = self._render(q, l2, mention, r2, memory)
-            excess = n_tokens(text) - budget
-            if excess <= 0:
-                return text, len(memory)
-            room -= max(1, excess)  # tokens merged differently at the cuts: shrink and retry
-            if room <= 0:
-                break
-        return self._render(q, "", mention, "", memory), len(memory)
-
-    def encode(self, query: MentionQuery) -> EncodedQuery:
-        text, _ = self.fit_prompt(query)
-        if self.architecture == "causal":
-            return EncodedQuery(self._clip(self._ids(text, True)))
-        source = self._ids(text, True)
-        if len(source) > self.max_source_length:
-            source = source[: self.max_source_length]
-        decoder = [int(self.decoder_start_token_id), *self._ids(self.format.prefix(query), False)]
-        return EncodedQuery(source, decoder)
+__all__ = ["NO_CODE", "DocumentLinker", "documents_from_bigbio"]
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -244,7 +124,7 @@ class DocumentLinker(Linker):
 
     def __init__(
         self,
-        generator: Any,
+        generator: GenerativeLinker,
         *,
         use_memory: bool = True,
         memory_size: int | None = None,
@@ -261,18 +141,16 @@ class DocumentLinker(Linker):
         if isinstance(context_chars, str):
             if context_chars != "model":
                 raise ConfigError(
-                    Errors.E021.format(
-                        field="context_chars", reason=f"{context_chars!r} (an integer, None or 'model')"
-                    )
+                    Errors.E024.format(value=context_chars, field="context_chars", kind="an integer, None or 'model'")
                 )
             context_chars = base_fmt.context_chars
         if context_chars is not None and int(context_chars) < 0:
-            raise ConfigError(Errors.E021.format(field="context_chars", reason="must be >= 0 or None"))
+            raise ConfigError(Errors.E023.format(value=context_chars, field="context_chars", constraint=">= 0 or None"))
         if memory_size is not None and int(memory_size) < 0:
-            raise ConfigError(Errors.E021.format(field="memory_size", reason="must be >= 0"))
+            raise ConfigError(Errors.E023.format(value=memory_size, field="memory_size", constraint=">= 0"))
         max_prompt_tokens = int(max_prompt_tokens or generator.encoder.max_source_length)
         if max_prompt_tokens < 8:
-            raise ConfigError(Errors.E021.format(field="max_prompt_tokens", reason="must be >= 8"))
+            raise ConfigError(Errors.E023.format(value=max_prompt_tokens, field="max_prompt_tokens", constraint=">= 8"))
         self.generator = generator
         self.use_memory = bool(use_memory)
         self.max_prompt_tokens = max_prompt_tokens
@@ -294,10 +172,9 @@ class DocumentLinker(Linker):
             enc.tokenizer, self.format, enc.architecture, max_source_length=max_prompt_tokens,
             decoder_start_token_id=enc.decoder_start_token_id,
         )
-        # a shallow copy shares the model, trie, KB and group-restriction cache; only the prompts differ
-        self._gen = copy.copy(generator)
-        self._gen.encoder = self.encoder
-        self._gen.format = self.format
+        #: the generator's decoder with this linker's prompts: model, trie, KB, group restrictions and
+        #: prompt prefill are shared with the generator; only the prompts differ
+        self.decoder: BeamSearchDecoder = generator.decoder.with_encoder(self.encoder)
 
     # ------------------------------------------------------------------ construction
     @property
@@ -313,11 +190,9 @@ class DocumentLinker(Linker):
         (``context_chars="model"``) and to its training prompt budget (its ``max_source_length``), so
         its prompts are built as in training; other models default to the whole document.
         """
-        from genbel.linkers.generative import GenerativeLinker
-
         mine = {k: options.pop(k) for k in list(options) if k in _OPTIONS}
         generator = GenerativeLinker.load(path, kb, **options)
-        if getattr(generator, "memory_training", None):
+        if generator.memory_training:
             mine.setdefault("context_chars", "model")
         return cls(generator, **mine)
 
@@ -338,7 +213,7 @@ class DocumentLinker(Linker):
         unknown = set(overrides) - set(settings)
         if unknown:
             raise ConfigError(
-                Errors.E021.format(field="variant", reason=f"unknown settings {sorted(unknown)}")
+                Errors.E025.format(what="document-level setting(s)", unknown=sorted(unknown), known=sorted(settings))
             )
         settings.update(overrides)
         return DocumentLinker(self.generator, **settings)
@@ -365,8 +240,8 @@ class DocumentLinker(Linker):
         """
         if where is None:
             where = [f"document {q.doc_id}, entity {q.entity_id}" for q in queries]
-        constrained = self._gen.constrained if constrained is None else constrained
-        scopes = self._gen._scopes(queries, None, restrict and constrained, where, check_groups)
+        constrained = self.decoder.constrained if constrained is None else constrained
+        scopes = self.decoder.scopes.resolve(queries, None, restrict and constrained, where, check_groups)
         shown = self.format.include_group
         return [
             (q.text, q.type if shown else None, s.group, s.possible) for q, s in zip(queries, scopes)
@@ -382,9 +257,9 @@ class DocumentLinker(Linker):
         check_groups: bool = False,
         where: Sequence[str] | None = None,
         show_progress: bool | None = None,
-    ) -> tuple[list[DocumentQuery], list[list[Any]]]:
+    ) -> tuple[list[DocumentQuery], list[list[Beam]]]:
         """Link ``queries`` document by document, in order; returns the queries as linked (with the
-        memory each one saw) and their beams (:class:`~genbel.linkers.generative.Beam`, best first).
+        memory each one saw) and their beams (:class:`~genbel.generation.beam_search.Beam`, best first).
 
         Queries of one document share a ``doc_id`` and come in document order.
 
@@ -400,21 +275,21 @@ class DocumentLinker(Linker):
         docs = _group_by_document(queries)
         keys = self._repeat_keys(queries, restrict, constrained, check_groups, where)
         linked: list[DocumentQuery | None] = [None] * len(queries)
-        beams: list[list[Any]] = [[] for _ in queries]
+        beams: list[list[Beam]] = [[] for _ in queries]
         memories: list[list[tuple[str, str]]] = [[] for _ in docs]
         # a mention whose prompt (memory included) and scope equal an earlier one's is not decoded again
-        cache: dict[tuple, list[Any]] = {}
+        cache: dict[tuple, list[Beam]] = {}
         # causal models: the key/value states of each document's last prompt, reused for the common
         # prefix of its next one (the memory block grows by one entry per mention)
         prefixes: dict[int, Any] | None = {} if self.reuse_prefix else None
         # per document: repeat key -> beams of its latest occurrence (reuse_repeats)
-        seen: list[dict[tuple, list[Any]]] = [{} for _ in docs]
+        seen: list[dict[tuple, list[Beam]]] = [{} for _ in docs]
         pos = [0] * len(docs)  # next mention of each document
 
         def needs_decode(di: int, i: int) -> bool:
             return not (self.reuse_repeats and keys[i] in seen[di])
 
-        def record(di: int, i: int, q: DocumentQuery, bs: list[Any]) -> None:
+        def record(di: int, i: int, q: DocumentQuery, bs: list[Beam]) -> None:
             linked[i] = q
             beams[i] = bs
             seen[di][keys[i]] = bs
@@ -436,7 +311,7 @@ class DocumentLinker(Linker):
                     while pos[di] < len(docs[di]) and not needs_decode(di, docs[di][pos[di]]):
                         i, q = current(di)
                         earlier = seen[di][keys[i]]
-                        record(di, i, q, [dataclasses.replace(b, codes=list(b.codes)) for b in earlier])
+                        record(di, i, q, copy_beams(earlier))
                         bar.update(1)
                     if pos[di] < len(docs[di]):
                         ready.append(di)
@@ -448,7 +323,7 @@ class DocumentLinker(Linker):
                 # one round: the next decode of every unfinished document, in batches of similar
                 # prompt length (generate sorts them), so a batch's rows carry similar memories
                 todo = [current(di) for di in ready]
-                decoded = self._gen.generate(
+                decoded = self.decoder.generate(
                     [q for _, q in todo],
                     constrained=constrained,
                     num_beams=nb,
@@ -467,24 +342,11 @@ class DocumentLinker(Linker):
             bar.close()
         return [q for q in linked if q is not None], beams
 
-    def _candidates(self, beams: Sequence[Any], k: int) -> list[Candidate]:
-        best = beams[0].logprob if beams else 0.0
-        constrained = self._gen.constrained
-        cands: list[Candidate] = []
-        for b in beams:
-            codes = b.codes or (self.kb.lookup(b.name) if not constrained else [])
-            score = math.exp(b.logprob - best)
-            for code in codes:
-                concept = self.kb.get(code)
-                if concept is not None:
-                    cands.append(Candidate(concept.id, concept.name, score))
-        return dedupe_candidates(cands, k)
-
     # ------------------------------------------------------------------ Linker API
     def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
         """Ranked concepts per query; queries sharing a ``doc_id`` are one document, in the given order."""
         _, beams = self.run(queries, num_beams=max(self.num_beams, k))
-        return [self._candidates(bs, k) for bs in beams]
+        return [self.generator.candidates_from_beams(bs, k) for bs in beams]
 
     def link_documents(
         self, documents: Sequence[Document], k: int = 5, expand_abbreviations: bool = False,
@@ -495,7 +357,7 @@ class DocumentLinker(Linker):
             d.validate()
         queries = queries_from_documents(documents, expand_abbreviations, entity_types)
         linked, beams = self.run(queries, num_beams=max(self.num_beams, k))
-        return [(q, self._candidates(bs, k)) for q, bs in zip(linked, beams)]
+        return [(q, self.generator.candidates_from_beams(bs, k)) for q, bs in zip(linked, beams)]
 
     # ------------------------------------------------------------------ model-card API
     def sample(
@@ -517,7 +379,7 @@ class DocumentLinker(Linker):
         its top prediction; ``None`` when there is none), computed on the prompt the mention was linked with.
         """
         if num_beams < 1:
-            raise ConfigError(Errors.E021.format(field="num_beams", reason="must be >= 1"))
+            raise ConfigError(Errors.E023.format(value=num_beams, field="num_beams", constraint=">= 1"))
         docs = documents_from_bigbio(bigbio_pages)
         queries = queries_from_documents(docs, expand_abbreviations)
         where = [f"bigbio_pages document {q.doc_id}, entity {q.entity_id}" for q in queries]
@@ -547,7 +409,7 @@ class DocumentLinker(Linker):
         from genbel.linkers.saliency import saliency_maps
 
         targets = [(bs[0].name, bs[0].codes[0] if bs[0].codes else NO_CODE) if bs else None for bs in beams]
-        return preds, saliency_maps(self._gen, linked, targets)
+        return preds, saliency_maps(self.decoder, linked, targets)
 
     @staticmethod
     def display_saliency_map(saliency_map: Any, html_path: str | None = None, **kwargs: Any) -> Any:
@@ -575,7 +437,7 @@ def _parse_option(key: str, value: Any) -> Any:
             return True
         if v in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(Errors.E021.format(field=key, reason=f"{value!r} is not a boolean"))
+        raise ConfigError(Errors.E024.format(value=value, field=key, kind="a boolean"))
     if key == "context_chars" and v in ("none", "doc", "document"):
         return None
     if key == "context_chars" and v == "model":
@@ -583,7 +445,7 @@ def _parse_option(key: str, value: Any) -> Any:
     try:
         return int(v)
     except ValueError:
-        raise InputError(Errors.E021.format(field=key, reason=f"{value!r} is not an integer")) from None
+        raise InputError(Errors.E024.format(value=value, field=key, kind="an integer")) from None
 
 
 @register_linker("document")

@@ -1,19 +1,10 @@
-"""Saved linker directories, and their export as a ``trust_remote_code`` Hugging Face model.
+"""Export of a saved linker directory as a ``trust_remote_code`` Hugging Face model.
 
-A saved :class:`~genbel.linkers.generative.GenerativeLinker` directory holds:
-
-``genbel_linker.json``
-    architecture (``causal`` | ``seq2seq``), ``base_model`` reference, prompt format, KB name and
-    fingerprint, maximum source/target lengths;
-model weights
-    a full checkpoint (``config.json`` + ``model.safetensors``) or a peft LoRA adapter
-    (``adapter_config.json`` + ``adapter_model.safetensors``) over ``base_model``;
-tokenizer files; ``text_to_code.json`` (KB name → concept codes); ``trie/`` (the
-:class:`~genbel.trie.CandidateTrie`, memory-mapped at load time); ``kb/`` (the KB store).
-
-:func:`export_linker` turns such a directory into a folder that loads with
-``AutoModelForCausalLM.from_pretrained(OUT, trust_remote_code=True)`` (``AutoModelForSeq2SeqLM``
-for seq2seq models) into an object with the model-card API::
+A saved :class:`~genbel.linkers.generative.GenerativeLinker` directory (its layout:
+:mod:`genbel.generation.saved`) holds the model, the tokenizer, ``genbel_linker.json``,
+``text_to_code.json``, ``trie/`` and ``kb/``. :func:`export_linker` turns such a directory into a
+folder that loads with ``AutoModelForCausalLM.from_pretrained(OUT, trust_remote_code=True)``
+(``AutoModelForSeq2SeqLM`` for seq2seq models) into an object with the model-card API::
 
     model = AutoModelForCausalLM.from_pretrained("OUT", trust_remote_code=True)
     model.sample(sentences=["[Ibuprofen]{Chemicals & Drugs} is an NSAID"], constrained=True, num_beams=3)
@@ -33,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from genbel.errors import ConfigError, Errors
+from genbel.generation.saved import CONFIG_FILE, check_replaceable, is_linker_dir
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.generative import GenerativeLinker, check_replaceable
+from genbel.linkers.generative import GenerativeLinker
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +52,8 @@ class GenbelSampleMixin:
     """Adds the SynCABEL model-card API (``sample``) to a transformers model class.
 
     The linker (trie, ``text_to_code.json``, KB) is read lazily from ``self.name_or_path`` — the
-    folder the model was loaded from — on the first call.
+    folder the model was loaded from — on the first call. The model class itself loads with
+    ``from_pretrained`` (the Hugging Face name; genbel's own classes use ``load``).
     """
 
     def genbel_linker(self) -> GenerativeLinker:
@@ -79,7 +72,10 @@ class GenbelSampleMixin:
         restrict_to_group: bool = True,
         candidates: Sequence[Sequence[str] | None] | None = None,
     ) -> list[list[dict[str, Any]]]:
-        """See :meth:`genbel.linkers.generative.GenerativeLinker.sample`."""
+        """Link ``[mention]{Group}`` sentences by beam search (``sample`` is the model card's name).
+
+        See :meth:`genbel.linkers.generative.GenerativeLinker.sample`.
+        """
         return self.genbel_linker().sample(
             sentences,
             constrained=constrained,
@@ -106,20 +102,15 @@ def export_linker(linker_dir: str | Path, out: str | Path, kb: KnowledgeBase | N
     A LoRA adapter is merged into its base model, so ``out`` holds full weights. ``out`` must not
     exist, or be an earlier genbel linker/export directory (it is then replaced).
     """
-    from genbel.io import atomic_dir
-
     linker_dir, out = Path(linker_dir), Path(out)
+    if not is_linker_dir(linker_dir):
+        raise ConfigError(Errors.E251.format(path=linker_dir, missing=CONFIG_FILE))
     check_replaceable(out)
     lk = GenerativeLinker.load(linker_dir, kb, merge_lora=True)
     base = _transformers_base(lk.model)
     cls_name = f"Genbel{base.__name__}"
     auto = "AutoModelForSeq2SeqLM" if lk.architecture == "seq2seq" else "AutoModelForCausalLM"
     lk.model.config.auto_map = {auto: f"{MODELING_FILE[:-3]}.{cls_name}"}
-
-    def write(d: Path) -> None:
-        lk.write_to(d)
-        (d / MODELING_FILE).write_text(_TEMPLATE.format(cls=cls_name, base=base.__name__), encoding="utf-8")
-
-    atomic_dir(out, write)
+    lk.save(out, extra_files={MODELING_FILE: _TEMPLATE.format(cls=cls_name, base=base.__name__)})
     logger.info("exported %s to %s (%s, %s)", linker_dir, out, auto, cls_name)
     return out

@@ -77,9 +77,11 @@ def _normalise(raw: torch.Tensor) -> list[float]:
 def compute_saliency(generator: Any, query: Any, name: str) -> tuple[list[int], list[float], list[float]]:
     """``(input ids, normalised scores, raw attributions)`` of ``name`` for ``query``.
 
-    ``generator`` is a :class:`~genbel.linkers.generative.GenerativeLinker` (or the copy a
+    ``generator`` has a ``model``, an ``encoder`` and a ``device``: a
+    :class:`~genbel.linkers.generative.GenerativeLinker` or a
+    :class:`~genbel.generation.beam_search.BeamSearchDecoder` (the one a
     :class:`~genbel.linkers.document.DocumentLinker` decodes with); its encoder builds the prompt, so a
-    :class:`~genbel.linkers.document.DocumentQuery` is explained with its memory.
+    :class:`~genbel.generation.encoding.DocumentQuery` is explained with its memory.
     """
     enc = generator.encoder
     model = generator.model
@@ -115,7 +117,10 @@ def compute_saliency(generator: Any, query: Any, name: str) -> tuple[list[int], 
 def saliency_maps(
     generator: Any, queries: Sequence[Any], targets: Sequence[tuple[str, str] | None]
 ) -> list[SaliencyMap | None]:
-    """One :class:`SaliencyMap` per query for its ``(name, code)`` target (``None`` where there is none)."""
+    """One :class:`SaliencyMap` per query for its ``(name, code)`` target (``None`` where there is none).
+
+    ``generator`` as in :func:`compute_saliency`, with a ``tokenizer`` too.
+    """
     if len(queries) != len(targets):
         raise InputError(
             Errors.E252.format(where="saliency targets", n_candidates=len(targets), n_queries=len(queries))
@@ -178,9 +183,7 @@ def display_saliency_map(
     from rich.text import Text
 
     if m is None:
-        raise InputError(
-            Errors.E021.format(field="saliency map", reason="None (the mention had no prediction)")
-        )
+        raise InputError(Errors.E402)
     console = console or Console()
     top = max(m.scores, default=0.0)
     text = Text()

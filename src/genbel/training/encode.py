@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genbel.linkers.encoding import PromptEncoder
+from genbel.generation.encoding import PromptEncoder
 from genbel.training.examples import TrainingExample
 
 IGNORE = -100

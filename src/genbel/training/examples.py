@@ -2,7 +2,7 @@
 
 A :class:`TrainingExample` is what every data builder produces (human annotations, KB-guided
 pre-training samples, synthetic contexts): a :class:`~genbel.linkers.base.MentionQuery` (formatted
-by :class:`~genbel.linkers.prompts.PromptFormat` exactly as at inference time) and the *target*
+by :class:`~genbel.generation.prompts.PromptFormat` exactly as at inference time) and the *target*
 name, one of the gold concept's names.
 
 Synonym-aware fine-tuning (GenBioEL, Yuan et al. 2022, §2.3): the target for a human mention is the
@@ -27,9 +27,9 @@ import numpy as np
 
 from genbel.data.model import Document
 from genbel.errors import Errors, InputError
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import MentionQuery, queries_from_documents
-from genbel.linkers.prompts import PromptFormat
 
 logger = logging.getLogger(__name__)
 

@@ -14,33 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
+from typing import Any
 
+from genbel.generation import saved
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.io import atomic_directory
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-
-
-def adapter_to_fp16(d: Path) -> None:
-    """Rewrite a saved peft adapter's weights in fp16 (in place)."""
-    from safetensors.torch import load_file, save_file
-
-    f = d / ADAPTER_WEIGHTS
-    sd = load_file(f)
-    save_file(
-        {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
-        f,
-        metadata={"format": "pt"},
-    )
-
 
 def save_linker(
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     kb: KnowledgeBase,
     fmt: PromptFormat,
     architecture: str,
@@ -56,60 +44,38 @@ def save_linker(
 ) -> Path:
     """Save ``model`` (a peft model → adapter only; else the full model) as a linker directory, atomically.
 
-    ``memory_training`` records that the model was trained on document-level memory prompts (stored in
-    ``genbel_linker.json``; :meth:`DocumentLinker.load <genbel.linkers.document.DocumentLinker.load>`
-    then defaults to the training context window).
+    The files are written by :func:`genbel.generation.saved.write_linker` (the adapter in fp16 with
+    ``fp16_adapter``, pointing at the portable ``base_model``). ``memory_training`` records that the
+    model was trained on document-level memory prompts (stored in ``genbel_linker.json``;
+    :meth:`DocumentLinker.load <genbel.linkers.document.DocumentLinker.load>` then defaults to the
+    training context window).
     """
-    from genbel.linkers.generative import CONFIG_FILE, KB_DIR, TEXT_TO_CODE_FILE, TRIE_DIR, save_linker_config
-    from genbel.trie import CandidateTrie
-
     out = Path(out)
-    is_peft = hasattr(model, "peft_config")
     was_training = model.training
     with atomic_directory(out) as d:
-        model.save_pretrained(d)
-        if is_peft and fp16_adapter and (d / ADAPTER_WEIGHTS).exists():
-            adapter_to_fp16(d)
-        if is_peft and base_model and (d / "adapter_config.json").exists():
-            # the portable reference (an alias such as "smollm2-135m"), not this machine's cache path
-            acfg = json.loads((d / "adapter_config.json").read_text(encoding="utf-8"))
-            acfg["base_model_name_or_path"] = base_model
-            (d / "adapter_config.json").write_text(json.dumps(acfg, indent=2), encoding="utf-8")
-        tokenizer.save_pretrained(d)
-        eos = tokenizer.eos_token_id
-        trie = CandidateTrie.from_kb(kb, tokenizer, target=PromptFormat.target, eos_token_id=eos)
-        if include_trie:
-            trie.save(d / TRIE_DIR)
-            (d / TEXT_TO_CODE_FILE).write_text(
-                json.dumps(trie.text_to_code, ensure_ascii=False), encoding="utf-8"
-            )
-        if include_kb:
-            kb.save(d / KB_DIR)
-        longest = _longest(trie)
-        save_linker_config(
+        trie = saved.build_trie(kb, tokenizer, tokenizer.eos_token_id, show_progress=True)
+        saved.write_linker(
             d,
+            model=model,
+            tokenizer=tokenizer,
+            kb=kb,
+            trie=trie,
             architecture=architecture,
             prompt_format=fmt,
             base_model=base_model,
-            kb_fingerprint=kb.fingerprint(),
-            kb_name=kb.name,
             max_source_length=max_source_length,
-            max_target_length=longest,
+            max_target_length=saved.longest_target(trie),
             memory_training=memory_training,
+            include_trie=include_trie,
+            include_kb=include_kb,
+            fp16_adapter=fp16_adapter,
+            portable_adapter_base=True,
         )
         if training is not None:
             (d / "training.json").write_text(json.dumps(training, indent=2, default=str), encoding="utf-8")
-        assert (d / CONFIG_FILE).exists()
     model.train(was_training)
     logger.info("saved the linker to %s", out)
     return out
-
-
-def _longest(trie) -> int:
-    t = trie.trie
-    if t.num_nodes <= 1:
-        return 1
-    return len(t.path(t.num_nodes - 1))
 
 
 def dir_size(path: str | Path) -> int:
@@ -121,7 +87,7 @@ def copy_linker(
     src: str | Path,
     dst: str | Path,
     *,
-    drop: tuple[str, ...] = ("trie", "kb", "text_to_code.json", "README.md"),
+    drop: tuple[str, ...] = (saved.TRIE_DIR, saved.KB_DIR, saved.TEXT_TO_CODE_FILE, "README.md"),
 ) -> Path:
     """Copy a linker directory without the large, rebuildable parts (for shipping inside the package).
 
@@ -129,12 +95,8 @@ def copy_linker(
     ``README.md`` peft writes is a generic model-card template. ``adapter_config.json`` gets the
     portable ``base_model`` of ``genbel_linker.json``.
     """
-    import shutil
-
-    from genbel.io import atomic_directory as _atomic
-
     src = Path(src)
-    with _atomic(dst) as d:
+    with atomic_directory(dst) as d:
         for f in src.iterdir():
             if f.name in drop:
                 continue
@@ -142,13 +104,10 @@ def copy_linker(
                 shutil.copytree(f, d / f.name)
             else:
                 shutil.copy2(f, d / f.name)
-        meta = json.loads((d / "genbel_linker.json").read_text(encoding="utf-8"))
-        acfg_file = d / "adapter_config.json"
-        if acfg_file.exists() and meta.get("base_model"):
-            acfg = json.loads(acfg_file.read_text(encoding="utf-8"))
-            acfg["base_model_name_or_path"] = meta["base_model"]
-            acfg_file.write_text(json.dumps(acfg, indent=2), encoding="utf-8")
+        meta = saved.read_linker_config(d)
+        if saved.is_adapter_dir(d) and meta.get("base_model"):
+            saved.set_adapter_base(d, meta["base_model"])
     return Path(dst)
 
 
-__all__ = ["save_linker", "copy_linker", "adapter_to_fp16", "dir_size"]
+__all__ = ["save_linker", "copy_linker", "dir_size"]

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from genbel.errors import ConfigError, Errors
+from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.prompts import PromptFormat
 from genbel.training.examples import TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def add_memory(
 
     Examples without a document (``query.doc_id is None``) or a position get an empty memory.
     """
-    from genbel.linkers.document import with_memory
+    from genbel.generation.encoding import with_memory
 
     corruption = _check("memory_corruption", corruption)
     fraction = _check("memory_fraction", fraction)

@@ -5,7 +5,7 @@ For a concept with names ``s1, s2, …`` and definitions, a clause template is f
 another of its names — and the model must generate another name ``s2`` of the same concept. The
 samples have exactly the shape of linking examples (a :class:`MentionQuery` with the mention's
 offsets in the filled template, type = the concept's semantic group), so they are formatted by the
-same :class:`~genbel.linkers.prompts.PromptFormat` as the fine-tuning data.
+same :class:`~genbel.generation.prompts.PromptFormat` as the fine-tuning data.
 
 Concepts with two names use ``s1``/``s2`` = the two names and ``c = s2``; a concept with one name
 uses it for all three (GenBioEL, appendix E.2). Only the concept's own names and definitions are

@@ -36,11 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from genbel.errors import ConfigError, Errors, InputError
+from genbel.generation.encoding import DocumentPromptEncoder, PromptEncoder
+from genbel.generation.prompts import PromptFormat
 from genbel.io import atomic_write_text
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.document import DocumentPromptEncoder
-from genbel.linkers.encoding import PromptEncoder
-from genbel.linkers.prompts import PromptFormat
 from genbel.training.config import RESUME_FREE, TrainConfig
 from genbel.training.encode import IGNORE, Encoded, collate, encode_example
 from genbel.training.examples import (
@@ -204,8 +203,9 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
     ``cfg.init`` may name a genbel linker directory (or a run directory, whose ``final/`` is used):
     its weights — a full checkpoint or a LoRA adapter over its base model — are the starting point.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
+    from genbel.generation import saved
     from genbel.models import resolve_model
 
     base_ref = cfg.base_model
@@ -216,27 +216,22 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
             init = Path(cfg.init)
             if (init / "final").is_dir():
                 init = init / "final"
-            meta = init / "genbel_linker.json"
-            if not meta.exists():
-                raise ConfigError(Errors.E358.format(path=init, what="it", reason="no genbel_linker.json"))
-            info = json.loads(meta.read_text())
-            if (init / "adapter_config.json").exists():
-                base_ref = info.get("base_model") or cfg.base_model
+            if not saved.is_linker_dir(init):
+                raise ConfigError(Errors.E358.format(path=init, what="it", reason=f"no {saved.CONFIG_FILE}"))
+            info = saved.read_linker_config(init)
+            if saved.is_adapter_dir(init):
+                base_ref = saved.lora_base(init, info, default=cfg.base_model)
                 src = resolve_model(base_ref)
                 adapter_dir = init
             else:
                 src = str(init)
                 base_ref = str(init)
-        mconf = AutoConfig.from_pretrained(src)
-        arch = cfg.architecture or ("seq2seq" if getattr(mconf, "is_encoder_decoder", False) else "causal")
-        cls = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
-        model = cls.from_pretrained(src, dtype=torch.float32)
+        arch = cfg.architecture or saved.architecture_of(AutoConfig.from_pretrained(src))
+        model = saved.model_class(arch).from_pretrained(src, dtype=torch.float32)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(adapter_dir or src)
     else:
-        arch = cfg.architecture or (
-            "seq2seq" if getattr(model.config, "is_encoder_decoder", False) else "causal"
-        )
+        arch = cfg.architecture or saved.architecture_of(model.config)
         if tokenizer is None:
             raise ConfigError(
                 Errors.E357.format(field="tokenizer", reason="a tokenizer must come with a model object")

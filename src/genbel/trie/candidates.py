@@ -1,9 +1,10 @@
 """The candidate trie of a KB: a :class:`TokenTrie` over tokenized names plus what they decode to.
 
 Every distinct KB name (stripped) is one payload; the trie holds, for each name, the token ids of
-``target(name)`` (by default :meth:`PromptFormat.target`, i.e. ``" " + name``) tokenized without
-special tokens and followed by the EOS id — exactly the sequence a generative linker is trained
-to write. A name shared by several concepts maps to all their codes (``text_to_code``, the
+``target(name)`` tokenized without special tokens and followed by the EOS id — exactly the sequence
+a generative linker is trained to write. ``target`` is given by the caller (generative linking passes
+:meth:`genbel.generation.prompts.PromptFormat.target`, i.e. ``" " + name``), so the trie depends on no
+prompt format. A name shared by several concepts maps to all their codes (``text_to_code``, the
 ``text_to_code.json`` of SynCABEL).
 
 On disk (:meth:`CandidateTrie.save`) a directory holds ``trie/`` (memory-mappable ``.npy``
@@ -24,10 +25,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
+from genbel.io import atomic_dir, write_json
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.ids import normalize_id
-from genbel.linkers.prompts import PromptFormat
-from genbel.io import atomic_dir, write_json
 from genbel.trie.token_trie import Restriction, TokenTrie
 
 logger = logging.getLogger(__name__)
@@ -79,12 +79,15 @@ class CandidateTrie:
         kb: KnowledgeBase,
         tokenizer: Any,
         *,
-        target: Callable[[str], str] = PromptFormat.target,
+        target: Callable[[str], str],
         eos_token_id: int | None = None,
         show_progress: bool = True,
         batch_size: int = 4096,
     ) -> CandidateTrie:
         """Tokenize every distinct KB name as ``target(name)`` + EOS and build the trie.
+
+        ``target`` maps a name to the text the model writes for it (the generation target, e.g.
+        :meth:`PromptFormat.target <genbel.generation.prompts.PromptFormat.target>`).
 
         ``tokenizer`` is a Hugging Face (fast) tokenizer, called on batches of targets with
         ``add_special_tokens=False``. ``eos_token_id`` defaults to ``tokenizer.eos_token_id``.

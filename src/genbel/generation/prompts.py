@@ -1,4 +1,4 @@
-"""Prompt formats shared by generative inference and training.
+"""Prompt formats shared by generative inference and training, and the ``[mention]{Group}`` markup.
 
 Two formats, both writing the concept's *name* as the output:
 
@@ -42,7 +42,7 @@ class PromptFormat:
     def __post_init__(self) -> None:
         if self.style not in ("syncabel", "genbioel"):
             raise InputError(
-                Errors.E021.format(field="prompt style", reason=f"{self.style!r} (syncabel|genbioel)")
+                Errors.E022.format(value=self.style, field="prompt style", known="syncabel, genbioel")
             )
 
     # ------------------------------------------------------------------ pieces

@@ -1,5 +1,6 @@
 """The shared-prompt beam cache: the attention equals ``sdpa`` over per-beam copies, generate gives
-the same beams and scores, the prompt is stored once per query, and the model is left as it was."""
+the same beams and scores, the prompt is stored once per query, and the model is left as it was;
+the prompt prefill gives the states of one batched pass."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from transformers.cache_utils import Cache, DynamicSlidingWindowLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from genbel.errors import ConfigError
-from genbel.linkers.beam_cache import (
+from genbel.generation.batching import model_inputs
+from genbel.generation.cache import (
     ATTENTION_NAME,
+    PromptPrefill,
     SharedPromptCache,
     plain_cache,
     shared_prompt_attention,
     shared_prompt_decoding,
 )
+from genbel.generation.prompts import parse_markup
 from genbel.linkers.generative import GenerativeLinker
-from tests.linkers.generative_tiny import SENTENCES, tiny_kb, tiny_tokenizer
+from tests.helpers import raises_code
+from tests.linkers.generative_tiny import SENTENCES, tiny_kb, tiny_model, tiny_tokenizer
 from tests.tiny_models import one_thread, tiny_llama  # noqa: F401  (autouse fixture)
 
 B, K, P = 3, 4, 6  # queries, beams, prompt length
@@ -38,7 +43,7 @@ def _prompt_mask(width: int, lengths: list[int]) -> torch.Tensor:
 
 def _active(cache):
     """Make ``cache`` the active one without switching any model (the attention alone)."""
-    from genbel.linkers import beam_cache
+    from genbel.generation import cache as beam_cache
 
     class _Ctx:
         def __enter__(self):
@@ -162,7 +167,7 @@ def test_linker_beams_are_the_same_with_and_without_sharing(arch, monkeypatch):
     model = tiny_llama(len(tok), seed=1) if arch == "llama" else _tiny_gemma3(len(tok))
     lk = GenerativeLinker(model, tok, kb)
     entered: list[bool] = []
-    from genbel.linkers import beam_cache
+    from genbel.generation import cache as beam_cache
 
     real = beam_cache.shared_prompt_decoding
 
@@ -193,6 +198,36 @@ def test_a_model_that_bypasses_the_shared_attention_is_an_error():
     other = type(model.config).from_dict(model.config.to_dict())  # layer 1 reads a config left as "sdpa"
     other._attn_implementation = "sdpa"
     model.model.layers[1].self_attn.config = other
-    with pytest.raises(ConfigError, match=r"layers \[1\] did not attend"), shared_prompt_decoding(model, cache):
+    with raises_code("E257", ConfigError, match=r"layers \[1\] did not attend"), shared_prompt_decoding(model, cache):
         model.generate(input_ids=ids, cache=cache, num_beams=2, max_new_tokens=2, do_sample=False,
                        pad_token_id=0, eos_token_id=2)
+
+
+def test_prefill_passes_by_new_part_length_give_the_batched_prompt_states(monkeypatch):
+    """Rows whose new parts differ much in length are prefilled apart (no row pads the others to its
+    length); their key/value states equal one batched pass over the whole prompts."""
+    kb = tiny_kb()
+    tok = tiny_tokenizer(kb)
+    lk = GenerativeLinker(tiny_model("llama", len(tok)), tok, kb)
+    long = SENTENCES[2][:-1] + ", and breast cancer, colon cancer and pain in the patients of the trial."
+    encs = [lk.encoder.encode(q) for q in [parse_markup(s) for s in (long, SENTENCES[3], SENTENCES[5])]]
+    inputs, _ = model_inputs(encs, "causal", lk.encoder.pad_token_id, lk.device)
+    passes: list[int] = []
+    real = PromptPrefill.prefill_rows
+
+    def counting(self, bodies, reused):
+        passes.append(len(bodies))
+        return real(self, bodies, reused)
+
+    monkeypatch.setattr(PromptPrefill, "prefill_rows", counting)
+    prefill = lk.decoder.prefill
+    with torch.inference_mode():
+        grouped, laid_out, width = prefill.prompt_cache_with_prefixes(encs, inputs, ["a", "b", "c"], {})
+        batched = prefill.prompt_cache(inputs)
+    lengths = [len(e.input_ids) - 1 for e in encs]
+    assert len(passes) == 2 and sorted(passes) == [1, 2]  # the short prompt alone
+    assert width == max(lengths) + 1 and laid_out["attention_mask"].shape[1] == width
+    for g_layer, b_layer in zip(grouped.layers, batched.layers):
+        for r, n in enumerate(lengths):  # both left-padded to the longest prompt
+            torch.testing.assert_close(g_layer.keys[r, :, -n:], b_layer.keys[r, :, -n:], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(g_layer.values[r, :, -n:], b_layer.values[r, :, -n:], atol=1e-5, rtol=1e-4)

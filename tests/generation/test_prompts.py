@@ -3,8 +3,9 @@ import re
 import pytest
 
 from genbel.errors import InputError
+from genbel.generation.prompts import PromptFormat, parse_markup
 from genbel.linkers.base import MentionQuery
-from genbel.linkers.prompts import PromptFormat, parse_markup
+from tests.helpers import raises_code
 
 
 def test_parse_markup_offsets_and_group():
@@ -29,9 +30,9 @@ def test_parse_markup_empty_group_is_none():
     ],
 )
 def test_parse_markup_errors_name_the_problem(line, reason):
-    with pytest.raises(InputError, match=re.escape(reason)):
+    with raises_code("E011", InputError, match=re.escape(reason)):
         parse_markup(line, where="input.txt:3")
-    with pytest.raises(InputError, match="input.txt:3"):
+    with raises_code("E011", InputError, match="input.txt:3"):
         parse_markup(line, where="input.txt:3")
 
 
@@ -61,7 +62,7 @@ def test_expanded_abbreviation_is_the_decoder_prefix():
 
 
 def test_unknown_style_rejected():
-    with pytest.raises(InputError, match="prompt style"):
+    with raises_code("E022", InputError, match="prompt style"):
         PromptFormat(style="t5")
 
 

@@ -1,0 +1,290 @@
+"""Beam search over encoded queries: the decoding step of generative linking.
+
+:class:`BeamSearchDecoder` runs Hugging Face ``generate`` with ``num_beams`` beams per query and, in
+*constrained* mode, a :class:`~genbel.trie.TrieLogitsProcessor` so that only the token sequences of KB
+names (the :class:`~genbel.trie.CandidateTrie`, restricted to each query's
+:class:`~genbel.generation.scopes.Scope`) can be written. A generated name maps to its concept codes.
+
+Each beam ``i`` carries the length-normalised log-probability of its target tokens (EOS included)::
+
+    s_i = (1 / |y_i|) * sum_t log p(y_i,t | prompt, y_i,<t)
+
+which is what ``generate`` reports with ``length_penalty=1`` and what
+:func:`genbel.generation.scoring.score_candidates` computes by teacher forcing.
+
+Queries are batched by :mod:`genbel.generation.batching`; causal prompts are prefilled once per query
+and shared by their beams (:mod:`genbel.generation.cache`), with the same beams as plain ``generate``.
+The decoder holds no prompt format of its own: its :class:`~genbel.generation.encoding.PromptEncoder`
+turns queries into ids, and :meth:`BeamSearchDecoder.with_encoder` gives a decoder over the same model,
+trie and scopes with other prompts (document-level linking).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from genbel.generation.batching import batches, model_inputs
+from genbel.generation.cache import PromptPrefill, beam_cache
+from genbel.generation.encoding import EncodedQuery, PromptEncoder
+from genbel.generation.saved import longest_target
+from genbel.generation.scopes import Scope, ScopeResolver, decode_key
+from genbel.kb.base import KnowledgeBase
+from genbel.linkers.base import MentionQuery
+
+# Beams scored below this are filler hypotheses (a trie with fewer names than beams: generate pads
+# with sequences penalised by -1e9, then divided by their length). Real scores are mean token
+# log-probabilities, far above it.
+INVALID_SCORE = -1.0e4
+
+
+@dataclass
+class Beam:
+    """One decoded hypothesis: the name, its concept codes (empty if not a KB name), and ``s_i``."""
+
+    name: str
+    codes: list[str]
+    logprob: float
+
+
+def copy_beams(beams: Sequence[Beam]) -> list[Beam]:
+    """Copies of ``beams`` that share no state (their code lists are copied too)."""
+    return [dataclasses.replace(b, codes=list(b.codes)) for b in beams]
+
+
+class BeamSearchDecoder:
+    """Beam search of one model over one candidate trie, with the prompts of one encoder.
+
+    ``constrained`` (default for :meth:`generate`), ``share_prompt_cache`` (causal models: compute
+    the prompt's key/value states once per query, not once per beam) and
+    ``share_prompt_across_beams`` (causal models with plain full-attention layers: keep those states
+    once per query during beam search) are plain attributes; the last two never change the beams.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        encoder: PromptEncoder,
+        trie: Any,
+        scopes: ScopeResolver,
+        *,
+        max_target_length: int | None = None,
+        constrained: bool = True,
+        share_prompt_cache: bool = True,
+        share_prompt_across_beams: bool = True,
+        device: torch.device | None = None,
+        prefill: PromptPrefill | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.trie = trie
+        self.scopes = scopes
+        self.device = device if device is not None else next(model.parameters()).device
+        self.architecture = encoder.architecture
+        #: tokens of the longest name target (constrained decoding never needs more new tokens)
+        self.trie_depth = longest_target(trie)
+        #: new tokens of an unconstrained generation
+        self.max_target_length = max_target_length or self.trie_depth
+        self.constrained = constrained
+        self.share_prompt_cache = share_prompt_cache
+        self.share_prompt_across_beams = share_prompt_across_beams
+        self.prefill = prefill or PromptPrefill(model, encoder.pad_token_id, self.device)
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.scopes.kb
+
+    @property
+    def text_to_code(self) -> dict[str, list[str]]:
+        """KB name → concept codes (the names the trie decodes to)."""
+        return self.trie.text_to_code
+
+    def with_encoder(self, encoder: PromptEncoder) -> BeamSearchDecoder:
+        """A decoder with ``encoder``'s prompts over the same model, trie, scopes and prefill (shared,
+        not copied), with this decoder's settings."""
+        return BeamSearchDecoder(
+            self.model,
+            self.tokenizer,
+            encoder,
+            self.trie,
+            self.scopes,
+            max_target_length=self.max_target_length,
+            constrained=self.constrained,
+            share_prompt_cache=self.share_prompt_cache,
+            share_prompt_across_beams=self.share_prompt_across_beams,
+            device=self.device,
+            prefill=self.prefill,
+        )
+
+    # ------------------------------------------------------------------ one batch
+    def generation_config(self, num_beams: int, max_new_tokens: int) -> Any:
+        """The ``GenerationConfig`` of a ``num_beams`` beam search returning every beam with its score."""
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            num_beams=num_beams,
+            num_return_sequences=num_beams,
+            do_sample=False,
+            length_penalty=1.0,
+            early_stopping=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=self.encoder.eos_token_id,
+            pad_token_id=self.encoder.pad_token_id,
+            decoder_start_token_id=self.encoder.decoder_start_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+
+    @torch.inference_mode()
+    def generate_batch(
+        self,
+        batch: list[EncodedQuery],
+        scopes: list[Scope],
+        constrained: bool,
+        num_beams: int,
+        prefix: tuple[list[Any], dict[Any, Any]] | None = None,
+    ) -> list[list[Beam]]:
+        """Beams of one batch of encoded queries, best first; ``prefix = (keys, store)`` reuses stored
+        prompt prefixes (:meth:`PromptPrefill.prompt_cache_with_prefixes
+        <genbel.generation.cache.PromptPrefill.prompt_cache_with_prefixes>`)."""
+        inputs, prompt_len = model_inputs(batch, self.architecture, self.encoder.pad_token_id, self.device)
+        kwargs: dict[str, Any] = {}
+        decoding: AbstractContextManager = nullcontext()
+        if self.architecture == "causal" and num_beams > 1 and prompt_len > 1 and self.share_prompt_cache:
+            if prefix is not None and self.prefill.prefix_reuse_supported:
+                past, inputs, prompt_len = self.prefill.prompt_cache_with_prefixes(batch, inputs, *prefix)
+            else:
+                past = self.prefill.prompt_cache(inputs)
+            kwargs["cache"], decoding = beam_cache(
+                self.model, past, num_beams, self.share_prompt_across_beams
+            )
+        if constrained:
+            from transformers import LogitsProcessorList
+
+            from genbel.trie import TrieLogitsProcessor
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [
+                    TrieLogitsProcessor(
+                        self.trie.trie,
+                        prompt_len,
+                        num_beams=num_beams,
+                        restrictions=[sc.restriction for sc in scopes],
+                        eos_token_id=self.encoder.eos_token_id,
+                        pad_token_id=self.encoder.pad_token_id,
+                    )
+                ]
+            )
+            max_new = self.trie_depth
+        else:
+            max_new = self.max_target_length
+        with decoding:
+            out = self.model.generate(
+                **inputs, generation_config=self.generation_config(num_beams, max_new), **kwargs
+            )
+        seqs = out.sequences[:, prompt_len:].tolist()
+        scores = out.sequences_scores.tolist()
+        eos = self.encoder.eos_token_id
+        results: list[list[Beam]] = [[] for _ in batch]
+        for row, (tokens, s) in enumerate(zip(seqs, scores)):
+            if not math.isfinite(s) or s < INVALID_SCORE:
+                continue
+            cut = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+            target = tokens[:cut]
+            if constrained:
+                hit = self.trie.decode(target)
+                if hit is None:
+                    continue
+                name, codes = hit
+            else:
+                name = self.tokenizer.decode(target, skip_special_tokens=True).strip()
+                codes = list(self.text_to_code.get(name, []))
+            codes = self.scopes.keep_codes(codes, scopes[row // num_beams])
+            if constrained and not codes:  # a name shared with a concept outside the scope
+                continue
+            results[row // num_beams].append(Beam(name, codes, float(s)))
+        for r in results:
+            r.sort(key=lambda b: -b.logprob)
+        return results
+
+    # ------------------------------------------------------------------ queries
+    def generate(
+        self,
+        queries: Sequence[MentionQuery],
+        *,
+        num_beams: int,
+        batch_size: int,
+        restrict_to_group: bool,
+        constrained: bool | None = None,
+        candidates: Sequence[Sequence[str] | None] | None = None,
+        where: Sequence[str] | None = None,
+        check_groups: bool = False,
+        cache: dict[tuple, list[Beam]] | None = None,
+        prefix_keys: Sequence[Any] | None = None,
+        prefix_store: dict[Any, Any] | None = None,
+    ) -> list[list[Beam]]:
+        """Beams per query, best first (see :meth:`GenerativeLinker.generate
+        <genbel.linkers.generative.GenerativeLinker.generate>` for the arguments).
+
+        Queries with identical model inputs and scope are decoded once; ``cache`` also reuses the beams
+        of earlier calls; ``prefix_keys`` + ``prefix_store`` reuse the key/value states of each key's
+        previous prompt (causal models).
+        """
+        constrained = self.constrained if constrained is None else constrained
+        if where is None:
+            where = [
+                f"document {q.doc_id}, entity {q.entity_id}" if q.doc_id is not None else f"query {i + 1}"
+                for i, q in enumerate(queries)
+            ]
+        restrict = restrict_to_group and constrained
+        scopes = self.scopes.resolve(queries, candidates, restrict, where, check_groups)
+        encoded = [self.encoder.encode(q) for q in queries]
+        results: list[list[Beam]] = [[] for _ in queries]
+        # identical inputs with the same scope decode identically: run each once (repeated mentions)
+        first: dict[tuple, int] = {}
+        copies: list[tuple[int, int]] = []
+        todo: list[int] = []
+        for i in range(len(queries)):
+            if not scopes[i].possible:
+                continue
+            key = decode_key(encoded[i], scopes[i])
+            if cache is not None and key in cache:
+                results[i] = copy_beams(cache[key])
+            elif key in first:
+                copies.append((i, first[key]))
+            else:
+                first[key] = i
+                todo.append(i)
+        order = batches(encoded, todo, batch_size, self.architecture)
+        with tqdm(
+            total=len(todo),
+            desc="linking",
+            unit="mention",
+            disable=True if len(order) < 4 else None,
+            leave=False,
+        ) as bar:
+            for idx in order:
+                prefix = None
+                if prefix_store is not None and prefix_keys is not None:
+                    prefix = ([prefix_keys[i] for i in idx], prefix_store)
+                beams = self.generate_batch(
+                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix
+                )
+                for i, b in zip(idx, beams):
+                    results[i] = b
+                bar.update(len(idx))
+        for i, j in copies:
+            results[i] = copy_beams(results[j])
+        if cache is not None:
+            for key, i in first.items():
+                cache[key] = copy_beams(results[i])
+        return results
