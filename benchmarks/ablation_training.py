@@ -41,10 +41,10 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from genbel.data import load_documents
     from genbel.kb import load_kb
     from genbel.training import TrainConfig, Trainer
     from genbel.training.synth import make_generator, synthesize
-    from genbel.data import load_documents
 
     data, out = Path(args.data), Path(args.out)
     kb_path = data / "medic" / "medic_06Jul2012.txt"

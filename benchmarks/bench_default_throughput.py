@@ -26,8 +26,8 @@ def main() -> None:
     import torch
 
     from genbel.data import load_corpus
+    from genbel.data.queries import queries_from_documents
     from genbel.kb import load_kb
-    from genbel.linkers.base import queries_from_documents
     from genbel.linkers.generative import GenerativeLinker
 
     kb = load_kb(DATA / "medic" / "medic_06Jul2012.txt")

@@ -51,7 +51,7 @@ class Replay:
         self.result = None
 
     def link_documents(self, documents, k=5, expand_abbreviations=False, entity_types=None):
-        from genbel.linkers.base import Candidate, queries_from_documents
+        from genbel.data.queries import Candidate, queries_from_documents
         from genbel.linkers.ensemble import fuse
 
         queries = queries_from_documents(documents, expand_abbreviations, entity_types)

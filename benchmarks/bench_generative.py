@@ -126,8 +126,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from genbel.data import load_corpus
+    from genbel.data.queries import queries_from_documents
     from genbel.kb import load_kb
-    from genbel.linkers.base import queries_from_documents
     from genbel.linkers.generative import GenerativeLinker
 
     load0 = os.getloadavg()

@@ -47,9 +47,9 @@ def main() -> None:
 
     import torch
 
+    from genbel.data.queries import queries_from_documents
     from genbel.eval import evaluate, expand_gold_ids
     from genbel.eval.metrics import bootstrap_ci
-    from genbel.linkers.base import queries_from_documents
     from genbel.linkers.hybrid import HybridLinker
     from genbel.linkers.nametable import concept_prior
     from genbel.linkers.registry import create_linker

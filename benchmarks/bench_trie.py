@@ -356,10 +356,10 @@ def model_step(names: list[str], n_prompts: int = 4, beams: int = 5, new_tokens:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+    from genbel.data.queries import MentionQuery
     from genbel.generation.prompts import PromptFormat
     from genbel.kb.base import KnowledgeBase
     from genbel.kb.concept import Concept
-    from genbel.linkers.base import MentionQuery
     from genbel.models import resolve_model
     from genbel.trie import CandidateTrie, TrieConstraint, TrieLogitsProcessor
 

@@ -110,8 +110,8 @@ def main() -> None:
 
     import torch
 
+    from genbel.data.queries import queries_from_documents
     from genbel.kb import load_kb
-    from genbel.linkers.base import queries_from_documents
     from genbel.linkers.document import DocumentLinker
     from genbel.linkers.generative import GenerativeLinker
 

@@ -32,9 +32,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from genbel.data import write_corpus
+    from genbel.data import load_documents, write_corpus
     from genbel.training import TrainConfig, Trainer
-    from genbel.data import load_documents
 
     data = Path(args.data)
     out = Path(args.out)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from genbel.errors import Errors, GenbelError
 
-__version__ = "0.1.0"
+from genbel._version import __version__
 
 #: public name -> module that defines it (imported on first access)
 _EXPORTS: dict[str, str] = {

@@ -29,7 +29,7 @@ from genbel.generation.prompts import MARKUP, parse_markup
 from genbel.kb import KnowledgeBase, augment_kb, open_kb
 
 if TYPE_CHECKING:
-    from genbel.linkers.base import Candidate, MentionQuery
+    from genbel.data.queries import Candidate, MentionQuery
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def read_input(path: str | Path, input_format: str = "auto") -> tuple[list[Docum
 
 def check_markup_groups(docs: Iterable[Document], kb: KnowledgeBase, path: str | Path) -> None:
     """Every ``{Group}`` of a markup file must name a group of ``kb`` (E250 with ``file:line`` otherwise)."""
-    from genbel.linkers.groups import resolve_group
+    from genbel.kb.semantic_groups import resolve_group
 
     groups = kb.semantic_groups
     for d in docs:

@@ -185,7 +185,7 @@ def test_expand_abbreviations_in_mentions(mention: str, expected: str) -> None:
 
 
 def test_queries_expand_short_forms_inside_mentions(tmp_path) -> None:
-    from genbel.linkers.base import queries_from_documents
+    from genbel.data.queries import queries_from_documents
 
     title, abstract = "Renal disease.", "Patients with diffuse mesangial sclerosis (DMS) or isolated DMS."
     text = f"{title} {abstract}"

@@ -97,7 +97,7 @@ def test_filter_entity_types() -> None:
 
 def test_entity_type_rule_is_shared() -> None:
     """One rule: a whole type or any comma-separated part; the harness and the query builder use it."""
-    from genbel.linkers.base import queries_from_documents
+    from genbel.data.queries import queries_from_documents
 
     multi = parse_pubtator(
         "1|t|Flu virus cell.\n1|a|\n1\t0\t3\tFlu\tT038,T005\tUMLS:C1\n1\t4\t9\tvirus\tT005\tUMLS:C2\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import ConfigError
 from genbel.generation.encoding import (
     DocumentPromptEncoder,
@@ -14,7 +15,6 @@ from genbel.generation.encoding import (
     with_memory,
 )
 from genbel.generation.prompts import PromptFormat, parse_markup
-from genbel.linkers.base import MentionQuery
 from tests.helpers import raises_code
 from tests.linkers.generative_tiny import tiny_kb, tiny_tokenizer
 

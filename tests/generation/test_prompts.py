@@ -2,9 +2,9 @@ import re
 
 import pytest
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import InputError
 from genbel.generation.prompts import PromptFormat, parse_markup
-from genbel.linkers.base import MentionQuery
 from tests.helpers import raises_code
 
 

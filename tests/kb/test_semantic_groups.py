@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
-from genbel.errors import ConfigError
+from genbel.errors import ConfigError, InputError
 from genbel.kb.semantic_groups import (
+    GROUP_ALIASES,
     GROUP_CODES,
     GROUPS,
     LEGACY_TUI_TO_GROUP,
@@ -18,6 +19,7 @@ from genbel.kb.semantic_groups import (
     group_of_tui,
     groups_of_tuis,
     normalize_group,
+    resolve_group,
 )
 from tests.helpers import raises_code
 
@@ -82,3 +84,16 @@ def test_normalize_group_unknown() -> None:
     assert str(e.value).startswith(
         "[E012] unknown semantic group or entity type 'Diseasez'; known: ACTI (Activities & Behaviors), "
     )
+
+
+def test_resolve_group_and_aliases() -> None:
+    groups = ["Disorders", "Chemicals & Drugs"]  # a KB's own groups
+    assert resolve_group("Disease", groups) == "Disorders"
+    assert resolve_group("SpecificDisease", groups) == "Disorders"
+    assert resolve_group("chemicals & drugs", groups) == "Chemicals & Drugs"
+    assert resolve_group("CHEM", groups) == "Chemicals & Drugs"
+    assert resolve_group("T047", groups) == "Disorders"
+    assert resolve_group("MyGroup", ["MyGroup"]) == "MyGroup"
+    assert GROUP_ALIASES["chemical"] == "Chemicals & Drugs"
+    with raises_code("E250", InputError, match=r"file.txt:3: unknown semantic group"):
+        resolve_group("Foo", groups, "file.txt:3")

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from genbel.data.queries import MentionQuery
 from genbel.encoders import TextEncoder
 from genbel.errors import ConfigError, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.linkers.base import MentionQuery
 from genbel.linkers.dense import DenseLinker
 from genbel.linkers.dense_index import build_faiss_index
 from genbel.linkers.registry import create_linker

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from genbel.data.queries import queries_from_documents
 from genbel.errors import ConfigError, InputError
 from genbel.generation.cache import PromptPrefill
 from genbel.generation.encoding import DocumentQuery
-from genbel.linkers.base import queries_from_documents
 from genbel.linkers.document import NO_CODE, DocumentLinker
 from genbel.linkers.ensemble import EnsembleLinker
 from genbel.linkers.registry import create_linker

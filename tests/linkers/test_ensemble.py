@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from genbel.data.queries import Candidate
 from genbel.errors import ConfigError
-from genbel.linkers.base import Candidate
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.ensemble import EnsembleLinker, default_ensemble, fuse
 from tests.helpers import raises_code
@@ -61,7 +61,7 @@ def test_ensemble_of_memory_and_no_memory(dl):
         assert 1 <= len(f) <= 3 and len({c.concept_id for c in f}) == len(f)
         assert [c.concept_id for c in f] == [c.concept_id for c in fuse([a, b], [1.0, 1.0], 3)]
     # link() fuses the same way
-    from genbel.linkers.base import queries_from_documents
+    from genbel.data.queries import queries_from_documents
 
     via_link = ens.link(queries_from_documents(ds), k=3)
     assert [[c.concept_id for c in cs] for cs in via_link] == [[c.concept_id for c in f] for _, f in fused]

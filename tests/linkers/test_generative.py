@@ -9,14 +9,13 @@ import math
 import pytest
 import torch
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.generation.prompts import parse_markup
 from genbel.generation.saved import save_linker_config
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.linkers.base import MentionQuery
 from genbel.linkers.generative import NO_CODE, GenerativeLinker
-from genbel.linkers.groups import GROUP_ALIASES, resolve_group
 from genbel.linkers.registry import create_linker
 from tests.helpers import raises_code
 from tests.linkers.generative_tiny import (
@@ -224,19 +223,6 @@ def test_malformed_markup_raises_naming_the_sentence(linkers, line, reason):
     with raises_code("E011", InputError) as e:
         linkers["llama"].sample(["[APC]{Disease} fine", line])
     assert "sentence 2" in str(e.value) and reason in str(e.value)
-
-
-def test_resolve_group_and_aliases(kb):
-    groups = kb.semantic_groups
-    assert resolve_group("Disease", groups) == "Disorders"
-    assert resolve_group("SpecificDisease", groups) == "Disorders"
-    assert resolve_group("chemicals & drugs", groups) == "Chemicals & Drugs"
-    assert resolve_group("CHEM", groups) == "Chemicals & Drugs"
-    assert resolve_group("T047", groups) == "Disorders"
-    assert resolve_group("MyGroup", ["MyGroup"]) == "MyGroup"
-    assert GROUP_ALIASES["chemical"] == "Chemicals & Drugs"
-    with raises_code("E250", InputError, match=r"file.txt:3: unknown semantic group"):
-        resolve_group("Foo", groups, "file.txt:3")
 
 
 @pytest.mark.parametrize("arch", ["llama", "t5"])

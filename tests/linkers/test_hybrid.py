@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.errors import ConfigError
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 from genbel.linkers.generative import GenerativeLinker
 from genbel.linkers.hybrid import HybridLinker
 from genbel.linkers.registry import create_linker

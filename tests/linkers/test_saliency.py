@@ -9,8 +9,8 @@ import pytest
 import torch
 from rich.console import Console
 
+from genbel.data.queries import queries_from_documents
 from genbel.errors import InputError
-from genbel.linkers.base import queries_from_documents
 from genbel.linkers.document import DocumentLinker
 from genbel.linkers.saliency import SaliencyMap, compute_saliency, display_saliency_map, to_html
 from tests.helpers import raises_code

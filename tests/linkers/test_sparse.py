@@ -5,11 +5,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import ConfigError, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.kb.normalize import normalize_name
-from genbel.linkers.base import MentionQuery
 from genbel.linkers.nametable import NameTable
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker

@@ -23,8 +23,8 @@ def test_shipped_model_files_are_small_and_portable():
 
 @pytest.mark.slow
 def test_shipped_model_links_with_the_default_kb():
+    from genbel.data.queries import MentionQuery
     from genbel.kb import default_kb
-    from genbel.linkers.base import MentionQuery
     from genbel.linkers.generative import GenerativeLinker
 
     d = default_model_dir()

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import torch
 
+from genbel.data.queries import MentionQuery
 from genbel.generation.encoding import PromptEncoder
 from genbel.generation.prompts import PromptFormat
-from genbel.linkers.base import MentionQuery
 from genbel.training.encode import IGNORE, collate, encode_example
 from genbel.training.examples import TrainingExample
 

@@ -73,7 +73,7 @@ def test_causal_training_overfits(tmp_path, llama_dir, kb, docs, lora):
 def test_lora_adapter_is_fp16_and_loads_in_the_linker(tmp_path, llama_dir, kb, docs):
     from safetensors.torch import load_file
 
-    from genbel.linkers.base import MentionQuery
+    from genbel.data.queries import MentionQuery
     from genbel.linkers.generative import GenerativeLinker
 
     tr = Trainer(_cfg(tmp_path, llama_dir, max_steps=2), kb=kb, documents={"human": docs})

@@ -60,8 +60,14 @@ def link_cmd(
     """Link every mention of INPUT and write ranked candidates per entity."""
     from genbel.data import parse_entity_types
     from genbel.linkers.registry import create_linker, parse_options
-    from genbel.pipeline import check_markup_groups, generative_options, linked_documents, linker_kb
-    from genbel.pipeline import read_input, write_linked
+    from genbel.pipeline import (
+        check_markup_groups,
+        generative_options,
+        linked_documents,
+        linker_kb,
+        read_input,
+        write_linked,
+    )
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(Errors.E022.format(value=fmt, field="--format", known="json, jsonl"))

@@ -230,7 +230,7 @@ def filter_entity_types(
     With ``check`` (the default), a requested type that no entity has is logged, and E012 is raised
     when none of them occurs (a misspelt type would otherwise silently give an empty corpus);
     pass ``check=False`` for a batch of a larger corpus (a type may be absent from one batch).
-    The evaluation harness, :func:`genbel.linkers.base.queries_from_documents` (``genbel link``,
+    The evaluation harness, :func:`genbel.data.queries.queries_from_documents` (``genbel link``,
     training data) and the benchmarks all filter through this function.
     """
     wanted = {t.strip() for t in types or ()} - {""}

@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from genbel.io import atomic_open
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.data.pubtator import OFFSET_MODES, ON_DUPLICATE, _check_option, _resolve_offsets
 from genbel.errors import Errors, FormatError, InputError
+from genbel.io import atomic_open
 
 logger = logging.getLogger(__name__)
 

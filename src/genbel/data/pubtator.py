@@ -35,9 +35,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from genbel.io import atomic_open
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.errors import Errors, FormatError, InputError
+from genbel.io import atomic_open
 
 logger = logging.getLogger(__name__)
 

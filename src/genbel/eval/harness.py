@@ -21,9 +21,10 @@ from pydantic import BaseModel, Field
 
 from genbel.data import filter_entity_types
 from genbel.data.model import Document
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.eval.metrics import bootstrap_ci, first_correct_rank, recall_at
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 
 logger = logging.getLogger(__name__)
 

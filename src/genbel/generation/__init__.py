@@ -10,6 +10,6 @@
 * :mod:`~genbel.generation.scoring` — teacher-forced scores of given names;
 * :mod:`~genbel.generation.saved` — the saved-linker directory (write, read, architecture, LoRA base).
 
-The package sits between :mod:`genbel.trie` and :mod:`genbel.linkers`' linker classes: it imports the
-query type (:mod:`genbel.linkers.base`) and group names (:mod:`genbel.linkers.groups`), never a linker.
+The package sits between :mod:`genbel.trie` and :mod:`genbel.linkers`: it imports the query type
+(:mod:`genbel.data.queries`) and group names (:mod:`genbel.kb.semantic_groups`), never a linker.
 """

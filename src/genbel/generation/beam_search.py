@@ -31,13 +31,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from genbel.data.queries import MentionQuery
 from genbel.generation.batching import batches, model_inputs
 from genbel.generation.cache import PromptPrefill, beam_cache
 from genbel.generation.encoding import EncodedQuery, PromptEncoder
 from genbel.generation.saved import longest_target
 from genbel.generation.scopes import Scope, ScopeResolver, decode_key
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import MentionQuery
 
 # Beams scored below this are filler hypotheses (a trie with fewer names than beams: generate pads
 # with sequences penalised by -1e9, then divided by their length). Real scores are mean token

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import ConfigError, Errors
 from genbel.generation.prompts import PromptFormat
-from genbel.linkers.base import MentionQuery
 
 ARCHITECTURES = ("causal", "seq2seq")
 

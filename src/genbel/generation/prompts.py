@@ -26,8 +26,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import Errors, InputError
-from genbel.linkers.base import MentionQuery
 
 MARKUP = re.compile(r"\[([^\[\]]+)\]\{([^{}]*)\}")
 

@@ -166,7 +166,7 @@ def save_linker_config(
     ``text_to_code.json`` are then built from the KB given to it when absent. ``memory_training`` (a
     model trained with document-level memory prompts, ``genbel train --memory``) is stored as is.
     """
-    from genbel import __version__
+    from genbel._version import __version__
 
     cfg = {
         "format": "genbel.GenerativeLinker",

@@ -3,7 +3,7 @@
 A :class:`Scope` is decided per query by :meth:`ScopeResolver.resolve`: explicit candidate concept
 ids (retrieve-then-generate) restrict the trie to those concepts; otherwise, with group restriction,
 a query whose ``type`` resolves to a semantic group of the KB
-(:func:`~genbel.linkers.groups.resolve_group`) is restricted to that group's names (a group the KB
+(:func:`~genbel.kb.semantic_groups.resolve_group`) is restricted to that group's names (a group the KB
 lacks leaves nothing to decode). :meth:`ScopeResolver.keep_codes` then keeps, of the codes a decoded
 name maps to, those inside the scope (a name may be shared across groups).
 """
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import Errors, InputError
 from genbel.generation.encoding import EncodedQuery
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import MentionQuery
-from genbel.linkers.groups import resolve_group
+from genbel.kb.semantic_groups import resolve_group
 
 
 @dataclass

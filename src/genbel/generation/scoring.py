@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
+from genbel.data.queries import MentionQuery
 from genbel.errors import Errors, InputError
 from genbel.generation.encoding import EncodedQuery, PromptEncoder
-from genbel.linkers.base import MentionQuery
 
 
 @torch.inference_mode()

@@ -13,9 +13,10 @@ kept in :data:`LEGACY_TUI_TO_GROUP` so that KBs built from those releases still 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
-from genbel.errors import ConfigError, Errors
+from genbel.errors import ConfigError, Errors, InputError
 
 #: group code → group name (NLM SemGroups).
 GROUPS: dict[str, str] = {
@@ -289,3 +290,30 @@ __all__ = [
     "groups_of_tuis",
     "normalize_group",
 ]
+
+
+#: corpus entity type → semantic group name. Keys are compared lower-cased with only letters and
+#: digits kept (``"SpecificDisease"``, ``"specific_disease"`` → ``"Disorders"``). Group codes
+#: (``DISO``) and TUIs (``T047``) are resolved through :func:`normalize_group`.
+GROUP_ALIASES: Mapping[str, str] = MappingProxyType(_ENTITY_TYPE_ALIASES)
+
+
+def resolve_group(type_: str, kb_groups: Iterable[str] = (), where: str = "<input>") -> str:
+    """The semantic group that a group name, group code, TUI or corpus entity type stands for.
+
+    A group of the KB itself wins (exact, then case-insensitive), so KBs with their own group
+    names work; then :func:`normalize_group`. Anything else raises
+    :class:`~genbel.errors.InputError` (``E250``) naming ``where``.
+    """
+    kb_groups = list(kb_groups)
+    if type_ in kb_groups:
+        return type_
+    low = type_.strip().lower()
+    for g in kb_groups:
+        if g.lower() == low:
+            return g
+    try:
+        return normalize_group(type_)
+    except ConfigError:
+        known = sorted(set(kb_groups) | set(GROUPS.values()))
+        raise InputError(Errors.E250.format(where=where, group=type_, known="; ".join(known))) from None

@@ -79,7 +79,7 @@ def kb_meta(
     concepts: Sequence[Concept], *, name: str, fingerprint: str, source: str | None = None
 ) -> dict[str, Any]:
     """The ``meta.json`` record of a KB with these concepts, name and fingerprint."""
-    from genbel import __version__ as genbel_version
+    from genbel._version import __version__ as genbel_version
 
     groups = Counter(g for c in concepts for g in c.semantic_groups)
     meta: dict[str, Any] = {

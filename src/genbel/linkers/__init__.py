@@ -17,9 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from genbel.linkers.base import (
+from genbel.data.queries import (
     Candidate,
-    Linker,
     MentionQuery,
     QueryInput,
     as_queries,
@@ -27,6 +26,7 @@ from genbel.linkers.base import (
     dedupe_candidates,
     queries_from_documents,
 )
+from genbel.linkers.base import Linker
 from genbel.linkers.default import default_linker
 from genbel.linkers.exact import ExactMatchLinker
 from genbel.linkers.registry import available_linkers, create_linker, parse_options, register_linker

@@ -33,12 +33,13 @@ from genbel.deps import require
 
 require("torch", "transformers", "faiss", extra="models", feature="the dense linker")
 
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.encoders.text_encoder import TextEncoder, encoder_fingerprint
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.io import atomic_dir
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 from genbel.linkers.dense_index import (
     INDEX_KIND,
     INDEX_VERSION,

@@ -22,7 +22,7 @@ document-level prompt encoder (:meth:`~genbel.generation.beam_search.BeamSearchD
 same model, trie and scopes; trie-constrained beam search); semantic-guided decoding restricts
 each mention to the names of its semantic group (the entity ``type``: a UMLS group, group code, TUI or
 corpus type such as BC5CDR ``Chemical`` → Chemicals & Drugs, ``Disease`` → Disorders; see
-:mod:`genbel.linkers.groups`).
+:mod:`genbel.kb.semantic_groups`).
 
 Batching: documents are linked in parallel, ``batch_size`` mentions (of different documents) per
 decoding batch; a mention is decoded once every earlier mention of its document is linked (see
@@ -44,12 +44,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from genbel.data.model import Document
+from genbel.data.queries import Candidate, MentionQuery, queries_from_documents
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.generation.beam_search import Beam, BeamSearchDecoder, copy_beams
 from genbel.generation.encoding import DocumentPromptEncoder, DocumentQuery, with_memory
 from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery, queries_from_documents
+from genbel.linkers.base import Linker
 from genbel.linkers.generative import NO_CODE, GenerativeLinker
 from genbel.linkers.registry import register_linker
 

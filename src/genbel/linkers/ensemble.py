@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from genbel.data.model import Document
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.errors import ConfigError, Errors
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 
 logger = logging.getLogger(__name__)
 

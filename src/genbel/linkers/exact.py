@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 from genbel.linkers.registry import register_linker
 
 

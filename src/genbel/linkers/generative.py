@@ -39,6 +39,7 @@ require("torch", "transformers", extra="models", feature="the generative linker"
 
 import torch
 
+from genbel.data.queries import Candidate, MentionQuery, dedupe_candidates
 from genbel.errors import ConfigError, Errors
 from genbel.generation import saved
 from genbel.generation.beam_search import Beam, BeamSearchDecoder
@@ -47,7 +48,7 @@ from genbel.generation.prompts import PromptFormat, parse_markup
 from genbel.generation.scopes import ScopeResolver
 from genbel.generation.scoring import score_candidates
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery, dedupe_candidates
+from genbel.linkers.base import Linker
 from genbel.linkers.registry import register_linker
 
 logger = logging.getLogger(__name__)
@@ -307,7 +308,7 @@ class GenerativeLinker(Linker):
         generation is not a KB name), ``pred_concept_codes`` all of them. ``beam_score`` is
         ``exp(s_i - s_max)`` of the length-normalised log-probabilities ``s_i`` (best beam = 1.0).
         The group must be a KB group, a UMLS group (name or code), a TUI or a corpus type of
-        :data:`genbel.linkers.groups.GROUP_ALIASES`; with ``restrict_to_group`` (and constrained
+        :data:`genbel.kb.semantic_groups.GROUP_ALIASES`; with ``restrict_to_group`` (and constrained
         decoding) only names of that group are generated.
         """
         if isinstance(sentences, str):

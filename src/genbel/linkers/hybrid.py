@@ -23,9 +23,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.errors import ConfigError, Errors
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import Candidate, Linker, MentionQuery
+from genbel.linkers.base import Linker
 from genbel.linkers.registry import create_linker, register_linker
 
 logger = logging.getLogger(__name__)

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from genbel.data.queries import Candidate
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
-from genbel.linkers.base import Candidate
-
 
 #: largest score change :meth:`NameTable.concept_bonus` makes to break ties by the concept prior
 TIE_BREAK = 1e-6

@@ -25,11 +25,12 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from tqdm.auto import tqdm
 
+from genbel.data.queries import Candidate, MentionQuery
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
+from genbel.io import atomic_dir
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
-from genbel.linkers.base import Candidate, Linker, MentionQuery
-from genbel.io import atomic_dir
+from genbel.linkers.base import Linker
 from genbel.linkers.nametable import ConceptPriorMixin, NameTable, rows_per_batch
 from genbel.linkers.registry import register_linker
 

@@ -1,7 +1,7 @@
 """Training examples for generative linkers: mention queries paired with the concept name to generate.
 
 A :class:`TrainingExample` is what every data builder produces (human annotations, KB-guided
-pre-training samples, synthetic contexts): a :class:`~genbel.linkers.base.MentionQuery` (formatted
+pre-training samples, synthetic contexts): a :class:`~genbel.data.queries.MentionQuery` (formatted
 by :class:`~genbel.generation.prompts.PromptFormat` exactly as at inference time) and the *target*
 name, one of the gold concept's names.
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genbel.data.model import Document
+from genbel.data.queries import MentionQuery, queries_from_documents
 from genbel.errors import Errors, InputError
 from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
-from genbel.linkers.base import MentionQuery, queries_from_documents
 
 logger = logging.getLogger(__name__)
 

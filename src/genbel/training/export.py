@@ -20,8 +20,8 @@ from typing import Any
 
 from genbel.generation import saved
 from genbel.generation.prompts import PromptFormat
-from genbel.kb.base import KnowledgeBase
 from genbel.io import atomic_directory
+from genbel.kb.base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from genbel.data.queries import MentionQuery
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.linkers.base import MentionQuery
 from genbel.training.examples import TrainingExample
 
 #: templates whose context is a definition (``{m}`` = the mention, ``{c}`` = the definition)
