@@ -44,7 +44,8 @@ def main() -> None:
     from genbel.data import load_documents
     from genbel.kb import load_kb
     from genbel.training import TrainConfig, Trainer
-    from genbel.training.synth import make_generator, synthesize
+    from genbel.training.generators import make_generator
+    from genbel.training.synth import synthesize
 
     data, out = Path(args.data), Path(args.out)
     kb_path = data / "medic" / "medic_06Jul2012.txt"

@@ -16,10 +16,11 @@ from genbel.linkers.document import DocumentLinker
 from genbel.linkers.generative import GenerativeLinker
 from genbel.linkers.registry import create_linker
 from genbel.training.config import TrainConfig
+from genbel.training.data import build_training_data
 from genbel.training.encode import IGNORE
 from genbel.training.examples import TrainingExample
 from genbel.training.memory import MemoryExample, add_memory
-from genbel.training.trainer import Trainer, build_training_data
+from genbel.training.trainer import Trainer
 from tests.helpers import raises_code
 from tests.training.conftest import doc, tiny_llama
 

@@ -10,16 +10,8 @@ import pytest
 
 from genbel.data import load_corpus
 from genbel.errors import ConfigError, GenbelError
-from genbel.training.synth import (
-    OpenAIGenerator,
-    SynthRequest,
-    TemplateGenerator,
-    clean_generation,
-    concept_order,
-    find_span,
-    make_generator,
-    synthesize,
-)
+from genbel.training.generators import OpenAIGenerator, SynthRequest, TemplateGenerator, make_generator
+from genbel.training.synth import clean_generation, concept_order, find_span, synthesize
 from tests.helpers import raises_code
 
 

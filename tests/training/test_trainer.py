@@ -8,7 +8,8 @@ import torch
 from genbel.errors import ConfigError, InputError
 from genbel.training.config import TrainConfig
 from genbel.training.encode import collate
-from genbel.training.trainer import Trainer, compute_loss
+from genbel.training.model import compute_loss
+from genbel.training.trainer import Trainer
 from tests.helpers import raises_code
 
 
@@ -184,8 +185,9 @@ def test_config_roundtrip_and_errors(tmp_path):
 
 def test_type_filter_applies_to_human_data_only(tmp_path, kb, docs):
     from genbel.generation.prompts import PromptFormat
-    from genbel.training.synth import TemplateGenerator, synthesize
-    from genbel.training.trainer import build_training_data
+    from genbel.training.data import build_training_data
+    from genbel.training.generators import TemplateGenerator
+    from genbel.training.synth import synthesize
 
     synth = synthesize(kb, TemplateGenerator(), tmp_path / "s.jsonl", n=3, show_progress=False).documents
     cfg = TrainConfig(entity_types=["Disease"])

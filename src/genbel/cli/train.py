@@ -175,7 +175,8 @@ def synth_cmd(
     """Generate synthetic contextual examples (SynCABEL) for KB concepts; resumable."""
     from genbel.data import load_documents
     from genbel.kb import DEFAULT_KB_SPEC, open_kb
-    from genbel.training.synth import make_generator, synthesize
+    from genbel.training.generators import make_generator
+    from genbel.training.synth import synthesize
 
     the_kb = open_kb(kb, kb_format) if kb else open_kb(DEFAULT_KB_SPEC)
     seen = [g for d in load_documents(train_corpus) for e in d.entities for g in e.gold_ids]

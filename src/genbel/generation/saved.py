@@ -19,7 +19,7 @@ name → concept codes map, the model-card asset); ``kb/`` (optional: the KB sto
 :func:`~genbel.linkers.export.export_linker`); :func:`read_linker` reads them back (used by
 :meth:`GenerativeLinker.load <genbel.linkers.generative.GenerativeLinker.load>`). The model
 architecture is detected by :func:`architecture_of` and a LoRA adapter's base model resolved by
-:func:`lora_base`, for the linker and for training (``training.trainer.load_model_and_tokenizer``)
+:func:`lora_base`, for the linker and for training (``training.model.load_model_and_tokenizer``)
 alike.
 """
 

@@ -8,6 +8,7 @@ from genbel.deps import require
 require("torch", "transformers", extra="models", feature="training")
 
 from genbel.training.config import TrainConfig
+from genbel.training.data import build_training_data
 from genbel.training.examples import (
     BuildReport,
     TargetSelector,
@@ -17,7 +18,7 @@ from genbel.training.examples import (
 )
 from genbel.training.mixing import MixedBatchSampler, apportion
 from genbel.training.pretrain import pretraining_examples
-from genbel.training.trainer import Trainer, build_training_data
+from genbel.training.trainer import Trainer
 
 __all__ = [
     "BuildReport",

@@ -6,7 +6,7 @@ A small torch loop:
   contexts, mixed in fixed per-batch shares by :class:`~genbel.training.mixing.MixedBatchSampler`;
   with ``memory`` (robust memory training, :mod:`genbel.training.memory`) the human and dev examples
   carry a corrupted memory of the earlier gold names of their document, and every prompt is built by
-  the :class:`~genbel.linkers.document.DocumentPromptEncoder` a :class:`DocumentLinker` uses;
+  the :class:`~genbel.generation.encoding.DocumentPromptEncoder` a :class:`~genbel.linkers.document.DocumentLinker` uses;
 * loss: token cross-entropy on the target name + EOS only (prompt and padding are ``-100``); causal
   batches are left-padded and only the last ``max_target + 1`` logits are computed;
 * checkpoints every ``save_every`` steps under ``<run>/checkpoints/step-NNNNNNN/`` (trainable weights,
@@ -23,17 +23,14 @@ and dropped, ``<run>/log.jsonl`` the loss, learning rate and dev metrics over ti
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.generation.encoding import DocumentPromptEncoder, PromptEncoder
@@ -41,288 +38,17 @@ from genbel.generation.prompts import PromptFormat
 from genbel.io import atomic_write_text
 from genbel.kb.base import KnowledgeBase
 from genbel.training.config import RESUME_FREE, TrainConfig
+from genbel.training.data import SOURCES, build_training_data, load_kb_from_config
 from genbel.training.encode import IGNORE, Encoded, collate, encode_example
-from genbel.training.examples import (
-    BuildReport,
-    TargetSelector,
-    TrainingExample,
-    dedupe_examples,
-    finetune_examples,
-)
 from genbel.training.mixing import MixedBatchSampler
+from genbel.training.model import compute_loss, load_model_and_tokenizer
 from genbel.training.run import RunDirectory, load_checkpoint_safely, seed_all
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("human", "synthetic", "kb")
-
-
-# ====================================================================== data
-@dataclass
-class TrainingData:
-    """Examples per source (``human``, ``synthetic``, ``kb``) and the dev examples."""
-
-    sources: dict[str, list[TrainingExample]] = field(default_factory=dict)
-    dev: list[TrainingExample] = field(default_factory=list)
-    report: dict = field(default_factory=dict)
-
-    def total(self) -> int:
-        return sum(len(v) for v in self.sources.values())
-
-
-def load_documents(path: str | Path) -> list:
-    """Documents of a corpus file, read leniently (:func:`genbel.data.load_documents`)."""
-    from genbel.data import load_documents as load_lenient
-
-    return load_lenient(path)
-
-
-def load_kb_from_config(cfg: TrainConfig) -> KnowledgeBase:
-    if cfg.kb:
-        from genbel.kb import load_kb
-
-        return load_kb(cfg.kb, cfg.kb_format, group=cfg.kb_group)
-    from genbel.kb import default_kb
-
-    return default_kb()
-
-
-def build_training_data(
-    cfg: TrainConfig,
-    kb: KnowledgeBase,
-    fmt: PromptFormat,
-    documents: dict[str, Sequence] | None = None,
-) -> TrainingData:
-    """Build every source of examples the config asks for.
-
-    ``documents`` may give the already-loaded documents per source (``human``, ``synthetic``,
-    ``dev``); otherwise they are read from the config's paths.
-    """
-    from genbel.training.pretrain import pretraining_examples
-
-    documents = documents or {}
-    selector = TargetSelector(kb) if cfg.target == "tfidf" else None
-    data = TrainingData()
-
-    def docs_of(key: str, paths: Sequence[str]) -> list:
-        if key in documents:
-            return list(documents[key])
-        out: list = []
-        for p in paths:
-            out.extend(load_documents(p))
-        return out
-
-    opts = dict(
-        selector=selector,
-        target=cfg.target,
-        composite=cfg.composite,
-        abbreviations=cfg.abbreviations,
-        entity_types=cfg.entity_types,
-        type_map=cfg.type_map or None,
-        strict=cfg.strict,
-    )
-    had_docs = False
-    for key, paths, origin in (
-        ("human", cfg.train_corpora, "human"),
-        ("synthetic", cfg.synthetic_corpora, "synthetic"),
-    ):
-        docs = docs_of(key, paths)
-        if not docs:
-            continue
-        had_docs = True
-        rep = BuildReport()
-        # the type filter is for annotated corpora; synthetic documents were made for the KB's concepts
-        kw = opts if key == "human" else {**opts, "entity_types": None}
-        exs, rep = finetune_examples(docs, kb, origin=origin, report=rep, **kw)
-        memory = None
-        if cfg.memory and key == "human":
-            exs, memory = _with_memory(exs, kb, cfg)
-        if cfg.dedupe:  # MemoryExample keys include the rendered memory block
-            exs, rep.duplicates = dedupe_examples(exs, fmt)
-        data.sources[key] = exs
-        data.report[key] = rep.to_dict() | {"documents": len(docs), "kept": len(exs)}
-        if memory is not None:
-            data.report[key]["memory"] = memory
-    if cfg.pretrain_per_concept > 0:
-        exs = pretraining_examples(
-            kb,
-            per_concept=cfg.pretrain_per_concept,
-            seed=cfg.seed,
-            max_concepts=cfg.pretrain_concepts,
-            group=None,
-        )
-        n0 = len(exs)
-        if cfg.dedupe:
-            exs, _ = dedupe_examples(exs, fmt)
-        data.sources["kb"] = exs
-        data.report["kb"] = {"examples": n0, "kept": len(exs), "concepts": len({e.concept_id for e in exs})}
-    dev_docs = docs_of("dev", [cfg.dev_corpus] if cfg.dev_corpus else [])
-    if dev_docs:
-        rep = BuildReport()
-        dev, rep = finetune_examples(
-            dev_docs,
-            kb,
-            report=rep,
-            **{**opts, "strict": False, "abbreviations": "none", "composite": "first"},
-        )
-        data.report["dev"] = rep.to_dict() | {"documents": len(dev_docs)}
-        if cfg.memory:  # the dev loss is measured on prompts like the training ones
-            dev, data.report["dev"]["memory"] = _with_memory(dev, kb, cfg)
-        data.dev = dev
-    if data.total() == 0:
-        reason = "no corpus, synthetic data or KB pre-training samples were given"
-        if had_docs:
-            reason = (
-                "the corpora gave no linkable mention "
-                "(all NIL, filtered by type, or gold ids missing from the KB)"
-            )
-        raise InputError(Errors.E017.format(reason=reason))
-    return data
-
-
-def _with_memory(examples: Sequence[TrainingExample], kb: KnowledgeBase, cfg: TrainConfig):
-    """``(memory examples, memory report dict)``: :func:`~genbel.training.memory.add_memory` as configured."""
-    from genbel.training.memory import MemoryReport, add_memory
-
-    report = MemoryReport()
-    out = add_memory(
-        examples,
-        kb,
-        corruption=cfg.memory_corruption,
-        fraction=cfg.memory_fraction,
-        seed=cfg.seed,
-        report=report,
-    )
-    return out, report.to_dict()
-
-
-# ====================================================================== model
-def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
-    """``(model, tokenizer, architecture, base_model_ref)``; LoRA applied when configured.
-
-    ``cfg.init`` may name a genbel linker directory (or a run directory, whose ``final/`` is used):
-    its weights — a full checkpoint or a LoRA adapter over its base model — are the starting point.
-    """
-    from transformers import AutoConfig, AutoTokenizer
-
-    from genbel.generation import saved
-    from genbel.models import resolve_model
-
-    base_ref = cfg.base_model
-    adapter_dir: Path | None = None
-    if model is None:
-        src = resolve_model(cfg.base_model)
-        if cfg.init:
-            init = Path(cfg.init)
-            if (init / "final").is_dir():
-                init = init / "final"
-            if not saved.is_linker_dir(init):
-                raise ConfigError(Errors.E358.format(path=init, what="it", reason=f"no {saved.CONFIG_FILE}"))
-            info = saved.read_linker_config(init)
-            if saved.is_adapter_dir(init):
-                base_ref = saved.lora_base(init, info, default=cfg.base_model)
-                src = resolve_model(base_ref)
-                adapter_dir = init
-            else:
-                src = str(init)
-                base_ref = str(init)
-        arch = cfg.architecture or saved.architecture_of(AutoConfig.from_pretrained(src))
-        model = saved.model_class(arch).from_pretrained(src, dtype=torch.float32)
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(adapter_dir or src)
-    else:
-        arch = cfg.architecture or saved.architecture_of(model.config)
-        if tokenizer is None:
-            raise ConfigError(
-                Errors.E357.format(field="tokenizer", reason="a tokenizer must come with a model object")
-            )
-    if cfg.lora:
-        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-
-        if adapter_dir is not None:
-            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
-        else:
-            targets = cfg.lora_targets or _linear_targets(model)
-            lcfg = LoraConfig(
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lora_dropout=cfg.lora_dropout,
-                target_modules=targets,
-                task_type=TaskType.SEQ_2_SEQ_LM if arch == "seq2seq" else TaskType.CAUSAL_LM,
-            )
-            model = get_peft_model(model, lcfg)
-    elif adapter_dir is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    return model, tokenizer, arch, base_ref
-
-
-def _linear_targets(model) -> list[str]:
-    """Names of the linear sub-modules LoRA adapts: attention and MLP projections (not the LM head)."""
-    names: set[str] = set()
-    skip = {"lm_head", "embed_out", "output", "classifier"}
-    for n, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) or type(m).__name__ in ("Conv1D",):
-            leaf = n.rsplit(".", 1)[-1]
-            if leaf not in skip:
-                names.add(leaf)
-    if not names:
-        raise ConfigError(
-            Errors.E357.format(field="lora_targets", reason="no linear layer found in the model")
-        )
-    return sorted(names)
-
 
 def _length(e: Encoded) -> int:
     return len(e.input_ids) + len(e.decoder_input_ids or [])
-
-
-def _accepts(model, arg: str) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        return arg in inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def compute_loss(
-    model,
-    batch: dict[str, torch.Tensor],
-    architecture: str,
-    label_smoothing: float = 0.0,
-    keep_logits: bool | None = None,
-) -> torch.Tensor:
-    """Mean cross-entropy over target tokens (labels != -100)."""
-    labels = batch["labels"]
-    if architecture == "causal":
-        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if "position_ids" in batch and _accepts(model, "position_ids"):
-            kw["position_ids"] = batch["position_ids"]
-        k = int(batch["n_target"]) + 1
-        if keep_logits is None:
-            keep_logits = _accepts(model, "logits_to_keep")
-        if keep_logits:
-            logits = model(**kw, logits_to_keep=k).logits
-        else:
-            logits = model(**kw).logits[:, -k:]
-        lab = labels[:, -k:]
-        logits = logits[:, :-1]
-        lab = lab[:, 1:]
-    else:
-        logits = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            decoder_input_ids=batch["decoder_input_ids"],
-            decoder_attention_mask=batch["decoder_attention_mask"],
-        ).logits
-        lab = labels
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        lab.reshape(-1),
-        ignore_index=IGNORE,
-        label_smoothing=label_smoothing,
-    )
 
 
 # ====================================================================== trainer

@@ -27,6 +27,9 @@ memory is about 2.5 times the finished trie (plus the input tokens).
 
 A :class:`Restriction` limits a trie to a subset of payloads without rebuilding it: a prefix sum
 over sequence positions tells in O(1) whether a node's subtree holds an allowed sequence.
+
+This module is one job (the trie's arrays: their build, queries, restrictions and on-disk format) and
+stays one module of about 560 lines because every part reads the same array layout described above.
 """
 
 from __future__ import annotations
