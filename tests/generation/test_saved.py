@@ -12,7 +12,7 @@ from genbel.errors import ConfigError
 from genbel.generation import saved
 from genbel.generation.prompts import PromptFormat
 from genbel.linkers.generative import GenerativeLinker
-from genbel.training.export import copy_linker, save_linker
+from genbel.training.save import copy_linker, save_linker
 from tests.helpers import raises_code
 from tests.linkers.generative_tiny import tiny_kb, tiny_model, tiny_tokenizer
 from tests.tiny_models import one_thread  # noqa: F401  (autouse fixture)

@@ -88,7 +88,7 @@ def test_lora_adapter_is_fp16_and_loads_in_the_linker(tmp_path, llama_dir, kb, d
     assert 1 <= len(res) <= 2 and all(c.concept_id in kb for c in res)
     assert linker.format.include_group is True and linker.format.context_chars == 0
     # the shippable copy: no trie/KB/text_to_code, portable base model reference; the trie is rebuilt
-    from genbel.training.export import copy_linker
+    from genbel.training.save import copy_linker
 
     ship = copy_linker(final, tmp_path / "ship")
     assert (

@@ -105,7 +105,7 @@ def export_cmd(
 ) -> None:
     """Export a generative linker as a Hugging Face folder with .sample() (trust_remote_code=True)."""
     from genbel.kb import open_kb
-    from genbel.linkers.export import export_linker
+    from genbel.linkers.hf_export import export_linker
 
     kb_obj = open_kb(kb, kb_format) if kb is not None else None
     export_linker(linker_dir, out, kb=kb_obj)

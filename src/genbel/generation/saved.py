@@ -15,8 +15,8 @@ name → concept codes map, the model-card asset); ``kb/`` (optional: the KB sto
 
 :func:`write_linker` writes these files (used by
 :meth:`GenerativeLinker.save <genbel.linkers.generative.GenerativeLinker.save>`, training's
-:func:`~genbel.training.export.save_linker` and the Hugging Face export
-:func:`~genbel.linkers.export.export_linker`); :func:`read_linker` reads them back (used by
+:func:`~genbel.training.save.save_linker` and the Hugging Face export
+:func:`~genbel.linkers.hf_export.export_linker`); :func:`read_linker` reads them back (used by
 :meth:`GenerativeLinker.load <genbel.linkers.generative.GenerativeLinker.load>`). The model
 architecture is detected by :func:`architecture_of` and a LoRA adapter's base model resolved by
 :func:`lora_base`, for the linker and for training (``training.model.load_model_and_tokenizer``)

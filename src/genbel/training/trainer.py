@@ -374,7 +374,7 @@ class Trainer:
     # ------------------------------------------------------------------ output
     def save_linker(self, out: Path) -> Path:
         """Write a :class:`GenerativeLinker` directory for the current weights (atomic)."""
-        from genbel.training.export import save_linker
+        from genbel.training.save import save_linker
 
         extra: dict = {}
         if self.cfg.memory:

@@ -40,7 +40,7 @@ genbel GenerativeLinker around this model from the files of this folder (text_to
 
 from transformers import {base}
 
-from genbel.linkers.export import GenbelSampleMixin
+from genbel.linkers.hf_export import GenbelSampleMixin
 
 
 class {cls}(GenbelSampleMixin, {base}):

@@ -16,7 +16,7 @@ from transformers import (
 from genbel.errors import ConfigError
 from genbel.generation.prompts import PromptFormat
 from genbel.generation.saved import save_linker_config
-from genbel.linkers.export import MODELING_FILE, GenbelSampleMixin, export_linker
+from genbel.linkers.hf_export import MODELING_FILE, GenbelSampleMixin, export_linker
 from genbel.linkers.generative import GenerativeLinker
 from tests.helpers import raises_code
 from tests.linkers.generative_tiny import (
