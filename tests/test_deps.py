@@ -94,3 +94,8 @@ def test_base_install_works_without_torch(tmp_path: Path) -> None:
         r = _genbel("evaluate", str(corpus), "--kb", "kb", "--linker", linker, cwd=tmp_path)
         assert r.returncode == 2, (linker, r.stderr)
         assert "[E450]" in r.stderr and "genbel[models]" in r.stderr, r.stderr
+
+    # synthetic sentences from templates need no model either
+    r = _genbel("synth", "--kb", "kb", "--generator", "template", "--n", "2", "--out", "s.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "LEAKED" not in r.stderr and len((tmp_path / "s.jsonl").read_text().splitlines()) == 2

@@ -30,6 +30,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from genbel.deps import require
+
+require("torch", "transformers", extra="models", feature="training")
+
 import torch
 
 from genbel.errors import ConfigError, Errors, InputError
