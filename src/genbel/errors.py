@@ -60,6 +60,8 @@ class Errors(metaclass=_ErrorsWithCodes):
     E102 = "{path}: KB format version {found!r} is not supported (this genbel reads version {supported})"
     E103 = "{path}: exists and is not a genbel KB directory; refusing to overwrite it"
     E104 = "{path}: cannot read the OBO ontology: {reason}"
+    E105 = "{path}: corrupt KB store: {reason}; rebuild this KB"
+    E106 = "{path}: cannot write concept {concept_id!r}: {reason}"
 
     # --- data (E150-E199): add new codes of this area directly below this line
     E150 = (
@@ -73,6 +75,12 @@ class Errors(metaclass=_ErrorsWithCodes):
         "only identical duplicates can be skipped"
     )
     E154 = "invalid value {value!r} for {option}; expected one of: {known}"
+    E155 = (
+        "{path}:{line}: not valid {encoding} text: bytes {data!r} at byte {offset} of the line ({reason}); "
+        "save the file as {encoding}"
+    )
+    E156 = "{where}: cannot read the file: {reason}"
+    E157 = "{where}: field {field} holds a lone surrogate {value!r}, which is not valid Unicode text"
 
     # --- trie (E200-E249): add new codes of this area directly below this line
     E200 = "{path}: not a genbel trie directory (missing {missing})"

@@ -25,21 +25,21 @@ def read_markup(path: Path) -> list[Document]:
     The document id is the line number; the entity id is ``T1``; its type is the group (``""`` for ``{}``).
     """
     from genbel.linkers.prompts import parse_markup
+    from genbel.textio import iter_lines
 
     docs: list[Document] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            q = parse_markup(line, f"{path}:{lineno}")
-            text = q.context or q.text
-            ent = Entity("T1", q.type or "", [q.text], [(q.start or 0, q.end or len(q.text))])
-            docs.append(
-                Document(
-                    str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent]
-                )
+    for lineno, raw in enumerate(iter_lines(path), 1):  # BOM dropped; bad bytes: E155 (file:line)
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        q = parse_markup(line, f"{path}:{lineno}")
+        text = q.context or q.text
+        ent = Entity("T1", q.type or "", [q.text], [(q.start or 0, q.end or len(q.text))])
+        docs.append(
+            Document(
+                str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent]
             )
+        )
     if not docs:
         raise InputError(Errors.E016.format(path=path, reason="no [mention]{Group} line"))
     return docs
@@ -47,12 +47,12 @@ def read_markup(path: Path) -> list[Document]:
 
 def _looks_like_markup(path: Path) -> bool:
     from genbel.linkers.prompts import MARKUP
+    from genbel.textio import iter_lines
 
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                return bool(MARKUP.search(line)) and not line.startswith(("{", '[{"'))
+    for raw in iter_lines(path):  # BOM dropped; bad bytes: E155 (file:line)
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            return bool(MARKUP.search(line)) and not line.startswith(("{", '[{"'))
     return False
 
 

@@ -27,6 +27,7 @@ from genbel.io import atomic_open
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.data.pubtator import OFFSET_MODES, ON_DUPLICATE, _check_option, _resolve_offsets
 from genbel.errors import Errors, FormatError, InputError
+from genbel.textio import iter_lines, loads_json, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,14 @@ def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error")
                 Errors.E016.format(path=eloc, reason=f"{len(texts)} text pieces but {len(offs)} offsets")
             )
         norms: list[Normalization] = []
-        for j, n in enumerate(e.get("normalized") or []):
+        raw_norms = e.get("normalized")
+        if raw_norms is not None and not isinstance(raw_norms, list):
+            raise FormatError(
+                Errors.E016.format(
+                    path=eloc, reason=f"field 'normalized' must be list, got {type(raw_norms).__name__}"
+                )
+            )
+        for j, n in enumerate(raw_norms or []):
             nloc = f"{eloc} normalized #{j}"
             norms.append(
                 Normalization(
@@ -189,10 +197,7 @@ def read_bigbio_json(
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    try:
-        data = json.loads(p.read_text(encoding=encoding))
-    except json.JSONDecodeError as exc:
-        raise FormatError(Errors.E013.format(path=p, line=exc.lineno, reason=exc.msg)) from None
+    data = loads_json(read_text(p, encoding=encoding), p)
     if isinstance(data, dict) and "passages" not in data and isinstance(data.get("documents"), list):
         data = data["documents"]
     items = data if isinstance(data, list) else [data]
@@ -210,17 +215,13 @@ def read_bigbio_jsonl(
         raise InputError(Errors.E006.format(path=p))
     docs: list[Document] = []
     wheres: list[str] = []
-    with p.open(encoding=encoding) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(Errors.E013.format(path=p, line=lineno, reason=exc.msg)) from None
-            w = f"{p}:{lineno}"
-            docs.append(document_from_dict(obj, w, offsets))
-            wheres.append(w)
+    for lineno, line in enumerate(iter_lines(p, encoding=encoding), 1):
+        if not line.strip():
+            continue
+        obj = loads_json(line, p, lineno)
+        w = f"{p}:{lineno}"
+        docs.append(document_from_dict(obj, w, offsets))
+        wheres.append(w)
     return _check_duplicates(docs, wheres, str(p), on_duplicate)
 
 
