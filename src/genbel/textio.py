@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from genbel.errors import Errors, FormatError, InputError
 
-__all__ = ["BOM", "MAX_JSON_DEPTH", "iter_lines", "read_text", "loads_json", "check_json"]
+__all__ = ["BOM", "MAX_JSON_DEPTH", "check_json", "iter_lines", "loads_json", "read_text"]
 
 #: The byte-order mark that some editors put at the start of UTF-8 files; readers drop it.
 BOM = "\ufeff"
@@ -50,7 +50,7 @@ def _open_binary(p: Path) -> IO[bytes]:
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
     try:
-        return gzip.open(p, "rb") if _is_gz(p) else open(p, "rb")  # noqa: SIM115 - closed by callers
+        return gzip.open(p, "rb") if _is_gz(p) else open(p, "rb")
     except _READ_ERRORS as e:
         raise InputError(Errors.E156.format(where=p, reason=_reason(e))) from None
 

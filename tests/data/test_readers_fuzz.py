@@ -33,7 +33,9 @@ from genbel.errors import FormatError, GenbelError, InputError
 from genbel.linkers.prompts import parse_markup
 from tests.fuzzing import inputs, outcome
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: bounded: the property tests of both reader test files cost ~15 s together
+BOUNDED = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+FAST = settings(max_examples=60, **BOUNDED)
 
 EXAMPLES = example_documents()
 PUBTATOR_SEED = format_pubtator(EXAMPLES[:2]).encode("utf-8")
