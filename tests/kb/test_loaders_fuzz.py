@@ -401,3 +401,22 @@ def test_merging_keeps_first_seen_order_and_sees_outside_edits() -> None:
     kb["D1"].synonyms = ["z"]  # replaced outside add()
     kb.add(Concept("D1", "z", ["b"]))
     assert kb["D1"].synonyms == ["z", "b"]
+
+
+def test_obo_parser_panic_is_a_coded_error(tmp_path: Path) -> None:
+    # found by benchmarks/fuzz_readers.py: fastobo's Rust parser panics (a BaseException, not an Exception)
+    s = OBO_SEED[:1755] + b"\n" * 10 + OBO_SEED[1755:]
+    p = tmp_path / "o.obo"
+    p.write_bytes(s[:1058] + b"name: " + s[1058:])
+    with pytest.raises(FormatError, match=r"^\[E104\] .*o\.obo: cannot read the OBO ontology"):
+        load_kb(p, "obo")
+
+
+def test_obo_deep_json_is_rejected_before_pronto(tmp_path: Path) -> None:
+    # pronto reads a file starting with '{' as OBO Graphs JSON and took ~45 s on 100k nested objects
+    p = tmp_path / "o.obo"
+    p.write_bytes(b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n" + OBO_SEED)
+    t0 = time.perf_counter()
+    with pytest.raises(FormatError, match=r"^\[E013\] .*o\.obo:1: .*nested deeper than 100 levels"):
+        load_kb(p, "obo")
+    assert time.perf_counter() - t0 < 10

@@ -394,10 +394,14 @@ def load_obo(
     scopes = {s.upper() for s in synonym_scopes}
     # decoded here (not by pronto, which guesses another encoding for bad bytes): BOM dropped,
     # bad bytes and corrupt .gz files raise E155/E156 naming file:line
-    data = io.BytesIO(read_text(p).encode("utf-8"))
+    text = read_text(p)
+    if text.lstrip().startswith("{"):  # pronto reads OBO Graphs JSON too: E013 for bad or deep JSON first
+        loads_json(text, p)
     try:
-        onto = pronto.Ontology(data, import_depth=0, threads=1)
-    except Exception as e:  # pronto raises several exception types for syntax errors
+        onto = pronto.Ontology(io.BytesIO(text.encode("utf-8")), import_depth=0, threads=1)
+    except BaseException as e:  # pronto raises several exception types for syntax errors
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+            raise  # KeyboardInterrupt etc.; a PanicException (fastobo's Rust parser) is a BaseException
         raise FormatError(Errors.E104.format(path=p, reason=str(e) or type(e).__name__)) from e
     kb = KnowledgeBase(name=name or (onto.metadata.ontology or _stem(p)))
     for term in onto.terms():
