@@ -87,7 +87,8 @@ def iter_lines(path: str | Path, *, encoding: str = "utf-8") -> Iterator[str]:
     """
     p = Path(path)
     if _wide(encoding):
-        yield from read_text(p, encoding=encoding).splitlines(keepends=True)
+        text = read_text(p, encoding=encoding)
+        yield from (m.group(0) for m in re.finditer(r"[^\n]*\n|[^\n]+$", text))
         return
     fh = _open_binary(p)
     lineno = 0
