@@ -310,3 +310,17 @@ def test_bom_is_stripped(tmp_path: Path) -> None:
 def test_genbel_errors_are_coded() -> None:
     with pytest.raises(GenbelError, match=r"^\[E"):
         parse_markup("no mention here")
+
+
+def test_bigbio_far_passage_offsets(tmp_path: Path) -> None:
+    # offsets [10**11, 10**11 + 3] made Document.text pad 10**11 spaces: MemoryError
+    d = {"id": "1", "document_id": "1", "entities": [],
+         "passages": [{"id": "p", "type": "t", "text": ["abc"], "offsets": [[10**11, 10**11 + 3]]}]}
+    p = tmp_path / "in.jsonl"
+    p.write_text(json.dumps(d) + "\n")
+    with pytest.raises(FormatError, match=r"^\[E016\] .*in\.jsonl:1 \(document 1\) passage #0: offsets "
+                                          r"100000000000-100000000003 leave more than 1,000,000 characters"):
+        read_bigbio_jsonl(p)
+    d["passages"][0]["offsets"] = [[999_000, 999_003]]  # a gap within the bound is padded as before
+    p.write_text(json.dumps(d) + "\n")
+    assert read_bigbio_jsonl(p)[0].text == " " * 999_000 + "abc"

@@ -87,6 +87,24 @@ def _offsets(value: Any, where: str) -> list[tuple[int, int]]:
     return out
 
 
+#: Characters of a document text that passages may leave uncovered (padded with spaces): far more than
+#: any real separator, and a bound on the memory that offsets such as [10**12, 10**12 + 3] would take.
+MAX_PASSAGE_GAP = 1_000_000
+
+
+def _check_gaps(passages: list[Passage], loc: str) -> None:
+    covered = sum(len(t) for p in passages for t in p.text)
+    for i, p in enumerate(passages):
+        for s, e in p.offsets:
+            if e - covered > MAX_PASSAGE_GAP:
+                raise FormatError(
+                    Errors.E016.format(
+                        path=f"{loc} passage #{i}",
+                        reason=f"offsets {s}-{e} leave more than {MAX_PASSAGE_GAP:,} characters without text",
+                    )
+                )
+
+
 def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error") -> Document:
     """Build and validate a :class:`Document` from a BigBio KB dict.
 
@@ -120,6 +138,7 @@ def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error")
                     )
                 )
         passages.append(Passage(str(p.get("id", f"{doc_id}-p{i}")), str(p.get("type", "")), texts, offs))
+    _check_gaps(passages, loc)
     doc = Document(str(obj.get("id", doc_id)), doc_id, passages, [])
     text = doc.text
     for i, e in enumerate(_require(obj, "entities", loc, list)):
