@@ -455,8 +455,10 @@ def store_sql_mutate(rng: random.Random, db: bytes) -> tuple[bytes, list[str]]:
                               f"INSERT INTO {t} SELECT * FROM old_{t}; DROP TABLE old_{t};")
             col = rng.choice(cols)
             val = rng.choice(_STORE_VALUES)
-            con.execute(f"UPDATE {t} SET {col}=? WHERE rowid=(SELECT rowid FROM {t} ORDER BY random() LIMIT 1)",
-                        (val,))
+            n_rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            offset = rng.randrange(max(1, n_rows))  # the seeded rng, not SQLite's random(): reproducible
+            con.execute(f"UPDATE {t} SET {col}=? WHERE rowid=(SELECT rowid FROM {t} ORDER BY rowid LIMIT 1 OFFSET ?)",
+                        (val, offset))
             con.commit()
         finally:
             con.close()
