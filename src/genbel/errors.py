@@ -67,6 +67,8 @@ class Errors(metaclass=_ErrorsWithCodes):
     E102 = "{path}: KB format version {found!r} is not supported (this genbel reads version {supported})"
     E103 = "{path}: exists and is not a genbel KB directory; refusing to overwrite it"
     E104 = "{path}: cannot read the OBO ontology: {reason}"
+    E105 = "{path}: corrupt KB store: {reason}; rebuild this KB"
+    E106 = "{path}: cannot write concept {concept_id!r}: {reason}"
 
     # --- data (E150-E199): add new codes of this area directly below this line
     E150 = (
@@ -84,6 +86,12 @@ class Errors(metaclass=_ErrorsWithCodes):
     E156 = (
         "query {index}: expected a MentionQuery, a string or a (text, context) pair, got {kind}"
     )
+    E157 = (
+        "{path}:{line}: not valid {encoding} text: bytes {data!r} at byte {offset} of the line ({reason}); "
+        "save the file as {encoding}"
+    )
+    E158 = "{where}: cannot read the file: {reason}"
+    E159 = "{where}: field {field} holds a lone surrogate {value!r}, which is not valid Unicode text"
 
     # --- trie (E200-E249): add new codes of this area directly below this line
     E206 = "constrained decoding needs the end-of-sequence token id (eos_token_id); the tokenizer has none"

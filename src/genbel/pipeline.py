@@ -27,6 +27,7 @@ from genbel.data.model import Document, Entity, Passage
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.generation.prompts import MARKUP, parse_markup
 from genbel.kb import KnowledgeBase, augment_kb, open_kb
+from genbel.textio import iter_lines
 
 if TYPE_CHECKING:
     from genbel.data.queries import Candidate, MentionQuery
@@ -64,19 +65,16 @@ def read_markup(path: str | Path) -> list[Document]:
     """
     p = Path(path)
     docs: list[Document] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            q = parse_markup(line, f"{p}:{lineno}")
-            text = q.context or q.text
-            ent = Entity("T1", q.type or "", [q.text], [(q.start or 0, q.end or len(q.text))])
-            docs.append(
-                Document(
-                    str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent]
-                )
-            )
+    for lineno, raw in enumerate(iter_lines(p), 1):  # BOM dropped; bad bytes: E157 (file:line)
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        q = parse_markup(line, f"{p}:{lineno}")
+        text = q.context or q.text
+        ent = Entity("T1", q.type or "", [q.text], [(q.start or 0, q.end or len(q.text))])
+        docs.append(
+            Document(str(lineno), str(lineno), [Passage("p0", "sentence", [text], [(0, len(text))])], [ent])
+        )
     if not docs:
         raise InputError(Errors.E016.format(path=p, reason="no [mention]{Group} line"))
     return docs
@@ -84,11 +82,10 @@ def read_markup(path: str | Path) -> list[Document]:
 
 def looks_like_markup(path: str | Path) -> bool:
     """Whether the first non-comment line of ``path`` holds ``[mention]{Group}`` markup (not JSON)."""
-    with Path(path).open(encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                return bool(MARKUP.search(line)) and not line.startswith(("{", '[{"'))
+    for raw in iter_lines(path):  # BOM dropped; bad bytes: E157 (file:line)
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            return bool(MARKUP.search(line)) and not line.startswith(("{", '[{"'))
     return False
 
 

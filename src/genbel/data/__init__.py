@@ -8,7 +8,6 @@ a registry of public datasets, abbreviation detection and bundled example docume
 
 from __future__ import annotations
 
-import gzip
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from importlib import resources
@@ -21,6 +20,7 @@ from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.data.pubtator import parse_pubtator, read_pubtator, write_pubtator
 from genbel.data.registry import DATASETS, DatasetSpec, get_dataset, list_datasets, load_dataset
 from genbel.errors import Errors, FormatError, InputError
+from genbel.textio import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,7 @@ def detect_corpus_format(path: str | Path) -> str:
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    opener = gzip.open if p.name.endswith(".gz") else open
-    try:
-        with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise FormatError(Errors.E016.format(path=p, reason=str(exc))) from None
+    head = read_text(p, limit=_SNIFF_BYTES)  # BOM dropped; bad bytes or a corrupt .gz: E157/E158
     stripped = head.lstrip("\ufeff \t\r\n")
     if not stripped:
         raise FormatError(Errors.E016.format(path=p, reason="the file is empty"))
@@ -114,7 +109,7 @@ def detect_corpus_format(path: str | Path) -> str:
     if stripped[0] == "{":
         try:
             obj = json.loads(first_line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not one complete line (or too deep): the reader reports it
             return "bigbio-json"
         return "bigbio-jsonl" if isinstance(obj, dict) else "bigbio-json"
     cols = first_line.split("|", 2)

@@ -27,6 +27,7 @@ from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.data.pubtator import OFFSET_MODES, ON_DUPLICATE, _check_option, _resolve_offsets
 from genbel.errors import Errors, FormatError, InputError
 from genbel.io import atomic_open
+from genbel.textio import iter_lines, loads_json, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,24 @@ def _offsets(value: Any, where: str) -> list[tuple[int, int]]:
     return out
 
 
+#: Characters of a document text that passages may leave uncovered (padded with spaces): far more than
+#: any real separator, and a bound on the memory that offsets such as [10**12, 10**12 + 3] would take.
+MAX_PASSAGE_GAP = 1_000_000
+
+
+def _check_gaps(passages: list[Passage], loc: str) -> None:
+    covered = sum(len(t) for p in passages for t in p.text)
+    for i, p in enumerate(passages):
+        for s, e in p.offsets:
+            if e - covered > MAX_PASSAGE_GAP:
+                raise FormatError(
+                    Errors.E016.format(
+                        path=f"{loc} passage #{i}",
+                        reason=f"offsets {s}-{e} leave more than {MAX_PASSAGE_GAP:,} characters without text",
+                    )
+                )
+
+
 def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error") -> Document:
     """Build and validate a :class:`Document` from a BigBio KB dict.
 
@@ -119,6 +138,7 @@ def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error")
                     )
                 )
         passages.append(Passage(str(p.get("id", f"{doc_id}-p{i}")), str(p.get("type", "")), texts, offs))
+    _check_gaps(passages, loc)
     doc = Document(str(obj.get("id", doc_id)), doc_id, passages, [])
     text = doc.text
     for i, e in enumerate(_require(obj, "entities", loc, list)):
@@ -133,7 +153,14 @@ def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error")
                 Errors.E016.format(path=eloc, reason=f"{len(texts)} text pieces but {len(offs)} offsets")
             )
         norms: list[Normalization] = []
-        for j, n in enumerate(e.get("normalized") or []):
+        raw_norms = e.get("normalized")
+        if raw_norms is not None and not isinstance(raw_norms, list):
+            raise FormatError(
+                Errors.E016.format(
+                    path=eloc, reason=f"field 'normalized' must be list, got {type(raw_norms).__name__}"
+                )
+            )
+        for j, n in enumerate(raw_norms or []):
             nloc = f"{eloc} normalized #{j}"
             norms.append(
                 Normalization(
@@ -189,10 +216,7 @@ def read_bigbio_json(
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    try:
-        data = json.loads(p.read_text(encoding=encoding))
-    except json.JSONDecodeError as exc:
-        raise FormatError(Errors.E013.format(path=p, line=exc.lineno, reason=exc.msg)) from None
+    data = loads_json(read_text(p, encoding=encoding), p)
     if isinstance(data, dict) and "passages" not in data and isinstance(data.get("documents"), list):
         data = data["documents"]
     items = data if isinstance(data, list) else [data]
@@ -210,17 +234,13 @@ def read_bigbio_jsonl(
         raise InputError(Errors.E006.format(path=p))
     docs: list[Document] = []
     wheres: list[str] = []
-    with p.open(encoding=encoding) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(Errors.E013.format(path=p, line=lineno, reason=exc.msg)) from None
-            w = f"{p}:{lineno}"
-            docs.append(document_from_dict(obj, w, offsets))
-            wheres.append(w)
+    for lineno, line in enumerate(iter_lines(p, encoding=encoding), 1):
+        if not line.strip():
+            continue
+        obj = loads_json(line, p, lineno)
+        w = f"{p}:{lineno}"
+        docs.append(document_from_dict(obj, w, offsets))
+        wheres.append(w)
     return _check_duplicates(docs, wheres, str(p), on_duplicate)
 
 

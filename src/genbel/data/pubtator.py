@@ -28,7 +28,6 @@ The defaults (``on_duplicate="error"``, ``offsets="error"``) are strict; load th
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +37,7 @@ from typing import Literal
 from genbel.data.model import Document, Entity, Normalization, Passage
 from genbel.errors import Errors, FormatError, InputError
 from genbel.io import atomic_open
+from genbel.textio import iter_lines
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +137,11 @@ def read_pubtator(
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    opener = gzip.open if p.name.endswith(".gz") else open
-    with opener(p, "rt", encoding=encoding) as fh:
-        return parse_pubtator(
-            fh, source=str(p), on_duplicate=on_duplicate, offsets=offsets, default_db=default_db
-        )
+    # iter_lines: a leading BOM is dropped; bad bytes and corrupt .gz files raise E157/E158 (file:line)
+    return parse_pubtator(
+        iter_lines(p, encoding=encoding), source=str(p), on_duplicate=on_duplicate, offsets=offsets,
+        default_db=default_db,
+    )
 
 
 def parse_pubtator(
@@ -159,7 +159,8 @@ def parse_pubtator(
     _check_option(on_duplicate, "on_duplicate", ON_DUPLICATE)
     _check_option(offsets, "offsets", OFFSET_MODES)
     if isinstance(lines, str):
-        lines = lines.splitlines()
+        # lines end at "\n" only, as in files: str.splitlines() would also split at \x85, \u2028, ...
+        lines = lines.removeprefix("\ufeff").split("\n")
     builders: list[_DocBuilder] = []
     cur: _DocBuilder | None = None
     for lineno, raw in enumerate(lines, 1):

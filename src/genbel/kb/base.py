@@ -38,6 +38,9 @@ class KnowledgeBase:
         self._alt: dict[str, str] = {}
         self._by_norm: dict[str, list[str]] | None = None
         self._fingerprint: str | None = None
+        # (list, its length, its items as a set) per (concept id, attribute) merged into by add():
+        # membership tests stay O(1), so merging many rows into one concept is linear
+        self._seen: dict[tuple[str, str], tuple[list[str], int, set[str]]] = {}
         for c in concepts:
             self.add(c)
 
@@ -48,19 +51,34 @@ class KnowledgeBase:
         if existing is None:
             self._concepts[concept.id] = concept
             existing = concept
+            new_alt_ids = existing.alt_ids
         else:
-            for n in concept.names:
-                if n != existing.name and n not in existing.synonyms:
-                    existing.synonyms.append(n)
-            for attr in ("alt_ids", "semantic_types", "semantic_groups", "definitions"):
-                lst = getattr(existing, attr)
-                for v in getattr(concept, attr):
-                    if v not in lst:
-                        lst.append(v)
-        for a in existing.alt_ids:
+            self._extend(existing, "synonyms", (n for n in concept.names if n != existing.name))
+            for attr in ("semantic_types", "semantic_groups", "definitions"):
+                self._extend(existing, attr, getattr(concept, attr))
+            new_alt_ids = self._extend(existing, "alt_ids", concept.alt_ids)
+        for a in new_alt_ids:
             if a != existing.id and a not in self._concepts:
                 self._alt.setdefault(a, existing.id)
         self._invalidate()
+
+    def _extend(self, concept: Concept, attr: str, values: Iterable[str]) -> list[str]:
+        """Append the ``values`` not yet in ``concept.<attr>`` (in order); return those appended."""
+        lst: list[str] = getattr(concept, attr)
+        key = (concept.id, attr)
+        cached = self._seen.get(key)
+        if cached is not None and cached[0] is lst and cached[1] == len(lst):
+            seen = cached[2]
+        else:  # first merge, or the list was replaced or changed outside add(): rebuild
+            seen = set(lst)
+        added: list[str] = []
+        for v in values:
+            if v not in seen:
+                seen.add(v)
+                lst.append(v)
+                added.append(v)
+        self._seen[key] = (lst, len(lst), seen)
+        return added
 
     def add_synonyms(self, concept_id: str, names: Iterable[str]) -> int:
         """Add names to a concept (e.g. training mentions, BioSyn-style augmentation).
@@ -155,10 +173,10 @@ class KnowledgeBase:
         if self._fingerprint is None:
             h = hashlib.sha256()
             for c in sorted(self._concepts.values(), key=lambda c: c.id):
-                h.update(c.id.encode())
+                h.update(c.id.encode("utf-8", "surrogatepass"))  # same bytes as UTF-8 for valid text
                 h.update(b"\x00")
                 for n in c.names:
-                    h.update(n.encode())
+                    h.update(n.encode("utf-8", "surrogatepass"))
                     h.update(b"\x01")
                 h.update(b"\x02")
             self._fingerprint = h.hexdigest()[:16]

@@ -39,18 +39,17 @@ def split_ids(raw: str) -> list[str]:
 
     Order is kept and duplicates are removed.
     """
-    out: list[str] = []
+    out: dict[str, None] = {}  # an ordered set: linear in the number of parts
     for part in _SPLIT.split(raw):
         nid = normalize_id(part)
-        if nid is not None and nid not in out:
-            out.append(nid)
-    return out
+        if nid is not None:
+            out[nid] = None
+    return list(out)
 
 
 def normalize_ids(ids: Iterable[str]) -> list[str]:
-    out: list[str] = []
+    out: dict[str, None] = {}
     for raw in ids:
         for nid in split_ids(raw):
-            if nid not in out:
-                out.append(nid)
-    return out
+            out[nid] = None
+    return list(out)

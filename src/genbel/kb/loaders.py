@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from genbel.kb.concept import Concept
 from genbel.kb.ids import normalize_id, split_ids
 from genbel.kb.normalize import normalize_name
 from genbel.kb.semantic_groups import groups_of_tuis, normalize_group
+from genbel.textio import iter_lines, loads_json, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,13 @@ def open_text(path: str | Path) -> IO[str]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line without the end-of-line)`` for every line of a text file."""
-    with open_text(path) as fh:
-        for i, line in enumerate(fh, 1):
-            yield i, line.rstrip("\r\n")
+    """``(line number, line without the end-of-line)`` for every line of a text file.
+
+    Decoding goes through :func:`genbel.textio.iter_lines`: a leading BOM is dropped, bad bytes
+    and corrupt ``.gz`` files raise coded errors naming ``file:line``.
+    """
+    for i, line in enumerate(iter_lines(path), 1):
+        yield i, line.rstrip("\r\n")
 
 
 def _bad(path: Path, line: int, fmt: str, reason: str) -> FormatError:
@@ -83,13 +86,8 @@ def _ids(raw: str, path: Path, line: int, fmt: str) -> list[str]:
 
 
 def _names(raw: Iterable[str]) -> list[str]:
-    """Stripped, non-empty, de-duplicated names in order."""
-    out: list[str] = []
-    for n in raw:
-        n = n.strip()
-        if n and n not in out:
-            out.append(n)
-    return out
+    """Stripped, non-empty, de-duplicated names in order (linear: a dict keeps the first-seen order)."""
+    return [n for n in dict.fromkeys(x.strip() for x in raw) if n]
 
 
 def _stem(path: Path) -> str:
@@ -300,14 +298,13 @@ def load_umls(
     codes_from = set(code_sources)
 
     # semantic types first: they may restrict the CUIs to read
-    tuis_of: dict[str, list[str]] = {}
+    # per-CUI values are dicts used as ordered sets: de-duplication stays linear
+    tuis_of: dict[str, dict[str, None]] = {}
     if mrsty is not None:
         stn_of_tui = _semantic_network_stns(d)
         for _, f in _rrf_rows(mrsty, _MRSTY):
             cui, tui, stn = f[0], f[1], f[2]
-            lst = tuis_of.setdefault(cui, [])
-            if tui not in lst:
-                lst.append(tui)
+            tuis_of.setdefault(cui, {})[tui] = None
             if stn:
                 stn_of_tui.setdefault(tui, stn)
         if semantic_types is not None:
@@ -324,9 +321,9 @@ def load_umls(
             tuis_of = {c: ts for c, ts in tuis_of.items() if wanted.intersection(ts)}
     keep_cuis = set(tuis_of) if semantic_types is not None else None
 
-    names: dict[str, list[str]] = {}
+    names: dict[str, dict[str, None]] = {}
     preferred: dict[str, str] = {}
-    alt: dict[str, list[str]] = {}
+    alt: dict[str, dict[str, None]] = {}
     n_atoms = 0
     lang_set = set(langs) if langs is not None else None
     for _, f in tqdm(_rrf_rows(mrconso, _MRCONSO), desc="MRCONSO", unit=" atoms", disable=None, leave=False):
@@ -344,19 +341,15 @@ def load_umls(
         if not s:
             continue
         n_atoms += 1
-        lst = names.setdefault(cui, [])
-        if s not in lst:
-            lst.append(s)
+        names.setdefault(cui, {})[s] = None
         if ispref == "Y" and ts == "P" and stt == "PF" and (first_lang is None or lat.upper() == first_lang):
             preferred.setdefault(cui, s)
         if sab in codes_from:
             cid = _umls_code_id(sab, code)
             if cid is not None and cid != cui:
-                al = alt.setdefault(cui, [])
-                if cid not in al:
-                    al.append(cid)
+                alt.setdefault(cui, {})[cid] = None
 
-    defs: dict[str, list[str]] = {}
+    defs: dict[str, dict[str, None]] = {}
     if mrdef is not None:
         for _, f in _rrf_rows(mrdef, _MRDEF):
             cui, sab, text, supp = f[0], f[4], f[5].strip(), f[6]
@@ -364,18 +357,16 @@ def load_umls(
                 continue
             if sabs is not None and sab not in sabs:
                 continue
-            lst = defs.setdefault(cui, [])
-            if text not in lst:
-                lst.append(text)
+            defs.setdefault(cui, {})[text] = None
 
     kb = KnowledgeBase(name=name)
     for cui, ns in names.items():
-        pref = preferred.get(cui, ns[0])
-        tuis = tuis_of.get(cui, [])
+        pref = preferred.get(cui, next(iter(ns)))
+        tuis = list(tuis_of.get(cui, ()))
         kb.add(
-            Concept(cui, pref, [n for n in ns if n != pref], alt_ids=alt.get(cui, []),
-                    semantic_types=list(tuis), semantic_groups=groups_of_tuis(tuis),
-                    definitions=defs.get(cui, []))
+            Concept(cui, pref, [n for n in ns if n != pref], alt_ids=list(alt.get(cui, ())),
+                    semantic_types=tuis, semantic_groups=groups_of_tuis(tuis),
+                    definitions=list(defs.get(cui, ())))
         )
     logger.info("UMLS %s: %d atoms kept, %d concepts", d, n_atoms, len(kb))
     return kb
@@ -401,13 +392,16 @@ def load_obo(
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
     scopes = {s.upper() for s in synonym_scopes}
+    # decoded here (not by pronto, which guesses another encoding for bad bytes): BOM dropped,
+    # bad bytes and corrupt .gz files raise E157/E158 naming file:line
+    text = read_text(p)
+    if text.lstrip().startswith("{"):  # pronto reads OBO Graphs JSON too: E013 for bad or deep JSON first
+        loads_json(text, p)
     try:
-        if p.suffix == ".gz":
-            with gzip.open(p, "rb") as fh:
-                onto = pronto.Ontology(fh, import_depth=0, threads=1)
-        else:
-            onto = pronto.Ontology(str(p), import_depth=0, threads=1)
-    except Exception as e:  # pronto raises several exception types for syntax errors
+        onto = pronto.Ontology(io.BytesIO(text.encode("utf-8")), import_depth=0, threads=1)
+    except BaseException as e:  # pronto raises several exception types for syntax errors
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+            raise  # KeyboardInterrupt etc.; a PanicException (fastobo's Rust parser) is a BaseException
         raise FormatError(Errors.E104.format(path=p, reason=str(e) or type(e).__name__)) from e
     kb = KnowledgeBase(name=name or (onto.metadata.ontology or _stem(p)))
     for term in onto.terms():
@@ -440,10 +434,7 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> KnowledgeBase:
     for ln, line in _lines(p):
         if not line.strip():
             continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FormatError(Errors.E013.format(path=p, line=ln, reason=e.msg)) from e
+        d = loads_json(line, p, ln)
         if not isinstance(d, dict):
             raise _bad(p, ln, "jsonl", f"expected a JSON object, found {type(d).__name__}")
         for field in ("id", "name"):
@@ -502,13 +493,12 @@ def _is_genbel_dir(p: Path) -> bool:
 def _head(path: Path, n: int = 50) -> list[str]:
     out: list[str] = []
     try:
-        with open_text(path) as fh:
-            for line in fh:
-                out.append(line.rstrip("\r\n"))
-                if len(out) >= n:
-                    break
-    except (UnicodeDecodeError, OSError, EOFError, gzip.BadGzipFile):
-        return []
+        for line in iter_lines(path):
+            out.append(line.rstrip("\r\n"))
+            if len(out) >= n:
+                break
+    except FormatError:  # undecodable bytes: detect from the lines before (the loader names the line)
+        return out
     return out
 
 

@@ -35,6 +35,7 @@ from urllib.parse import quote
 from genbel.errors import Errors, FormatError, KBError
 from genbel.io import atomic_dir
 from genbel.kb.concept import Concept
+from genbel.textio import loads_json, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,19 @@ def _write_meta(meta: dict[str, Any], path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _raise_unencodable(concepts: Sequence[Concept], path: Path) -> None:
+    """Raise ``E106`` naming the first concept and field whose text cannot be written as UTF-8."""
+    for c in concepts:
+        fields = [("id", [c.id]), ("name", c.names), *((a, getattr(c, a)) for _t, _c, a in _LIST_TABLES)]
+        for field, values in fields:
+            for v in values:
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError as e:
+                    reason = f"its {field} {v!r} is not valid Unicode ({e.reason})"
+                    raise KBError(Errors.E106.format(path=path, concept_id=c.id, reason=reason)) from None
+
+
 def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, Any]) -> Path:
     """Write ``concepts`` and ``meta`` (see :func:`kb_meta`) to the directory ``path`` atomically.
 
@@ -151,7 +165,11 @@ def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, A
         _write_sqlite(concepts, tmp / DB_FILE)
         _write_meta(meta, tmp / META_FILE)
 
-    atomic_dir(target, write)
+    try:
+        atomic_dir(target, write)
+    except UnicodeEncodeError:  # text that is not valid Unicode (a lone surrogate): name the concept
+        _raise_unencodable(concepts, target)
+        raise
     logger.info("saved KB %s (%d concepts) to %s", meta.get("name"), len(concepts), target)
     return target
 
@@ -163,15 +181,34 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if missing:
         raise KBError(Errors.E008.format(path=p, missing=", ".join(missing)))
     meta_path = p / META_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise FormatError(Errors.E013.format(path=meta_path, line=e.lineno, reason=e.msg)) from e
+    meta = loads_json(read_text(meta_path), meta_path)
     if not isinstance(meta, dict):
         raise FormatError(Errors.E016.format(path=meta_path, reason="expected a JSON object"))
     if meta.get("format_version") != FORMAT_VERSION:
         raise KBError(Errors.E102.format(path=p, found=meta.get("format_version"), supported=FORMAT_VERSION))
     return meta
+
+
+def _check_rows(
+    db: Path, rows: list[tuple[Any, ...]], names: dict[Any, list[Any]], lists: dict[str, dict[Any, list[Any]]]
+) -> None:
+    """Raise ``E105`` naming the table and row when a value read from ``kb.sqlite`` is not text
+    (a NULL id, a number or a blob in a damaged or hand-edited store)."""
+
+    def bad(table: str, what: str, value: Any) -> KBError:
+        return KBError(Errors.E105.format(path=db, reason=f"table {table!r}: {what} is {value!r}, not text"))
+
+    for idx, cid, name in rows:
+        if not isinstance(cid, str) or not cid:
+            raise bad("concepts", f"the id of row idx={idx!r}", cid)
+        if not isinstance(name, str) or not name:
+            raise bad("concepts", f"the name of concept {cid!r}", name)
+    parts = [("names", names), *((t, lists[a]) for t, _c, a in _LIST_TABLES)]
+    for table, by_concept in parts:
+        for cidx, values in by_concept.items():
+            for v in values:
+                if not isinstance(v, str):
+                    raise bad(table, f"a value of concept idx={cidx!r}", v)
 
 
 def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
@@ -201,6 +238,9 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
             con.close()
     except sqlite3.DatabaseError as e:
         raise KBError(Errors.E016.format(path=db, reason=f"unreadable KB database ({e})")) from e
+    except UnicodeDecodeError as e:  # a text cell that is not UTF-8
+        raise KBError(Errors.E105.format(path=db, reason=f"a text value is not valid UTF-8 ({e.reason})")) from None
+    _check_rows(db, rows, names, lists)
     empty: list[str] = []
     alt, types, groups, defs = (lists[a] for _, _, a in _LIST_TABLES)
     concepts = [
