@@ -15,9 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from genbel.errors import Errors, GenbelError
-
 from genbel._version import __version__
+from genbel.errors import Errors, GenbelError
 
 #: public name -> module that defines it (imported on first access)
 _EXPORTS: dict[str, str] = {

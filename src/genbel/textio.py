@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from genbel.errors import Errors, FormatError, InputError
 
-__all__ = ["BOM", "MAX_JSON_DEPTH", "check_json", "iter_lines", "loads_json", "read_text"]
+__all__ = ["BOM", "MAX_JSON_DEPTH", "check_json", "iter_lines", "loads_json", "read_json", "read_text"]
 
 #: The byte-order mark that some editors put at the start of UTF-8 files; readers drop it.
 BOM = "\ufeff"
@@ -160,6 +160,18 @@ def loads_json(text: str, path: str | Path, line: int | None = None) -> Any:
     except ValueError as e:  # e.g. an integer of more than 4,300 digits
         raise FormatError(Errors.E013.format(path=path, line=line or 1, reason=str(e))) from None
     check_json(obj, path, line, surrogates=_SURROGATE_ESCAPE.search(text) is not None)
+    return obj
+
+
+def read_json(path: str | Path, *, expect: type | None = None) -> Any:
+    """The parsed JSON of a file: :func:`read_text` + :func:`loads_json` (``E006``, ``E157``, ``E013``).
+
+    With ``expect`` (e.g. ``dict``), a document of another JSON type raises ``E016`` naming the file.
+    """
+    obj = loads_json(read_text(path), path)
+    if expect is not None and not isinstance(obj, expect):
+        kind = {dict: "a JSON object", list: "a JSON array"}.get(expect, expect.__name__)
+        raise FormatError(Errors.E016.format(path=path, reason=f"expected {kind}"))
     return obj
 
 

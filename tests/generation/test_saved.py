@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from genbel.errors import ConfigError
+from genbel.errors import ConfigError, FormatError
 from genbel.generation import saved
 from genbel.generation.prompts import PromptFormat
 from genbel.linkers.generative import GenerativeLinker
@@ -107,7 +107,7 @@ def test_config_errors_name_the_directory(tmp_path):
     with raises_code("E251", ConfigError, match=r"\[E251\].*genbel_linker.json"):
         saved.read_linker_config(tmp_path)
     (tmp_path / saved.CONFIG_FILE).write_text("{not json")
-    with raises_code("E013", ConfigError, match=r"\[E013\]"):
+    with raises_code("E013", FormatError):
         saved.read_linker_config(tmp_path)
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -14,6 +14,7 @@ import torch
 from genbel.encoders import weights as w
 from genbel.errors import ConfigError, Errors
 from genbel.io import atomic_dir
+from genbel.textio import read_json
 
 POOLINGS = ("mean", "cls")
 
@@ -164,7 +165,7 @@ def _sentence_transformers_pooling(path: Path) -> str | None:
     cfg = path / "1_Pooling" / "config.json"
     if not cfg.is_file():
         return None
-    d = json.loads(cfg.read_text(encoding="utf-8"))
+    d = read_json(cfg, expect=dict)
     if d.get("pooling_mode_cls_token"):
         return "cls"
     if d.get("pooling_mode_mean_tokens"):

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from genbel.errors import ConfigError, Errors, FormatError
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ DELTA_FILE = "delta.safetensors"
 def read_encoder_config(path: str | Path) -> dict[str, Any]:
     """The ``genbel_encoder.json`` of a saved encoder directory (``{}`` when it has none)."""
     f = Path(path) / ENCODER_CONFIG
-    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+    return read_json(f, expect=dict) if f.is_file() else {}
 
 
 def write_encoder_config(path: str | Path, info: Mapping[str, Any]) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 from genbel.errors import ConfigError, Errors, IndexMismatchError
 from genbel.generation.prompts import PromptFormat
 from genbel.kb.base import KnowledgeBase
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def lora_base(path: str | os.PathLike, config: dict, default: str | None = None)
     adapter = Path(path) / ADAPTER_CONFIG
     if not adapter.is_file():
         return None
-    return json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    return read_json(adapter, expect=dict).get("base_model_name_or_path")
 
 
 def load_model(path: Path, config: dict, tokenizer: Any, merge_lora: bool = True) -> Any:
@@ -209,7 +210,7 @@ def set_adapter_base(d: Path, base_model: str) -> None:
     """Point the adapter in ``d`` at ``base_model``: the portable reference (an alias such as
     ``"smollm2-135m"``), not the cache path of the machine it was trained on."""
     f = d / ADAPTER_CONFIG
-    acfg = json.loads(f.read_text(encoding="utf-8"))
+    acfg = read_json(f, expect=dict)
     acfg["base_model_name_or_path"] = base_model
     f.write_text(json.dumps(acfg, indent=2), encoding="utf-8")
 
@@ -282,10 +283,7 @@ def read_linker_config(path: str | Path) -> dict:
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
         raise ConfigError(Errors.E251.format(path=path, missing=CONFIG_FILE))
-    try:
-        return json.loads(cfg_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(Errors.E013.format(path=cfg_file, line=e.lineno, reason=e.msg)) from e
+    return read_json(cfg_file, expect=dict)
 
 
 @dataclass

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from genbel.errors import Errors, FormatError, KBError
+from genbel.errors import Errors, KBError
 from genbel.io import atomic_dir
 from genbel.kb.concept import Concept
-from genbel.textio import loads_json, read_text
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +181,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if missing:
         raise KBError(Errors.E008.format(path=p, missing=", ".join(missing)))
     meta_path = p / META_FILE
-    meta = loads_json(read_text(meta_path), meta_path)
-    if not isinstance(meta, dict):
-        raise FormatError(Errors.E016.format(path=meta_path, reason="expected a JSON object"))
+    meta = read_json(meta_path, expect=dict)
     if meta.get("format_version") != FORMAT_VERSION:
         raise KBError(Errors.E102.format(path=p, found=meta.get("format_version"), supported=FORMAT_VERSION))
     return meta

@@ -57,6 +57,7 @@ from genbel.linkers.dense_index import (
 from genbel.linkers.nametable import ConceptPriorMixin, NameTable
 from genbel.linkers.registry import register_linker
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -395,13 +396,13 @@ def load_retriever(
     cfg_file = path / RETRIEVER_CONFIG
     if not cfg_file.is_file():
         raise FormatError(Errors.E300.format(path=path, kind="trained retriever", missing=RETRIEVER_CONFIG))
-    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    cfg = read_json(cfg_file, expect=dict)
     encoder = TextEncoder.load(path / "encoder", pooling=cfg.get("pooling", "auto"),
                                           max_length=cfg.get("max_length"))
     if (path / PRIOR_FILE).is_file():  # gold-concept counts of the training corpus
         options.setdefault("prior", path / PRIOR_FILE)
     if is_index_dir(path / "index"):
-        meta = json.loads((path / "index" / META_FILE).read_text(encoding="utf-8"))
+        meta = read_json(path / "index" / META_FILE, expect=dict)
         if meta.get("kb_fingerprint") == kb.fingerprint():
             return DenseLinker.load(path / "index", kb, encoder=encoder, **options)
     options.setdefault("sparse_weight", float(cfg.get("sparse_weight", 0.0)))

@@ -19,6 +19,7 @@ import numpy as np
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.nametable import NameTable
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def read_index_meta(path: str | Path) -> dict[str, Any]:
     missing = [f for f in (META_FILE, FAISS_FILE) if not (path / f).is_file()]
     if missing:
         raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing=", ".join(missing)))
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    meta = read_json(path / META_FILE, expect=dict)
     if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
         raise FormatError(Errors.E301.format(
             path=path, kind=meta.get("kind", "?"), found=meta.get("version"),

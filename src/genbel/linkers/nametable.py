@@ -19,6 +19,7 @@ import numpy as np
 from genbel.data.queries import Candidate
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
+from genbel.textio import read_json
 
 #: largest score change :meth:`NameTable.concept_bonus` makes to break ties by the concept prior
 TIE_BREAK = 1e-6
@@ -49,7 +50,6 @@ def read_index_meta(path: str | os.PathLike, kind: str = "retrieval") -> dict[st
     Raises E300 when the file is missing and E013 when it is not valid JSON; ``kind`` names the
     index in those messages.
     """
-    import json
 
     from genbel.errors import Errors, FormatError
 
@@ -57,13 +57,7 @@ def read_index_meta(path: str | os.PathLike, kind: str = "retrieval") -> dict[st
     meta_path = p / INDEX_META_FILE
     if not meta_path.is_file():
         raise FormatError(Errors.E300.format(path=p, kind=kind, missing=INDEX_META_FILE))
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise FormatError(Errors.E013.format(path=meta_path, line=e.lineno, reason=e.msg)) from e
-    if not isinstance(meta, dict):
-        raise FormatError(Errors.E016.format(path=meta_path, reason="expected a JSON object"))
-    return meta
+    return read_json(meta_path, expect=dict)
 
 
 def read_prior(path: str | os.PathLike) -> dict[str, float]:

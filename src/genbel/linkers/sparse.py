@@ -33,6 +33,7 @@ from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Linker
 from genbel.linkers.nametable import ConceptPriorMixin, NameTable, rows_per_batch
 from genbel.linkers.registry import register_linker
+from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
         missing = [f for f in _FILES if not (path / f).is_file()]
         if missing:
             raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing=", ".join(missing)))
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        meta = read_json(path / "meta.json", expect=dict)
         if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
             raise FormatError(
                 Errors.E301.format(
@@ -321,7 +322,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
             raise IndexMismatchError(
                 Errors.E302.format(path=path, found=matrix.shape[0], expected=len(table))
             )
-        vocab = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+        vocab = read_json(path / "vocabulary.json", expect=dict)
         vec = _vectorizer(params, vocabulary=vocab or None)
         if vocab:
             vec._validate_vocabulary()  # sets vocabulary_ / fixed_vocabulary_ as fit would

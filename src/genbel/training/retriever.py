@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from genbel.deps import require
 
 require("torch", "transformers", extra="models", feature="training")
