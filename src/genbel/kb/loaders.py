@@ -22,12 +22,10 @@ genbel    a KB directory written by :meth:`KnowledgeBase.save <genbel.kb.base.Kn
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import IO
 
 from tqdm.auto import tqdm
 
@@ -54,16 +52,6 @@ DEFAULT_SUPPRESS: tuple[str, ...] = ("O", "E", "Y")
 
 
 # ------------------------------------------------------------ helpers
-def open_text(path: str | Path) -> IO[str]:
-    """Open a UTF-8 text file for reading; ``.gz`` files are decompressed on the fly."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(Errors.E006.format(path=p))
-    if p.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="\n")
-    return open(p, encoding="utf-8", newline="\n")
-
-
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line number, line without the end-of-line)`` for every line of a text file.
 
@@ -714,5 +702,4 @@ __all__ = [
     "load_tsv",
     "load_umls",
     "open_kb",
-    "open_text",
 ]
