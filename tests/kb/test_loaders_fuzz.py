@@ -384,7 +384,7 @@ def test_40k_umls_atoms_of_one_cui_load_fast(tmp_path: Path) -> None:
     (meta / "MRCONSO.RRF").write_text("\n".join(rows) + "\n")
     t0 = time.perf_counter()
     kb = load_kb(tmp_path, "umls", name="U")
-    from genbel.kb.loaders import load_umls
+    from genbel.kb.umls import load_umls
 
     kb2 = load_umls(tmp_path, code_sources={"MSH"})
     assert time.perf_counter() - t0 < 10

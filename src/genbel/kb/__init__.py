@@ -22,14 +22,14 @@ from genbel.kb.loaders import (
     load_jsonl,
     load_kb,
     load_medic,
-    load_obo,
     load_tsv,
-    load_umls,
     open_kb,
 )
 from genbel.kb.normalize import normalize_name
+from genbel.kb.obo import load_obo
 from genbel.kb.semantic_groups import GROUPS, ST21PV_TUIS, TUI_TO_GROUP, group_of_tui, normalize_group
 from genbel.kb.store import is_kb_dir, read_meta
+from genbel.kb.umls import load_umls
 
 __all__ = [
     "DEFAULT_KB_SPEC",
