@@ -66,7 +66,7 @@ def evaluate_cmd(
         "--abbreviations/--no-abbreviations",
         help="Link the long form of abbreviations (Schwartz-Hearst).",
     ),
-    k: int = typer.Option(5, "-k", help="Candidates per mention (R@k is reported for 1 and 5)."),
+    k: int = typer.Option(5, "-k", min=1, help="Candidates per mention (R@k is reported for 1 and 5)."),
     n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Path | None = typer.Option(None, "--json-out", help="Write the result as JSON."),

@@ -30,7 +30,7 @@ def link_cmd(
     ),
     fmt: str = typer.Option("json", "--format", help="Output format: json|jsonl (one document per line)."),
     input_format: str = typer.Option("auto", "--input-format", help="|".join(INPUT_FORMATS)),
-    k: int = typer.Option(5, "-k", help="Candidates per mention."),
+    k: int = typer.Option(5, "-k", min=1, help="Candidates per mention."),
     num_beams: int | None = typer.Option(
         None, "--num-beams", help="Beam size (generative; default max(5, k))."
     ),
