@@ -40,6 +40,7 @@ __all__ = [
     "generative_options",
     "linked_documents",
     "linker_kb",
+    "linker_path",
     "load_augmented_kb",
     "looks_like_markup",
     "read_input",
@@ -153,6 +154,12 @@ def linker_kb(kb: str | Path | None, kb_format: str | None, linker_spec: str) ->
 
 
 # ----------------------------------------------------------------------------- linker options
+def linker_path(spec: str) -> str | None:
+    """The path of a ``NAME:PATH`` linker spec (``generative:runs/x`` → ``runs/x``; else ``None``)."""
+    _, _, path = spec.partition(":")
+    return path or None
+
+
 def generative_options(
     linker_spec: str,
     *,
