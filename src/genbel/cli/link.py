@@ -110,12 +110,21 @@ def link_cmd(
         "linker_options": options,
     }
     t0 = time.perf_counter()
-    with _progress_bar(disable=quiet) as progress:
-        run = link_to_file(
-            docs, lk, out, kb_name=kb_obj.name, fmt=fmt, k=k, expand_abbreviations=abbreviations,
-            entity_types=parse_entity_types(entity_types), settings=settings, resume=resume,
-            progress=progress,
-        )
+    try:
+        with _progress_bar(disable=quiet) as progress:
+            run = link_to_file(
+                docs, lk, out, kb_name=kb_obj.name, fmt=fmt, k=k, expand_abbreviations=abbreviations,
+                entity_types=parse_entity_types(entity_types), settings=settings, resume=resume,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        if partial_path(out).exists():
+            err_console.print(
+                f"the documents linked so far are in {partial_path(out)}; "
+                "rerun the same command with --resume to continue",
+                highlight=False, soft_wrap=True,
+            )
+        raise
     dt = time.perf_counter() - t0
     rate = run.n_mentions / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
