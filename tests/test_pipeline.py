@@ -171,3 +171,60 @@ def test_link_to_file_without_resume_starts_over(tiny_kb, tmp_path: Path) -> Non
 def test_read_input_directory_is_not_file_not_found(tmp_path: Path) -> None:
     with raises_code("E454", InputError, match="is a directory"):
         read_input(tmp_path)
+
+
+_KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {root!r})
+from genbel.linkers.exact import ExactMatchLinker
+from genbel.pipeline import link_to_file
+from tests.test_pipeline import _docs, _kb
+
+class Slow(ExactMatchLinker):
+    def link_documents(self, docs, **kw):
+        time.sleep(0.05)
+        return super().link_documents(docs, **kw)
+
+link_to_file(_docs(200), Slow(_kb()), {out!r}, kb_name="tiny", k=3, chunk_mentions=1, settings={{"input": "x"}})
+"""
+
+
+def _kb():
+    from genbel.kb import Concept, KnowledgeBase
+
+    return KnowledgeBase(
+        [Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"]),
+         Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"]),
+         Concept("D003", "APC", ["APC"]), Concept("C004", "Ibuprofen", ["ibuprofen"])],
+        name="tiny",
+    )
+
+
+def test_sigkilled_link_resumes_to_the_uninterrupted_output(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(root) / "src"), root])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN.format(root=root, out=str(out))], env=env)
+    partial = partial_path(out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if partial.exists() and len(partial.read_bytes().splitlines()) >= 6:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and partial.exists()
+    lk = ExactMatchLinker(_kb())
+    run = link_to_file(_docs(200), lk, out, kb_name="tiny", k=3, chunk_mentions=1, settings={"input": "x"},
+                       resume=True)
+    assert 5 <= run.resumed < 200
+    whole = tmp_path / "whole.jsonl"
+    link_to_file(_docs(200), lk, whole, kb_name="tiny", k=3, chunk_mentions=1, settings={"input": "x"})
+    assert out.read_bytes() == whole.read_bytes()
