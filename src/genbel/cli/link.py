@@ -144,10 +144,12 @@ def _progress_bar(disable: bool = False) -> Iterator[Callable[[int, int], None]]
     bar = tqdm(unit="doc", desc="linking", disable=disable or not sys.stderr.isatty(), file=sys.stderr)
 
     def update(done: int, total: int) -> None:
-        if bar.total != total:
+        if bar.total != total:  # the first call: documents already in a resumed partial output
             bar.reset(total=total)
-        bar.n = done
-        bar.refresh()
+            bar.initial = bar.n = bar.last_print_n = done  # not counted in this run's rate
+            bar.refresh()
+        else:
+            bar.update(done - bar.n)
 
     try:
         yield update

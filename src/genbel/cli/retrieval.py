@@ -213,8 +213,7 @@ def export_retriever_cmd(
         texts.extend(n for n, _ in open_kb(k, kb_format).name_pairs())
     for d in load_documents(corpus, data_dir) if corpus else []:
         texts.append(d.text)
-    with output_errors(out):
-        path = export_retriever(run, out, texts, weights=weights, delta_from=delta_from)
+    path = export_retriever(run, out, texts, weights=weights, delta_from=delta_from)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
     kind = f"retriever, delta from {delta_from}" if delta_from else "compact retriever"
     console.print(f"{kind} ({size:.1f} MB) → {path}")
