@@ -36,7 +36,10 @@ class Errors(metaclass=_ErrorsWithCodes):
         "but the entity text is {expected!r}"
     )
     E006 = "{path}: file not found"
-    E007 = "{path}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
+    E007 = (
+        "{path}: unknown corpus format; expected PubTator or BigBio JSON/JSONL "
+        "(pass --input-format on the command line, format= in Python)"
+    )
     E008 = "{path}: not a genbel KB directory (missing {missing})"
     E009 = "unknown linker {name!r}; expected one of: {known}"
     E010 = "index was built for KB {expected} but is used with KB {actual}; rebuild the index for this KB"
@@ -169,6 +172,16 @@ class Errors(metaclass=_ErrorsWithCodes):
     E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
+    E451 = "{path}: refusing to write {option} over an input of this command ({input}); choose another path"
+    E452 = "{path}: {option} is a directory; give a file path"
+    E453 = "{path}: cannot write {option}: {reason}"
+    E454 = "{path}: is a directory; expected a {what} file"
+    E455 = (
+        "{path}: cannot tell the output format from the extension {suffix!r}; "
+        "use one of {known} (or pass {option})"
+    )
+    E456 = "{path}: cannot resume: {reason}; rerun without --resume to start over"
+    E457 = "{corpus}: nothing to score: {reason}"
     E450 = (
         "{feature} needs the optional package(s) {packages}, which cannot be imported ({reason}); "
         "install them with: pip install 'genbel[{extra}]'"
@@ -197,6 +210,10 @@ class IndexMismatchError(KBError):
 
 class ConfigError(GenbelError, ValueError):
     """An unknown name or invalid setting."""
+
+
+class OutputError(GenbelError):
+    """An output that cannot be written (a directory, a read-only folder, a full disk)."""
 
 
 def where(path: str | Path | None, line: int | None = None) -> str:

@@ -12,10 +12,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
+
+from genbel.errors import ConfigError, Errors, InputError, OutputError
 
 __all__ = [
     "atomic_dir",
@@ -23,7 +25,10 @@ __all__ = [
     "atomic_open",
     "atomic_write_json",
     "atomic_write_text",
-    "write_json"
+    "check_input_file",
+    "check_output",
+    "output_errors",
+    "write_json",
 ]
 
 
@@ -124,3 +129,102 @@ def _swap_in(tmp: Path, target: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- output checks
+def _same(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: equal resolved paths (symlinks), or the same inode
+    (hard links) when both exist."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    """Whether ``child`` lies strictly inside the directory ``parent`` (after resolving symlinks)."""
+    c, p = child.resolve(), parent.resolve()
+    return c != p and c.is_relative_to(p)
+
+
+def check_output(
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    *,
+    stores: Iterable[str | os.PathLike | None] = (),
+    kind: Literal["file", "dir", "run"] = "file",
+    option: str = "--out",
+) -> Path:
+    """Check, before any work, that ``path`` can be written as an output and overwrites no input.
+
+    ``inputs`` are the files and directories the command reads (``None`` and names that are no path,
+    such as ``default``, are harmless); ``stores`` are input directories that are one unit, such as a
+    KB store (nothing may be written inside them; they count as inputs too). ``kind`` is what is
+    written at ``path``: ``file`` (one file,
+    replaced atomically), ``dir`` (a directory replaced as a whole, e.g. a KB store) or ``run`` (a
+    directory written into and resumed, e.g. a training run). Raises
+
+    * E451 when ``path`` is an input (also through a symlink or a hard link), lies inside a store,
+      or (``dir``) holds an input that replacing it would delete;
+    * E452 when a ``file`` output is an existing directory;
+    * E453 when ``path`` (``dir``/``run``: an existing file) or its folder cannot be written: the
+      nearest existing parent is a file or is not writable.
+
+    Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    out = Path(path)
+    stores = [s for s in stores if s is not None and str(s) != ""]
+    for raw in [*inputs, *stores]:
+        if raw is None or str(raw) == "":
+            continue
+        inp = Path(raw)
+        if (
+            _same(out, inp)
+            or (raw in stores and inp.is_dir() and _inside(out, inp))
+            or (kind == "dir" and _inside(inp, out))
+        ):
+            raise ConfigError(Errors.E451.format(path=out, option=option, input=inp))
+    if kind == "file" and out.is_dir():
+        raise OutputError(Errors.E452.format(path=out, option=option))
+    if kind != "file" and out.exists() and not out.is_dir():
+        raise OutputError(Errors.E453.format(path=out, option=option, reason="it is a file, not a directory"))
+    if out.exists() and not os.access(out, os.W_OK):
+        raise OutputError(Errors.E453.format(path=out, option=option, reason="permission denied"))
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(
+            Errors.E453.format(path=out, option=option, reason=f"{parent} is a file, not a folder")
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            Errors.E453.format(path=out, option=option, reason=f"the folder {parent} is not writable")
+        )
+    return out
+
+
+@contextmanager
+def output_errors(path: str | os.PathLike, option: str = "--out") -> Iterator[None]:
+    """Turn an :class:`OSError` raised while writing ``path`` (disk full, permission denied, a path
+    component that is a file …) into :class:`~genbel.errors.OutputError` E453 naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        if e.filename is not None and Path(e.filename) != Path(path):
+            reason = f"{reason} ({e.filename})"
+        raise OutputError(Errors.E453.format(path=path, option=option, reason=reason)) from e
+
+
+def check_input_file(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it is an existing file; E006 when it does not exist,
+    E454 when it is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(Errors.E454.format(path=p, what=what))
+    if not p.is_file():
+        raise InputError(Errors.E006.format(path=p))
+    return p

@@ -6,7 +6,10 @@
   added as synonyms;
 * :func:`linker_kb`: the KB to link against, given ``--kb`` or a saved linker with a ``kb/`` folder;
 * :func:`generative_options`: the generative decoding options of ``genbel link``;
-* :func:`linked_documents` / :func:`write_linked`: BigBio documents with ranked candidates per entity.
+* :func:`linked_documents` / :func:`write_linked`: BigBio documents with ranked candidates per entity;
+* :func:`output_format`: the output format of a path (``.json`` / ``.jsonl``);
+* :func:`link_to_file`: link documents and write them incrementally (one flushed JSONL line per
+  document in ``OUT.partial``), resumable after an interrupt, renamed to ``OUT`` when complete.
 
 >>> from genbel.pipeline import read_input, linked_documents
 >>> docs, _ = read_input("mentions.txt")            # markup lines or a corpus file
@@ -16,9 +19,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +32,7 @@ from genbel.data import load_corpus, load_documents
 from genbel.data.model import Document, Entity, Passage
 from genbel.errors import ConfigError, Errors, InputError
 from genbel.generation.prompts import MARKUP, parse_markup
+from genbel.io import atomic_open, check_input_file, output_errors
 from genbel.kb import KnowledgeBase, augment_kb, open_kb
 from genbel.textio import iter_lines
 
@@ -37,12 +44,17 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
+    "LinkRun",
     "check_markup_groups",
     "generative_options",
+    "link_to_file",
     "linked_documents",
     "linker_kb",
+    "linker_path",
     "load_augmented_kb",
     "looks_like_markup",
+    "output_format",
+    "partial_path",
     "read_input",
     "read_markup",
     "write_linked",
@@ -52,6 +64,8 @@ __all__ = [
 INPUT_FORMATS: tuple[str, ...] = ("auto", "pubtator", "bigbio-json", "bigbio-jsonl", "markup")
 #: output formats of :func:`write_linked`
 OUTPUT_FORMATS: tuple[str, ...] = ("json", "jsonl")
+#: file name extensions of each output format (:func:`output_format`)
+OUTPUT_EXTENSIONS: dict[str, str] = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: the folder of a saved linker that holds its KB
 LINKER_KB_DIR = "kb"
 
@@ -100,8 +114,7 @@ def read_input(path: str | Path, input_format: str = "auto") -> tuple[list[Docum
         raise ConfigError(
             Errors.E022.format(value=input_format, field="--input-format", known=", ".join(INPUT_FORMATS))
         )
-    if not p.is_file():
-        raise InputError(Errors.E006.format(path=p))
+    check_input_file(p, "corpus or markup")
     if input_format == "markup" or (input_format == "auto" and looks_like_markup(p)):
         return read_markup(p), True
     return load_corpus(p, None if input_format == "auto" else input_format), False
@@ -150,6 +163,12 @@ def linker_kb(kb: str | Path | None, kb_format: str | None, linker_spec: str) ->
 
 
 # ----------------------------------------------------------------------------- linker options
+def linker_path(spec: str) -> str | None:
+    """The path of a ``NAME:PATH`` linker spec (``generative:runs/x`` → ``runs/x``; else ``None``)."""
+    _, _, path = spec.partition(":")
+    return path or None
+
+
 def generative_options(
     linker_spec: str,
     *,
@@ -207,16 +226,208 @@ def linked_documents(
     return out
 
 
-def write_linked(docs: Sequence[dict], path: str | Path, fmt: str = "json") -> None:
-    """Write :func:`linked_documents` output atomically: BigBio JSON (a list, one document a line)
-    or JSONL (``fmt``, one of :data:`OUTPUT_FORMATS`)."""
-    from genbel.io import atomic_open
+def output_format(path: str | Path, fmt: str | None = None, option: str = "--output-format") -> str:
+    """The output format of ``path``: ``fmt`` when given (one of :data:`OUTPUT_FORMATS`, else E022),
+    else the one its extension names (:data:`OUTPUT_EXTENSIONS`; E455 for any other extension, so that
+    ``-o x.csv`` does not silently write JSON)."""
+    if fmt is not None:
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError(Errors.E022.format(value=fmt, field=option, known=", ".join(OUTPUT_FORMATS)))
+        return fmt
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in OUTPUT_EXTENSIONS:
+        raise ConfigError(
+            Errors.E455.format(path=p, suffix=suffix, known=", ".join(OUTPUT_EXTENSIONS), option=option)
+        )
+    return OUTPUT_EXTENSIONS[suffix]
 
+
+def _dump(d: dict) -> str:
+    return json.dumps(d, ensure_ascii=False)
+
+
+def write_linked(docs: Iterable[dict], path: str | Path, fmt: str = "json") -> None:
+    """Write :func:`linked_documents` output atomically: BigBio JSON (a list, one document a line)
+    or JSONL (``fmt``, one of :data:`OUTPUT_FORMATS`). An :class:`OSError` is E453 naming ``path``."""
     if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(Errors.E022.format(value=fmt, field="--format", known="json, jsonl"))
-    with atomic_open(Path(path)) as fh:
+        raise ConfigError(Errors.E022.format(value=fmt, field="--output-format", known="json, jsonl"))
+    with output_errors(path), atomic_open(Path(path)) as fh:
         if fmt == "jsonl":
-            for d in docs:
-                fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+            fh.writelines(_dump(d) + "\n" for d in docs)
         else:
-            fh.write("[\n" + ",\n".join(json.dumps(d, ensure_ascii=False) for d in docs) + "\n]\n")
+            fh.write("[")
+            for i, d in enumerate(docs):
+                fh.write(("\n" if i == 0 else ",\n") + _dump(d))
+            fh.write("\n]\n")
+
+
+# ----------------------------------------------------------------------------- incremental linking
+PARTIAL_SUFFIX = ".partial"
+_HEADER_KEY = "genbel_partial_output"
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where :func:`link_to_file` writes ``out`` while linking: ``OUT.partial`` beside it."""
+    p = Path(out)
+    return p.with_name(p.name + PARTIAL_SUFFIX)
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (the input of a resumable run is recorded by content)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class LinkRun:
+    """What :func:`link_to_file` did: documents and mentions linked now, documents taken from the
+    partial output of an earlier run (``resumed``), and the output path."""
+
+    out: Path
+    n_documents: int
+    n_mentions: int
+    resumed: int
+
+
+def _read_partial(partial: Path, settings: dict[str, Any], docs: Sequence[Document]) -> int:
+    """Validate the partial output of an earlier run and cut it after its last complete document;
+    the number of documents it holds. E456 when its settings differ or it does not match ``docs``."""
+    good = 0  # byte offset after the last complete line
+    n = 0
+    with open(partial, "rb") as fh:
+        header = fh.readline()
+        try:
+            head = json.loads(header) if header.endswith(b"\n") else None
+        except ValueError:
+            head = None
+        if not isinstance(head, dict) or _HEADER_KEY not in head:
+            raise InputError(Errors.E456.format(path=partial, reason="not a genbel partial output"))
+        old = head[_HEADER_KEY]
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise InputError(Errors.E456.format(
+                path=partial,
+                reason=f"it was written with other settings ({', '.join(diff)})",
+            ))
+        good = fh.tell()
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # cut by the interrupt
+            try:
+                doc_id = json.loads(line).get("document_id")
+            except (ValueError, AttributeError):
+                break
+            if n >= len(docs) or doc_id != docs[n].document_id:
+                raise InputError(Errors.E456.format(
+                    path=partial,
+                    reason=f"its document {n + 1} ({doc_id!r}) is not document {n + 1} of the input",
+                ))
+            n += 1
+            good = fh.tell()
+    with open(partial, "r+b") as fh:
+        fh.truncate(good)
+    return n
+
+
+def _chunks(docs: Sequence[Document], start: int, mentions: int) -> Iterable[list[Document]]:
+    """Consecutive documents from ``start``, about ``mentions`` entities (at least one document) a chunk."""
+    chunk: list[Document] = []
+    size = 0
+    for d in docs[start:]:
+        chunk.append(d)
+        size += len(d.entities)
+        if size >= mentions:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def link_to_file(
+    docs: Sequence[Document],
+    linker: Any,
+    out: str | Path,
+    *,
+    kb_name: str,
+    fmt: str | None = None,
+    k: int = 5,
+    expand_abbreviations: bool = False,
+    entity_types: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    resume: bool = False,
+    chunk_mentions: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> LinkRun:
+    """Link ``docs`` with ``linker`` and write them, with candidates (:func:`linked_documents`), to ``out``.
+
+    Documents are linked in chunks of about ``chunk_mentions`` mentions and appended, in input order,
+    to ``OUT.partial`` (:func:`partial_path`: a JSONL file whose first line records ``settings``), one
+    flushed line per document; when all are written the output appears at ``out`` in one rename
+    (``fmt`` or the extension's format, :func:`output_format`) and the partial file is removed.
+
+    With ``resume``, an existing partial file of a run with equal ``settings`` (the caller's record of
+    input, KB, linker, k …; E456 when they differ) is kept up to its last complete document and
+    linking continues after it; without it, a partial file is replaced. ``progress(done, total)`` is
+    called with document counts after each chunk. Returns a :class:`LinkRun`.
+    """
+    from genbel.data import filter_entity_types
+
+    out = Path(out)
+    fmt = output_format(out, fmt)
+    if entity_types:
+        filter_entity_types(docs, entity_types)  # E012 once for the whole input when no type occurs
+    settings = dict(settings or {})
+    settings.setdefault("k", k)
+    settings.setdefault("kb", kb_name)
+    settings.setdefault("expand_abbreviations", expand_abbreviations)
+    settings.setdefault("entity_types", sorted(entity_types) if entity_types else None)
+    settings = json.loads(json.dumps(settings))  # the form it is read back in
+    partial = partial_path(out)
+    done = 0
+    if partial.exists() and resume:
+        done = _read_partial(partial, settings, docs)
+        logger.info("%s: resuming after %d of %d documents", partial, done, len(docs))
+    elif partial.exists():
+        logger.warning("%s: replacing the partial output of an earlier run (--resume continues it)", partial)
+    elif resume:
+        logger.info("%s: no partial output to resume; linking from the start", partial)
+    resumed = done
+    n_mentions = 0
+    with output_errors(partial):
+        if done == 0:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(_dump({_HEADER_KEY: settings}) + "\n")
+        if progress is not None:
+            progress(done, len(docs))
+        with open(partial, "a", encoding="utf-8", newline="\n") as fh:
+            for chunk in _chunks(docs, done, chunk_mentions):
+                results = linker.link_documents(
+                    chunk, k=k, expand_abbreviations=expand_abbreviations, entity_types=entity_types
+                )
+                fh.writelines(_dump(d) + "\n" for d in linked_documents(chunk, results, kb_name))
+                fh.flush()
+                n_mentions += len(results)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(docs))
+            os.fsync(fh.fileno())
+    _finish(partial, out, fmt)
+    return LinkRun(out=out, n_documents=len(docs) - resumed, n_mentions=n_mentions, resumed=resumed)
+
+
+def _finish(partial: Path, out: Path, fmt: str) -> None:
+    """Write the documents of a complete partial file to ``out`` (atomically) and remove it."""
+
+    def documents() -> Iterable[dict]:
+        with open(partial, encoding="utf-8") as fh:
+            fh.readline()  # the settings
+            for line in fh:
+                yield json.loads(line)
+
+    write_linked(documents(), out, fmt)
+    partial.unlink()

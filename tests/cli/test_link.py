@@ -98,7 +98,7 @@ def test_link_pubtator_to_jsonl_with_explicit_kb_and_type_filter(linker_dir, tmp
         str(kb_dir),
         "-o",
         str(out),
-        "--format",
+        "--output-format",
         "jsonl",
         "-k",
         "2",
@@ -164,7 +164,7 @@ def test_bad_markup_and_unknown_group_name_the_line_and_write_nothing(linker_dir
         and "'Bogus'" in str(r.exception)
     )
     r = runner.invoke(
-        app, ["link", str(src), "--linker", f"generative:{linker_dir}", "-o", str(out), "--format", "xml"]
+        app, ["link", str(src), "--linker", f"generative:{linker_dir}", "-o", str(out), "--output-format", "xml"]
     )
     assert isinstance(r.exception, ConfigError)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]

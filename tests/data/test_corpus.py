@@ -61,7 +61,8 @@ def test_errors(tmp_path: Path) -> None:
         load_corpus(odd)
     assert (
         str(exc2.value)
-        == f"[E007] {odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL (use --format)"
+        == f"[E007] {odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL "
+        "(pass --input-format on the command line, format= in Python)"
     )
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")

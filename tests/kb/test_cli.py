@@ -59,7 +59,7 @@ def test_build_info_lookup(app: typer.Typer, fixtures: Path, tmp_path: Path) -> 
 
 def test_build_options(app: typer.Typer, fixtures: Path, tmp_path: Path) -> None:
     out = tmp_path / "kb"
-    r = runner.invoke(app, ["kb", "build", str(fixtures / "mini.obo"), "-o", str(out), "--format", "obo",
+    r = runner.invoke(app, ["kb", "build", str(fixtures / "mini.obo"), "-o", str(out), "--kb-format", "obo",
                             "--dedupe", "--group", "DISO", "--name", "DO-mini"])
     assert r.exit_code == 0, r.output
     meta = read_meta(out)
@@ -73,7 +73,7 @@ def test_build_options(app: typer.Typer, fixtures: Path, tmp_path: Path) -> None
 
 def test_errors_are_genbel_errors(app: typer.Typer, fixtures: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["kb", "build", str(fixtures / "mini_medic.txt"), "-o", str(tmp_path / "x"),
-                            "-f", "mesh"])
+                            "--kb-format", "mesh"])
     assert isinstance(r.exception, ConfigError)
     assert not (tmp_path / "x").exists()
     r = runner.invoke(app, ["kb", "info", str(tmp_path)])

@@ -14,7 +14,7 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 
 def demo_cmd(
     linker: str = typer.Option("auto", "--linker", help="auto (shipped default) or any linker spec."),
-    k: int = typer.Option(1, "-k", help="Candidates shown per mention."),
+    k: int = typer.Option(1, "-k", min=1, help="Candidates shown per mention."),
 ) -> None:
     """Link the mentions of a few bundled example abstracts and print mention -> concept."""
     from genbel.data import example_documents

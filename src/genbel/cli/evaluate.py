@@ -9,8 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genbel.errors import ConfigError, Errors
 from genbel.eval.harness import EvaluationResult
-from genbel.io import atomic_write_json
+from genbel.io import atomic_write_json, check_input_file, check_output, output_errors
+
+#: corpus formats of ``--input-format`` (``auto``: detected from the content)
+CORPUS_INPUT_FORMATS: tuple[str, ...] = ("auto", "pubtator", "bigbio-json", "bigbio-jsonl")
 
 console = Console()
 
@@ -43,6 +47,9 @@ def print_result(r: EvaluationResult) -> None:
 
 def evaluate_cmd(
     corpus: Path = typer.Argument(..., help="PubTator or BigBio JSON/JSONL file with gold mentions."),
+    input_format: str = typer.Option(
+        "auto", "--input-format", help="Corpus format: auto|pubtator|bigbio-json|bigbio-jsonl."
+    ),
     kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
@@ -66,7 +73,7 @@ def evaluate_cmd(
         "--abbreviations/--no-abbreviations",
         help="Link the long form of abbreviations (Schwartz-Hearst).",
     ),
-    k: int = typer.Option(5, "-k", help="Candidates per mention (R@k is reported for 1 and 5)."),
+    k: int = typer.Option(5, "-k", min=1, help="Candidates per mention (R@k is reported for 1 and 5)."),
     n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Path | None = typer.Option(None, "--json-out", help="Write the result as JSON."),
@@ -81,10 +88,19 @@ def evaluate_cmd(
     from genbel.data import load_corpus, load_documents, parse_entity_types
     from genbel.eval import evaluate
     from genbel.linkers.registry import create_linker, parse_options
-    from genbel.pipeline import load_augmented_kb
+    from genbel.pipeline import linker_path, load_augmented_kb
 
+    if json_out is not None:
+        inputs = [corpus, linker_path(linker), train_corpus, *(augment_kb or [])]
+        check_output(json_out, inputs, stores=[kb], option="--json-out")
     options = parse_options(linker_options)
-    docs = load_corpus(corpus)
+    if input_format not in CORPUS_INPUT_FORMATS:
+        raise ConfigError(
+            Errors.E022.format(
+                value=input_format, field="--input-format", known=", ".join(CORPUS_INPUT_FORMATS)
+            )
+        )
+    docs = load_corpus(check_input_file(corpus, "corpus"), None if input_format == "auto" else input_format)
     kb_obj, augmented = load_augmented_kb(kb, kb_format, augment_kb or [])
     added = [f"{source} (+{n} names)" for source, n in augmented]
     train_docs = load_documents(train_corpus) if train_corpus else None
@@ -100,7 +116,8 @@ def evaluate_cmd(
     result.kb_augmented_with = added
     print_result(result)
     if json_out is not None:
-        atomic_write_json(json_out, result.model_dump(exclude_none=True))
+        with output_errors(json_out, "--json-out"):
+            atomic_write_json(json_out, result.model_dump(exclude_none=True))
 
 
 def register(app: typer.Typer) -> None:

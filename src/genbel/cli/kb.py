@@ -1,10 +1,10 @@
 """``genbel kb``: build, inspect and query knowledge bases.
 
-* ``genbel kb build SOURCE --out DIR [--format F] [--dedupe] [--group G] [--name N]``
+* ``genbel kb build SOURCE --out DIR [--kb-format F] [--dedupe] [--group G] [--name N]``
 * ``genbel kb info KB`` — counts, semantic groups, fingerprint
 * ``genbel kb lookup KB NAME`` — concepts having NAME among their names (after normalisation)
 
-``KB`` is a directory written by ``kb build``, any source ``load_kb`` reads (pass ``--format``
+``KB`` is a directory written by ``kb build``, any source ``load_kb`` reads (pass ``--kb-format``
 when it cannot be detected), or ``default`` (the bundled MEDIC KB). Errors are :class:`~genbel.errors.GenbelError`; ``genbel`` prints
 them on one line and exits with code 2.
 """
@@ -61,7 +61,7 @@ def _summary_table(title: str, kb, meta: dict | None = None, extra: dict[str, st
 def build(
     source: Path = typer.Argument(..., help="Vocabulary file or directory (UMLS META, KB directory)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write the KB to (replaced atomically)."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
+    fmt: str | None = typer.Option(None, "--kb-format", help=_FORMAT_HELP),
     dedupe: bool = typer.Option(False, "--dedupe", help="GenBioEL synonym de-duplication across concepts."),
     group: str | None = typer.Option(
         None, "--group", "-g",
@@ -70,14 +70,17 @@ def build(
     name: str | None = typer.Option(None, "--name", "-n", help="KB name (default: from the format or file)."),
 ) -> None:
     """Build a KB directory (kb.sqlite + meta.json) from SOURCE and print a summary."""
+    from genbel.io import check_output, output_errors
     from genbel.kb import detect_kb_format, load_kb, read_meta
 
+    check_output(out, [source], kind="dir")
     t0 = time.perf_counter()
     used = fmt or detect_kb_format(source)
     kb = load_kb(source, used, name=name, group=group, dedupe=False)
     removed = kb.deduplicate_synonyms() if dedupe else None
     t1 = time.perf_counter()
-    kb.save(out, source=f"{source} ({used})")
+    with output_errors(out):
+        kb.save(out, source=f"{source} ({used})")
     t2 = time.perf_counter()
     extra = {"format": used, "output": str(out), "time": f"load {t1 - t0:.2f} s · save {t2 - t1:.2f} s"}
     if removed is not None:
@@ -88,7 +91,7 @@ def build(
 @kb_app.command("info")
 def info(
     kb_path: Path = typer.Argument(..., metavar="KB", help="KB directory, vocabulary file or 'default'."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
+    fmt: str | None = typer.Option(None, "--kb-format", help=_FORMAT_HELP),
 ) -> None:
     """Counts, semantic groups and fingerprint of a KB."""
     from genbel.kb import is_kb_dir, open_kb, read_meta
@@ -102,7 +105,7 @@ def info(
 def lookup(
     kb_path: Path = typer.Argument(..., metavar="KB", help="KB directory or vocabulary file."),
     name: str = typer.Argument(..., help="A name; compared after lowercasing and stripping punctuation."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help=_FORMAT_HELP),
+    fmt: str | None = typer.Option(None, "--kb-format", help=_FORMAT_HELP),
 ) -> None:
     """Concepts that have NAME among their names (after normalisation)."""
     from genbel.kb import normalize_name, open_kb

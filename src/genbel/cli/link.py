@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from genbel.errors import ConfigError, Errors
-from genbel.pipeline import INPUT_FORMATS, OUTPUT_FORMATS
+from genbel.io import check_output
+from genbel.pipeline import INPUT_FORMATS
 
 err_console = Console(stderr=True)
 
@@ -21,16 +24,20 @@ def link_cmd(
         help="BigBio JSON/JSONL, PubTator, or text lines with \\[mention]{Group} markup.",
     ),
     linker: str = typer.Option(..., "--linker", help="NAME[:PATH], e.g. generative:runs/smollm2 or tfidf."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (BigBio JSON or JSONL with candidates)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output file: BigBio .json or .jsonl with candidates (format from the extension).",
+    ),
     kb: str | None = typer.Option(
         None, "--kb", help="KB file or built KB directory (default: the linker's kb/)."
     ),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
     ),
-    fmt: str = typer.Option("json", "--format", help="Output format: json|jsonl (one document per line)."),
+    out_format: str | None = typer.Option(
+        None, "--output-format", help="json|jsonl (one document per line); default: the extension of --out.",
+    ),
     input_format: str = typer.Option("auto", "--input-format", help="|".join(INPUT_FORMATS)),
-    k: int = typer.Option(5, "-k", help="Candidates per mention."),
+    k: int = typer.Option(5, "-k", min=1, help="Candidates per mention."),
     num_beams: int | None = typer.Option(
         None, "--num-beams", help="Beam size (generative; default max(5, k))."
     ),
@@ -56,21 +63,34 @@ def link_cmd(
     linker_options: list[str] | None = typer.Option(
         None, "--set", help="Linker option KEY=VALUE (repeatable), e.g. mode=constrain for hybrid."
     ),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an interrupted run: keep the documents already in OUT.partial (same settings).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Link every mention of INPUT and write ranked candidates per entity."""
+    """Link every mention of INPUT and write ranked candidates per entity.
+
+    Documents are written to OUT.partial as they are linked; OUT appears when all are done. After an
+    interrupt, rerun the same command with --resume to continue where it stopped."""
     from genbel.data import parse_entity_types
     from genbel.linkers.registry import create_linker, parse_options
     from genbel.pipeline import (
         check_markup_groups,
+        file_digest,
         generative_options,
-        linked_documents,
+        link_to_file,
         linker_kb,
+        linker_path,
+        output_format,
+        partial_path,
         read_input,
-        write_linked,
     )
 
-    if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(Errors.E022.format(value=fmt, field="--format", known="json, jsonl"))
+    fmt = output_format(out, out_format)
+    inputs = [input_path, linker_path(linker)]
+    check_output(out, inputs, stores=[kb])
+    check_output(partial_path(out), inputs, stores=[kb])
     docs, is_markup = read_input(input_path, input_format)
     kb_obj = linker_kb(kb, kb_format, linker)
     if is_markup:
@@ -81,18 +101,60 @@ def link_cmd(
     )
     options.update(parse_options(linker_options))
     lk = create_linker(linker, kb_obj, **options)
+    settings = {
+        "input": str(input_path.resolve()),
+        "input_sha256": file_digest(input_path),
+        "input_format": input_format,
+        "kb_fingerprint": kb_obj.fingerprint(),
+        "linker": linker,
+        "linker_options": options,
+    }
     t0 = time.perf_counter()
-    results = lk.link_documents(
-        docs, k=k, expand_abbreviations=abbreviations, entity_types=parse_entity_types(entity_types)
-    )
+    try:
+        with _progress_bar(disable=quiet) as progress:
+            run = link_to_file(
+                docs, lk, out, kb_name=kb_obj.name, fmt=fmt, k=k, expand_abbreviations=abbreviations,
+                entity_types=parse_entity_types(entity_types), settings=settings, resume=resume,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        if partial_path(out).exists():
+            err_console.print(
+                f"the documents linked so far are in {partial_path(out)}; "
+                "rerun the same command with --resume to continue",
+                highlight=False, soft_wrap=True,
+            )
+        raise
     dt = time.perf_counter() - t0
-    write_linked(linked_documents(docs, results, kb_obj.name), out, fmt)
-    rate = len(results) / dt if dt > 0 else float("inf")
+    rate = run.n_mentions / dt if dt > 0 else float("inf")
+    resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
     err_console.print(
-        f"linked {len(results)} mentions in {len(docs)} documents in {dt:.1f} s "
-        f"({rate:,.1f} mentions/s) → {out}",
+        f"linked {run.n_mentions} mentions in {run.n_documents} documents in {dt:.1f} s "
+        f"({rate:,.1f} mentions/s){resumed} → {out}",
         highlight=False,
+        soft_wrap=True,
     )
+
+
+@contextmanager
+def _progress_bar(disable: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A documents progress bar on stderr (tqdm), shown only on a terminal and without --quiet."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="doc", desc="linking", disable=disable or not sys.stderr.isatty(), file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:  # the first call: documents already in a resumed partial output
+            bar.reset(total=total)
+            bar.initial = bar.n = bar.last_print_n = done  # not counted in this run's rate
+            bar.refresh()
+        else:
+            bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def export_cmd(
@@ -107,6 +169,7 @@ def export_cmd(
     from genbel.kb import open_kb
     from genbel.linkers.hf_export import export_linker
 
+    check_output(out, [linker_dir], stores=[kb], kind="dir", option="OUT")
     kb_obj = open_kb(kb, kb_format) if kb is not None else None
     export_linker(linker_dir, out, kb=kb_obj)
     err_console.print(

@@ -27,8 +27,21 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from genbel._version import __version__
+
+        typer.echo(f"genbel {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print genbel's version and exit."
+    ),
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -57,7 +70,7 @@ _register_all()
 
 def main() -> None:
     try:
-        rv = app(standalone_mode=False)
+        rv = app(prog_name="genbel", standalone_mode=False)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except GenbelError as e:
@@ -69,15 +82,35 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors arrive here in non-standalone mode
+        usage_errors, aborts = _click_exceptions()
+        if isinstance(e, usage_errors):
+            # typer's one-line usage message ("Usage: … / Error: No such command 'lnk'. Did you mean
+            # 'link'?"), exit code 2 for usage errors
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, aborts):
             sys.exit(1)
         raise
+
+
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """``(ClickException classes, Abort classes)`` of the click typer parses with: typer >= 0.20
+    vendors its own click (``typer._click``), older typers use ``click``; both are checked."""
+    import importlib
+
+    errors: list[type[BaseException]] = []
+    aborts: list[type[BaseException]] = []
+    for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(mod, "ClickException"):
+            errors.append(mod.ClickException)
+        if hasattr(mod, "Abort"):
+            aborts.append(mod.Abort)
+    return tuple(errors), tuple(aborts)
 
 
 if __name__ == "__main__":

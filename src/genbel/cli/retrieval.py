@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from genbel.io import check_output, output_errors
+from genbel.pipeline import linker_path
+
 console = Console(stderr=True)
 
 
@@ -77,6 +80,7 @@ def train_retriever(
     from genbel.linkers.dense_index import index_vectors
     from genbel.training.retriever import BiosynConfig, SapbertConfig, train_biosyn, train_sapbert
 
+    check_output(out, [*train, encoder, init_index], stores=[kb], kind="run")
     _set_threads(threads)
     if method not in ("sapbert", "biosyn"):
         raise ConfigError(
@@ -152,6 +156,7 @@ def build_index(
     from genbel.errors import ConfigError, Errors
     from genbel.linkers.registry import create_linker
 
+    check_output(out, [linker_path(linker), *augment, *prior], stores=[kb], kind="dir")
     _set_threads(threads)
     name = linker.partition(":")[0]
     if name not in ("sparse", "tfidf", "dense", "biosyn"):
@@ -173,7 +178,8 @@ def build_index(
         counts = concept_prior(load_documents(prior, data_dir), kb_obj)
         lk.set_prior(counts, prior_weight)  # type: ignore[attr-defined]
         console.print(f"concept prior from {len(counts)} concepts of {', '.join(prior)}")
-    lk.save(out)  # type: ignore[attr-defined]
+    with output_errors(out):
+        lk.save(out)  # type: ignore[attr-defined]
     console.print(f"{name} index over {kb_obj.n_names()} names built in {built:.1f} s → {out}")
 
 
@@ -201,6 +207,7 @@ def export_retriever_cmd(
     from genbel.kb import open_kb
     from genbel.training.retriever import export_retriever
 
+    check_output(out, [run, *corpus, delta_from], stores=kb, kind="dir")
     texts: list[str] = []
     for k in kb:
         texts.extend(n for n, _ in open_kb(k, kb_format).name_pairs())

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from genbel.io import check_output
+
 logger = logging.getLogger(__name__)
 
 
@@ -143,6 +145,7 @@ def train_cmd(
     data["mix"] = mix
     if out is not None:
         data["out"] = str(out)
+        check_output(out, [config, dev_corpus, init, *train_corpus, *synthetic], stores=[kb], kind="run")
     cfg = TrainConfig.parse(data, where="genbel train")
     final = Trainer(cfg).train(resume=resume)
     typer.echo(str(final))
@@ -178,6 +181,7 @@ def synth_cmd(
     from genbel.training.generators import make_generator
     from genbel.training.synth import synthesize
 
+    check_output(out, list(train_corpus), stores=[kb])
     the_kb = open_kb(kb, kb_format) if kb else open_kb(DEFAULT_KB_SPEC)
     seen = [g for d in load_documents(train_corpus) for e in d.entities for g in e.gold_ids]
     gen = make_generator(

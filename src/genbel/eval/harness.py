@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from genbel.data import filter_entity_types
 from genbel.data.model import Document
 from genbel.data.queries import Candidate, MentionQuery
+from genbel.errors import Errors, InputError
 from genbel.eval.metrics import bootstrap_ci, first_correct_rank, recall_at
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Linker
@@ -123,6 +124,8 @@ def evaluate(
 
     ``entity_types`` keeps the mentions of these types (the rule of
     :func:`genbel.data.filter_entity_types`; E012 when none of them occurs in ``documents``).
+    E457 when no mention is left to score (every mention NIL, or no mention at all): a recall over
+    nothing would be reported as 0.0.
     """
     k = max(k, 5)
     if entity_types:
@@ -138,6 +141,11 @@ def evaluate(
                 continue
             ents.append(e)
         kept_docs.append(Document(id=d.id, document_id=d.document_id, passages=d.passages, entities=ents))
+    if not any(d.entities for d in kept_docs):
+        # a recall of 0.0 [0.0, 0.0] would look like a result
+        reason = f"no mention with a gold id in {len(kept_docs)} documents ({n_nil} NIL mentions dropped"
+        reason += f", entity types {', '.join(entity_types)})" if entity_types else ")"
+        raise InputError(Errors.E457.format(corpus=corpus_name or "the corpus", reason=reason))
 
     t0 = time.perf_counter()
     pairs: list[tuple[MentionQuery, list[Candidate]]] = linker.link_documents(
