@@ -447,3 +447,12 @@ def test_open_kb(fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with raises_code("E006", InputError) as e:
         open_kb(tmp_path / "missing.txt")
     assert str(e.value).startswith("[E006]")
+
+
+def test_obo_error_names_the_file_not_a_stream(tmp_path: Path) -> None:
+    p = tmp_path / "x.txt.gz"
+    with gzip.open(p, "wt", encoding="utf-8") as fh:
+        fh.write("D1||foo|bar\n")
+    with raises_code("E104", FormatError) as e:
+        load_kb(p, "obo")
+    assert str(p) in str(e.value) and "_io." not in str(e.value) and "object at 0x" not in str(e.value)

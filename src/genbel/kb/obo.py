@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Collection
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def load_obo(
     except BaseException as e:  # pronto raises several exception types for syntax errors
         if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
             raise  # KeyboardInterrupt etc.; a PanicException (fastobo's Rust parser) is a BaseException
-        raise FormatError(Errors.E104.format(path=p, reason=str(e) or type(e).__name__)) from e
+        # pronto names the in-memory stream it was given (``<_io.BytesIO object at 0x…>``): say "the file"
+        reason = re.sub(r"<_io\.\w+ object at 0x[0-9a-f]+>", "the file", str(e)) or type(e).__name__
+        raise FormatError(Errors.E104.format(path=p, reason=reason)) from e
     kb = KnowledgeBase(name=name or (onto.metadata.ontology or file_stem(p)))
     for term in onto.terms():
         if term.obsolete or not term.name or not term.name.strip():
