@@ -56,3 +56,28 @@ def test_usage_error_in_a_subprocess():
     )
     assert r.returncode == 2, r.stderr
     assert "Did you mean 'link'?" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_missing_optional_package_is_e450_naming_the_extra(monkeypatch, capsys) -> None:
+    from genbel.cli import main as cli_main
+
+    def app(**_: object) -> None:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(cli_main, "app", app)
+    with pytest.raises(SystemExit) as e:
+        cli_main.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "[E450]" in err and "genbel[models]" in err
+
+
+def test_an_unrelated_missing_module_is_not_hidden(monkeypatch) -> None:
+    from genbel.cli import main as cli_main
+
+    def app(**_: object) -> None:
+        raise ModuleNotFoundError("No module named 'nothing_like_this'", name="nothing_like_this")
+
+    monkeypatch.setattr(cli_main, "app", app)
+    with pytest.raises(ModuleNotFoundError):
+        cli_main.main()

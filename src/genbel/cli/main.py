@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from genbel.deps import extra_of, missing_dependency
 from genbel.errors import GenbelError
 
 app = typer.Typer(
@@ -68,15 +69,26 @@ def _register_all() -> None:
 _register_all()
 
 
+def _error(e: GenbelError) -> None:
+    # escaped: messages quote user text and extras such as genbel[models], not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
         rv = app(prog_name="genbel", standalone_mode=False)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except GenbelError as e:
-        # escaped: messages quote user text and extras such as genbel[models], not rich markup
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(e)
+    except ModuleNotFoundError as e:
+        # an optional package (torch, transformers, …) imported by a module without its own guard:
+        # the same E450 as genbel.deps.require, naming the extra to install
+        extra = extra_of(e.name)
+        if extra is None:
+            raise
+        _error(missing_dependency([e.name or "?"], extra, "this command", str(e)))
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
