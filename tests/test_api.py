@@ -101,3 +101,30 @@ def test_pair_becomes_a_query_with_offsets() -> None:
     q = as_query(("MI", "She had an MI."))
     assert (q.text, q.surface, q.context, q.start, q.end) == ("MI", "MI", "She had an MI.", 11, 13)
     assert as_query("MI") == MentionQuery("MI")
+
+
+def test_wrong_argument_types_are_coded_errors(kb: KnowledgeBase) -> None:
+    from genbel import evaluate
+    from genbel.errors import ConfigError
+
+    lk = create_linker("tfidf", kb)
+    with raises_code("E156", InputError):
+        lk.link(42)  # type: ignore[arg-type]
+    with raises_code("E029", ConfigError, match="KnowledgeBase"):
+        create_linker("tfidf", 3)  # type: ignore[arg-type]
+    with raises_code("E029", ConfigError, match="got KnowledgeBase, list"):
+        evaluate(kb, [], lk)  # type: ignore[arg-type]
+    with raises_code("E029", ConfigError, match="load_corpus"):
+        evaluate("corpus.txt", kb, lk)  # type: ignore[arg-type]
+    docs = genbel.example_documents()
+    with raises_code("E023", ConfigError, match="for k: must be >= 1"):
+        evaluate(docs, kb, lk, k=0)
+    with raises_code("E023", ConfigError, match="n_bootstrap"):
+        evaluate(docs, kb, lk, n_bootstrap=0)
+
+
+def test_create_linker_opens_a_kb_path(tmp_path: Path) -> None:
+    p = tmp_path / "my.tsv"
+    p.write_text("id\tname\tsynonyms\nX1\tHeart attack\tmyocardial infarction\nX2\tAsthma\t\n", encoding="utf-8")
+    lk = create_linker("exact", p)
+    assert [c.concept_id for c in lk.link(["myocardial infarction"], k=1)[0]] == ["X1"]

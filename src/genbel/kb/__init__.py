@@ -27,11 +27,19 @@ from genbel.kb.loaders import (
 )
 from genbel.kb.normalize import normalize_name
 from genbel.kb.obo import load_obo
-from genbel.kb.semantic_groups import GROUPS, ST21PV_TUIS, TUI_TO_GROUP, group_of_tui, normalize_group
+from genbel.kb.semantic_groups import (
+    GROUPS,
+    ST21PV_TUIS,
+    TUI_TO_GROUP,
+    group_of_tui,
+    normalize_group,
+    resolve_group,
+)
 from genbel.kb.store import is_kb_dir, read_meta
 from genbel.kb.umls import load_umls
 
 __all__ = [
+    "resolve_group",
     "DEFAULT_KB_SPEC",
     "GROUPS",
     "KB_FORMATS",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from genbel.deps import extra_of, missing_dependency
@@ -54,12 +55,23 @@ def available_linkers() -> list[str]:
     return sorted(set(_MODULES) | set(_FACTORIES))
 
 
-def create_linker(spec: str, kb: KnowledgeBase, **options: Any) -> Linker:
+def create_linker(spec: str, kb: KnowledgeBase | str | Path, **options: Any) -> Linker:
     """Build a linker from ``"name"`` or ``"name:path"`` for ``kb``.
 
-    Raises E009 for an unknown name and E450 when the linker needs an optional extra that is not
-    installed (e.g. ``dense`` or ``generative`` without ``genbel[models]``).
+    ``kb`` is a :class:`~genbel.kb.base.KnowledgeBase` or anything :func:`genbel.kb.open_kb` opens (a KB
+    file, a saved KB directory, ``"default"``). Raises E009 for an unknown name and E450 when the
+    linker needs an optional extra that is not installed (e.g. ``dense`` or ``generative`` without
+    ``genbel[models]``).
     """
+    if isinstance(kb, (str, Path)):
+        from genbel.kb import open_kb
+
+        kb = open_kb(kb)
+    elif not isinstance(kb, KnowledgeBase):
+        raise ConfigError(Errors.E029.format(
+            what="create_linker(spec, kb): kb", expected="a KnowledgeBase, a KB path or 'default'",
+            got=type(kb).__name__,
+        ))
     name, _, path = spec.partition(":")
     if name not in _FACTORIES and name in _MODULES:
         try:
