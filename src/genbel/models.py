@@ -18,9 +18,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from genbel.errors import ConfigError, Errors
+from genbel.errors import ConfigError, Errors, GenbelError
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,21 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     if p.suffix == ".gguf" and p.is_file():
         return str(convert_gguf(p, p.stem))
     return s
+
+
+@contextmanager
+def loading(ref: str | os.PathLike, what: str = "model") -> Iterator[None]:
+    """Turn a failed ``from_pretrained`` of ``ref`` (a path that is not a checkpoint, a hub id that cannot
+    be fetched offline, a malformed name) into ``E030``, which says what ``ref`` can be."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        if isinstance(e, GenbelError):
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(Errors.E030.format(
+            what=what, ref=str(ref), reason=reason[:300], aliases=", ".join(sorted(PACKAGED)),
+        )) from None
 
 
 def convert_gguf(gguf_file: Path, name: str) -> Path:

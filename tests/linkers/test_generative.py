@@ -388,3 +388,13 @@ def test_encoder_only_checkpoint_is_refused(kb, tok, tmp_path):
     with raises_code("E253", ConfigError, match="unsupported model type 'bert'"):
         GenerativeLinker.load(tmp_path / "bert", kb)
     assert not hasattr(GenerativeLinker, "from_pretrained")  # genbel's verb is load
+
+
+def test_generative_default_names_the_shipped_model(monkeypatch, kb) -> None:
+    from genbel.linkers import generative
+    from genbel.linkers.default import default_model_dir
+
+    seen = []
+    monkeypatch.setattr(generative.GenerativeLinker, "load", classmethod(lambda cls, path, kb, **kw: seen.append(path)))
+    generative._factory(kb, "default")
+    assert seen == [str(default_model_dir())]

@@ -71,7 +71,7 @@ class TextEncoder:
         """
         from transformers import AutoModel, AutoTokenizer
 
-        from genbel.models import resolve_model
+        from genbel.models import loading, resolve_model
 
         path = resolve_model(name_or_path)
         p = Path(path)
@@ -85,8 +85,10 @@ class TextEncoder:
         elif saved.get("weights") == w.INT8_WEIGHTS:
             model = w.load_int8(p)
         else:
-            model = AutoModel.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+            with loading(name_or_path, "text encoder"):
+                model = AutoModel.from_pretrained(path, dtype=torch.float32)
+        with loading(path, "tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(path)
         model.eval()
         return cls(
             model, tokenizer, pooling=pooling, max_length=max_length, batch_size=batch_size,

@@ -77,14 +77,15 @@ def load_pretrained(ref: str | os.PathLike, dtype: Any | None = None) -> tuple[A
     (:func:`genbel.models.resolve_model`) or a hub id; encoder-only checkpoints are refused."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from genbel.models import resolve_model
+    from genbel.models import loading, resolve_model
 
     resolved = resolve_model(ref)
-    config = AutoConfig.from_pretrained(resolved)
-    check_generative(config, ref)
-    tokenizer = AutoTokenizer.from_pretrained(resolved)
-    auto = model_class(architecture_of(config))
-    model = auto.from_pretrained(resolved, dtype=dtype) if dtype else auto.from_pretrained(resolved)
+    with loading(ref, "generative model"):
+        config = AutoConfig.from_pretrained(resolved)
+        check_generative(config, ref)
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        auto = model_class(architecture_of(config))
+        model = auto.from_pretrained(resolved, dtype=dtype) if dtype else auto.from_pretrained(resolved)
     return model, tokenizer
 
 

@@ -403,7 +403,15 @@ class GenerativeLinker(Linker):
 
 @register_linker("generative")
 def _factory(kb: KnowledgeBase | None, path: str | None = None, **options: Any) -> GenerativeLinker:
-    """``generative:PATH``: a saved linker directory (``genbel_linker.json``) or a model name/path."""
+    """``generative:PATH``: a saved linker directory (``genbel_linker.json``), a model name/path, or
+    ``generative:default`` — the shipped default model."""
     if not path:
         raise ConfigError(Errors.E255.format(where="--linker generative"))
+    if path == "default":
+        from genbel.linkers.default import default_model_dir
+
+        shipped = default_model_dir()
+        if shipped is None:
+            raise ConfigError(Errors.E255.format(where="--linker generative:default (no shipped model)"))
+        path = str(shipped)
     return GenerativeLinker.load(path, kb, **options)
