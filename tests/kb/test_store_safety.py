@@ -264,3 +264,22 @@ def test_content_fingerprint_covers_every_field() -> None:
         getattr(kb["A000002"], attr).append(value)
         assert kb.content_fingerprint() != fp, attr
     assert _kb("a", 5).fingerprint() == base.fingerprint()
+
+
+def test_a_first_build_killed_midway_is_replaced_and_other_files_are_kept(tmp_path: Path) -> None:
+    """A folder a killed first build left (kb.sqlite and a temporary, no meta.json) is not "another
+    path" (no false E103): the next save completes it. Files beside a KB's (a .DS_Store) are kept."""
+    target = tmp_path / "kb"
+    proc = _child(target, "once-b", kill_at=1)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert (target / DB_FILE).is_file() and not (target / META_FILE).exists()
+    with raises_code("E008", KBError):
+        KnowledgeBase.load(target)
+    _kb("a").save(target)
+    assert _assert_whole(target) == "a"
+    _assert_clean(target)
+    (target / ".DS_Store").write_bytes(b"finder")
+    _kb("b").save(target)
+    assert _assert_whole(target) == "b"
+    assert (target / ".DS_Store").read_bytes() == b"finder"

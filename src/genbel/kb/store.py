@@ -51,7 +51,7 @@ from typing import Any
 from urllib.parse import quote
 
 from genbel.errors import Errors, KBError
-from genbel.io import dir_lock, fsync_file, recover_dir
+from genbel.io import dir_lock, fsync_file, pid_alive, recover_dir
 from genbel.kb.concept import Concept
 from genbel.textio import loads_json, read_json
 
@@ -196,6 +196,11 @@ def _only_store_entries(path: Path) -> bool:
     return all(q.name in (DB_FILE, META_FILE) or q.name.startswith(_TMP) for q in path.iterdir())
 
 
+def _replaceable(path: Path) -> bool:
+    """A KB directory (other files in it, e.g. a ``.DS_Store``, are kept), or one holding nothing else."""
+    return is_kb_dir(path) or _only_store_entries(path)
+
+
 @contextmanager
 def _writer_lock(target: Path) -> Iterator[None]:
     """Create ``target`` if needed and hold its writer lock. When another writer that created the
@@ -218,24 +223,26 @@ def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, A
 
     The files are built in a hidden temporary folder and renamed into place when complete (see the
     module docstring); on any error (or ``KeyboardInterrupt``, or a kill) an existing KB at ``path``
-    is left whole. Writers of one directory take its lock in turn. An existing genbel KB directory (or
-    an empty directory) is replaced; any other existing path raises :class:`~genbel.errors.KBError`
-    (``E103``).
+    is left whole. Writers of one directory take its lock in turn. The KB of an existing genbel KB
+    directory (or of an empty one, or of one a killed first build left) is replaced, other files in it
+    are kept; any other existing path raises :class:`~genbel.errors.KBError` (``E103``).
     """
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise KBError(Errors.E103.format(path=target))
     recover_dir(target)  # a KB an earlier genbel left beside its path when killed mid-swap, its temporaries
-    if target.is_dir() and not _only_store_entries(target):
+    if target.is_dir() and not _replaceable(target):
         raise KBError(Errors.E103.format(path=target))
     created = not target.exists()
     meta = {**meta, "store_id": uuid.uuid4().hex}
     with _writer_lock(target):
-        if not _only_store_entries(target):  # changed while we waited for the lock
+        if not _replaceable(target):  # changed while we waited for the lock
             raise KBError(Errors.E103.format(path=target))
         for q in target.glob(f"{_TMP}*"):  # writers hold the lock while theirs exist: these are stale
-            logger.info("removing %s, left by an interrupted KB build", q)
-            shutil.rmtree(q, ignore_errors=True)
+            pid = q.name[len(_TMP):].split("-", 1)[0]  # (the pid check guards where flock is a no-op)
+            if not (pid.isdigit() and pid_alive(int(pid))):
+                logger.info("removing %s, left by an interrupted KB build", q)
+                shutil.rmtree(q, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP}{os.getpid()}-", dir=target))
         try:
             os.chmod(tmp, 0o777 & ~_umask())
