@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "dir_lock",
+    "fsync_dir",
     "fsync_file",
     "pid_alive",
     "recover_dir",
@@ -138,7 +139,7 @@ def _swap_in(tmp: Path, target: Path) -> Path | None:
     :func:`recover_dir` after a kill), then to a trash name, returned for the caller to remove."""
     if not target.exists():
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return None
     bak = _backup(target)
     os.replace(target, bak)
@@ -147,7 +148,7 @@ def _swap_in(tmp: Path, target: Path) -> Path | None:
     except BaseException:
         os.replace(bak, target)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return _to_trash(bak, target)
 
 
@@ -300,10 +301,10 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make renames in ``path`` durable (a no-op where directories cannot be opened)."""
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make renames in the directory ``path`` durable (a no-op where directories cannot be opened)."""
     try:
-        fd = _open_dir(path)
+        fd = _open_dir(Path(path))
     except OSError:
         return
     try:
@@ -318,4 +319,4 @@ def _fsync_tree(root: Path) -> None:
     for q in root.rglob("*"):
         if q.is_file() and not q.is_symlink():
             fsync_file(q)
-    _fsync_dir(root)
+    fsync_dir(root)

@@ -51,7 +51,7 @@ from typing import Any
 from urllib.parse import quote
 
 from genbel.errors import Errors, KBError
-from genbel.io import dir_lock, fsync_file, pid_alive, recover_dir
+from genbel.io import dir_lock, fsync_dir, fsync_file, pid_alive, recover_dir
 from genbel.kb.concept import Concept
 from genbel.textio import loads_json, read_json
 
@@ -257,7 +257,7 @@ def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, A
                 os.chmod(tmp / name, 0o666 & ~_umask())
             os.replace(tmp / DB_FILE, target / DB_FILE)
             os.replace(tmp / META_FILE, target / META_FILE)
-            _fsync_dir(target)
+            fsync_dir(target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             if created and not any(target.iterdir()):
@@ -270,19 +270,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
