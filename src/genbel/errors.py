@@ -77,6 +77,11 @@ class Errors(metaclass=_ErrorsWithCodes):
     E104 = "{path}: cannot read the OBO ontology: {reason}"
     E105 = "{path}: corrupt KB store: {reason}; rebuild this KB"
     E106 = "{path}: cannot write concept {concept_id!r}: {reason}"
+    E107 = (
+        "{path}: content check failed: the alternate ids, semantic types or groups, or definitions in "
+        "kb.sqlite differ from those the KB was built with (recorded {expected}, the data gives {actual}); "
+        "rebuild this KB"
+    )
 
     # --- data (E150-E199): add new codes of this area directly below this line
     E150 = (

@@ -8,7 +8,9 @@ than renaming temporaries by hand.
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +21,13 @@ from typing import Any, Literal, TextIO
 
 from genbel.errors import ConfigError, Errors, InputError, OutputError
 
+try:  # POSIX (Linux, macOS); on Windows writers go on without advisory locks
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "atomic_dir",
     "atomic_directory",
@@ -27,7 +36,12 @@ __all__ = [
     "atomic_write_text",
     "check_input_file",
     "check_output",
+    "dir_lock",
+    "fsync_dir",
+    "fsync_file",
     "output_errors",
+    "pid_alive",
+    "recover_dir",
     "write_json",
 ]
 
@@ -89,7 +103,10 @@ def atomic_dir(target: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
     The temporary directory lives beside ``target`` (same file system), so the final rename is
     atomic; an existing ``target`` is replaced only after the new content is complete, and a
-    failure leaves neither a half-written directory nor a damaged old one behind.
+    failure leaves neither a half-written directory nor a damaged old one behind. Crash-safe: after
+    a kill at any moment either the old or the new directory is at ``target`` (or is put back there
+    by the next call, see :func:`recover_dir`), and the next call removes the temporaries of
+    killed writers of the same target.
     """
     with atomic_directory(target) as tmp:
         write(tmp)
@@ -103,32 +120,211 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     fails); when it raises, the temporary directory is removed and ``target`` is left as it was."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    with _dir_lock(target.parent):  # no other writer of this folder is swapping or cleaning up
+        _recover(target)
+        # the writer's pid in the name: the next writers remove it once this process is gone
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP}{os.getpid()}-", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
         yield tmp
         _default_permissions(tmp)
-        _swap_in(tmp, target)
+        _fsync_tree(tmp)
+        with _dir_lock(target.parent):
+            trash = _swap_in(tmp, target)
+        if trash is not None:  # the old version, removed outside the lock
+            shutil.rmtree(trash, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first and restored if the
-    second rename fails."""
+def _swap_in(tmp: Path, target: Path) -> Path | None:
+    """Rename ``tmp`` to ``target`` (under the parent's lock). An existing ``target`` is first renamed
+    to the backup ``.<name>.bak`` (restored if the second rename fails, or by the next
+    :func:`recover_dir` after a kill), then to a trash name, returned for the caller to remove."""
     if not target.exists():
         os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "x")
+        fsync_dir(target.parent)
+        return None
+    bak = _backup(target)
+    os.replace(target, bak)
     try:
         os.replace(tmp, target)
     except BaseException:
-        os.replace(old / "x", target)
+        os.replace(bak, target)
         raise
+    fsync_dir(target.parent)
+    return _to_trash(bak, target)
+
+
+# ------------------------------------------------------------------ crash recovery and locks
+# Names beside a target ``<name>`` written by atomic_directory:
+#   .<name>.tmp-PID-XXXX  a directory being written by process PID (stale once PID is gone)
+#   .<name>.bak        the previous version during the swap (complete: it is the renamed target)
+#   .<name>.del-XXXX   trash: the replaced version, being removed
+#   .<name>.old-XXXX   the backup of earlier genbel versions (``.<name>.old-XXXX/x``, complete when
+#                      the target is missing after a kill)
+_TMP = ".tmp-"
+_OLD = ".old-"
+_DEL = ".del-"
+
+
+def _backup(target: Path) -> Path:
+    return target.parent / f".{target.name}.bak"
+
+
+def _to_trash(path: Path, target: Path) -> Path:
+    """Rename ``path`` to a trash directory ``.<name>.del-XXXX/x`` (atomic) and return the trash
+    directory; a kill while it is being removed leaves trash only, removed by the next writer."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}{_DEL}", dir=target.parent))
+    os.replace(path, trash / "x")
+    return trash
+
+
+def recover_dir(target: str | os.PathLike) -> bool:
+    """Put back the previous version of ``target`` if a writer was killed mid-swap, and remove the
+    temporaries that killed writers of ``target`` left beside it. Returns whether a backup was restored.
+
+    Takes the lock of ``target``'s folder, so it is safe while other processes write there.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return False
+    with _dir_lock(target.parent):
+        return _recover(target)
+
+
+def _recover(target: Path) -> bool:
+    """:func:`recover_dir` with the parent's lock held."""
+    restored = False
+    bak = _backup(target)
+    if bak.exists() or bak.is_symlink():
+        if not target.exists():
+            os.replace(bak, target)
+            restored = True
+            logger.warning("%s: restored the previous version (a writer was interrupted mid-swap)", target)
+        else:
+            shutil.rmtree(_to_trash(bak, target), ignore_errors=True)
+    for p in sorted(target.parent.glob(f".{glob.escape(target.name)}{_OLD}*")):
+        legacy = p / "x"  # genbel's earlier swap moved the old target to .<name>.old-XXXX/x
+        if not target.exists() and legacy.exists():
+            os.replace(legacy, target)
+            restored = True
+            logger.warning("%s: restored the previous version (a writer was interrupted mid-swap)", target)
+        shutil.rmtree(p, ignore_errors=True)
+    for p in target.parent.glob(f".{glob.escape(target.name)}{_DEL}*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in target.parent.glob(f".{glob.escape(target.name)}{_TMP}*"):
+        if p.is_dir() and not p.is_symlink() and _is_stale(p):
+            logger.info("removing %s, left by an interrupted writer", p)
+            shutil.rmtree(p, ignore_errors=True)
+    return restored
+
+
+def _flock(fd: int, exclusive: bool = True, block: bool = True) -> bool:
+    """``flock`` ``fd``; False when ``block`` is False and another process holds the lock. Where file
+    locks do not exist (Windows) or the file system refuses them, returns True without locking."""
+    if fcntl is None:
+        return True
+    flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if block else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, flags)
+    except BlockingIOError:
+        return False
+    except OSError as e:  # e.g. a file system without flock support
+        logger.debug("cannot lock fd %d (%s); going on without a lock", fd, e)
+    return True
+
+
+def _open_dir(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _hold(path: Path) -> int | None:
+    """Open and lock the directory ``path`` (exclusive, blocking); the descriptor, or None if it
+    cannot be opened as a directory (Windows). Close it with :func:`_release`."""
+    try:
+        fd = _open_dir(path)
+    except OSError:
+        return None
+    _flock(fd)
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _is_stale(path: Path) -> bool:
+    """Whether the temporary ``.<name>.tmp-PID-XXXX`` was left by a process that no longer runs
+    (a reused pid only delays the clean-up; a name without a pid, from an older genbel, is stale)."""
+    pid = path.name.rsplit(_TMP, 1)[-1].split("-", 1)[0]
+    return not pid.isdigit() or not pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if pid == os.getpid() or os.name == "nt":  # (on Windows os.kill would end the process)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists (another user's), or cannot tell: keep its files
+        return True
+    return True
+
+
+@contextmanager
+def _dir_lock(path: Path) -> Iterator[None]:
+    fd = _hold(path)
+    try:
+        yield
     finally:
-        shutil.rmtree(old, ignore_errors=True)
+        _release(fd)
+
+
+@contextmanager
+def dir_lock(path: str | os.PathLike) -> Iterator[int | None]:
+    """Hold an exclusive advisory lock (``flock``) on the existing directory ``path`` while the block
+    runs; yields the locked descriptor (None where locks are unavailable). Writers of one directory
+    serialise on it; the lock dies with its process, so a killed writer never leaves it held."""
+    fd = _hold(Path(path))
+    try:
+        yield fd
+    finally:
+        _release(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file to disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make renames in the directory ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = _open_dir(Path(path))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for q in root.rglob("*"):
+        if q.is_file() and not q.is_symlink():
+            fsync_file(q)
+    fsync_dir(root)
 
 
 # ----------------------------------------------------------------------------- output checks

@@ -46,7 +46,8 @@ def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
     con = sqlite3.connect(out / DB_FILE)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert tables == {"concepts", "names", "alt_ids", "semantic_types", "semantic_groups", "definitions"}
+    assert tables == {"concepts", "names", "alt_ids", "semantic_types", "semantic_groups", "definitions",
+                      "meta"}  # meta: kb.sqlite's own copy of meta.json
 
 
 def test_medic_round_trip(medic: KnowledgeBase, tmp_path: Path) -> None:
@@ -127,10 +128,13 @@ def test_failed_overwrite_keeps_old_kb(
     assert KnowledgeBase.load(tmp_path / "kb").fingerprint() == old.fingerprint()
 
 
-def test_failed_swap_restores_old_kb(
-    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failing", [DB_FILE, META_FILE])
+def test_failed_rename_leaves_a_whole_kb(
+    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    """The new store is complete but moving it into place fails: the old KB is put back."""
+    """The new files are complete but renaming one into place fails: the directory still holds one
+    whole KB (the old one if ``kb.sqlite`` was not replaced, else the new one, read with kb.sqlite's
+    own copy of meta.json), and no temporary is left."""
     old = _umls(fixtures)
     target = tmp_path / "kb"
     old.save(target)
@@ -138,8 +142,7 @@ def test_failed_swap_restores_old_kb(
     real_replace = os.replace
 
     def failing_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-        meta = Path(src) / META_FILE
-        if Path(dst) == target and meta.is_file() and read_meta(src)["fingerprint"] == new.fingerprint():
+        if Path(dst) == target / failing:
             raise OSError("rename failed")
         real_replace(src, dst)
 
@@ -148,7 +151,9 @@ def test_failed_swap_restores_old_kb(
         new.save(target)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
-    assert KnowledgeBase.load(target).fingerprint() == old.fingerprint()
+    assert sorted(p.name for p in target.iterdir()) == [DB_FILE, META_FILE]
+    expected = old if failing == DB_FILE else new
+    assert KnowledgeBase.load(target).fingerprint() == expected.fingerprint()
 
 
 def test_missing_files(fixtures: Path, tmp_path: Path) -> None:

@@ -182,6 +182,26 @@ class KnowledgeBase:
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
+    def content_fingerprint(self) -> str:
+        """A short hash of every field of every concept: id, names, alternate ids, semantic types and
+        groups, definitions (in order). :meth:`save` records it and :meth:`load` checks it (``E107``),
+        so an edit of any field inside ``kb.sqlite`` is noticed.
+
+        Kept apart from :meth:`fingerprint` (ids and names), which indexes, tries, dense-index cache
+        keys and saved linkers record: changing that would invalidate every one of them and every KB
+        saved so far."""
+        # not cached: loaders and callers edit concept lists in place (e.g. a default group)
+        h = hashlib.sha256()
+        for c in sorted(self._concepts.values(), key=lambda c: c.id):
+            h.update(c.id.encode("utf-8", "surrogatepass"))
+            for part in (c.names, c.alt_ids, c.semantic_types, c.semantic_groups, c.definitions):
+                h.update(b"\x00")
+                for v in part:
+                    h.update(v.encode("utf-8", "surrogatepass"))
+                    h.update(b"\x01")
+            h.update(b"\x02")
+        return h.hexdigest()[:16]
+
     # ------------------------------------------------------------------ transforms
     def filter(self, groups: Iterable[str] | None = None, ids: Iterable[str] | None = None) -> KnowledgeBase:
         """A new KB with the concepts of the given semantic groups and/or ids."""
@@ -250,13 +270,14 @@ class KnowledgeBase:
     def save(self, path: str | Path, *, source: str | None = None) -> Path:
         """Write the KB to a directory (``kb.sqlite`` + ``meta.json``) and return it.
 
-        Atomic: the KB is built in a hidden temporary directory next to ``path`` and renamed into
-        place; on any error an existing KB at ``path`` is left untouched. An existing genbel KB
+        Crash-safe: the files are built in a hidden temporary folder inside ``path`` and renamed into
+        place; on any error or kill an existing KB at ``path`` is left whole (see :mod:`genbel.kb.store`). An existing genbel KB
         directory (or an empty directory) is replaced; any other existing path raises ``E103``.
         ``source`` is recorded in ``meta.json``.
         """
         concepts = list(self)
-        meta = kb_meta(concepts, name=self.name, fingerprint=self.fingerprint(), source=source)
+        meta = kb_meta(concepts, name=self.name, fingerprint=self.fingerprint(), source=source,
+                       content_fingerprint=self.content_fingerprint())
         return write_store(path, concepts, meta)
 
     @classmethod
@@ -264,7 +285,9 @@ class KnowledgeBase:
         """Read a KB directory written by :meth:`save`.
 
         Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing, ``E102`` for another store
-        version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint.
+        version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint
+        (ids and names) and ``E107`` when it no longer gives the recorded content fingerprint (every
+        field; KBs saved by earlier versions of genbel do not record one).
         """
         p = Path(path)
         concepts, meta = read_store(p)
@@ -273,6 +296,11 @@ class KnowledgeBase:
             raise KBError(
                 Errors.E101.format(path=p, expected=meta.get("fingerprint"), actual=kb.fingerprint())
             )
+        recorded = meta.get("content_fingerprint")  # absent in KBs saved before it was recorded
+        if verify and recorded is not None:
+            actual = kb.content_fingerprint()
+            if actual != recorded:
+                raise KBError(Errors.E107.format(path=p, expected=recorded, actual=actual))
         logger.info("loaded KB %s from %s: %d concepts", kb.name, p, len(kb))
         return kb
 

@@ -9,9 +9,23 @@
     semantic_groups(concept, pos, grp)
     definitions(concept, pos, text)
 
-``meta.json`` records the store format version, the KB name, its fingerprint and counts. Writes
-are atomic (:func:`write_store` builds the store with :func:`genbel.io.atomic_dir`, in a temporary
-directory beside the target that is renamed over it when complete).
+plus ``meta(key, value)`` with a copy of ``meta.json`` (stores written since the table exists).
+
+``meta.json`` records the store format version, the KB name, its fingerprints, counts and a random
+``store_id`` naming this version of the store.
+
+Crash-safe and concurrent-safe (docs/reliability.md):
+
+* a writer takes an advisory lock on the KB directory (``flock``; writers of one directory run one
+  after the other), removes what killed writers left (``.tmp-*`` inside, and the ``.<name>.tmp-*`` /
+  ``.<name>.old-*`` beside it of genbel's earlier directory swap), writes both files into a
+  ``.tmp-PID-XXXX`` folder inside the KB directory, flushes them to disk, and renames ``kb.sqlite``
+  then ``meta.json`` over the live ones (each rename is atomic);
+* a reader opens each file once, so it reads whole files; when ``kb.sqlite`` and ``meta.json`` come
+  from two versions (a writer renamed between the reader's two opens, or was killed between its two
+  renames), the copy of ``meta.json`` inside ``kb.sqlite`` describes the data read and is used.
+
+So at any moment, after a kill too, the directory holds one whole KB: the old one or the new one.
 
 This module knows concepts and the on-disk layout, not :class:`~genbel.kb.base.KnowledgeBase`:
 :meth:`KnowledgeBase.save <genbel.kb.base.KnowledgeBase.save>` and
@@ -24,18 +38,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from genbel.errors import Errors, KBError
-from genbel.io import atomic_dir
+from genbel.io import dir_lock, fsync_dir, fsync_file, pid_alive, recover_dir
 from genbel.kb.concept import Concept
-from genbel.textio import read_json
+from genbel.textio import loads_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +61,10 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DB_FILE = "kb.sqlite"
 META_FILE = "meta.json"
+#: the table of ``kb.sqlite`` holding its copy of ``meta.json`` (key ``meta.json``)
+META_TABLE = "meta"
+#: prefix of a writer's temporary folder inside the KB directory
+_TMP = ".tmp-"
 
 _SCHEMA = """
 CREATE TABLE concepts (idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
@@ -77,9 +99,15 @@ def is_kb_dir(path: str | Path) -> bool:
 
 
 def kb_meta(
-    concepts: Sequence[Concept], *, name: str, fingerprint: str, source: str | None = None
+    concepts: Sequence[Concept],
+    *,
+    name: str,
+    fingerprint: str,
+    source: str | None = None,
+    content_fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """The ``meta.json`` record of a KB with these concepts, name and fingerprint."""
+    """The ``meta.json`` record of a KB with these concepts, name and fingerprint (and the
+    ``content_fingerprint`` over every field, checked on load when recorded)."""
     from genbel._version import __version__ as genbel_version
 
     groups = Counter(g for c in concepts for g in c.semantic_groups)
@@ -88,6 +116,7 @@ def kb_meta(
         "format_version": FORMAT_VERSION,
         "name": name,
         "fingerprint": fingerprint,
+        **({"content_fingerprint": content_fingerprint} if content_fingerprint is not None else {}),
         "counts": {
             "concepts": len(concepts),
             "names": sum(len(c.names) for c in concepts),
@@ -128,6 +157,18 @@ def _write_sqlite(concepts: Sequence[Concept], db: Path) -> None:
         con.close()
 
 
+def _embed_meta(meta: dict[str, Any], db: Path) -> None:
+    """Store a copy of ``meta`` in ``db`` (table ``meta``) and flush the database to disk."""
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute(f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            con.execute(f"INSERT INTO {META_TABLE} VALUES (?, ?)", (META_FILE, json.dumps(meta, ensure_ascii=False)))
+    finally:
+        con.close()
+    fsync_file(db)
+
+
 def _write_meta(meta: dict[str, Any], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=2, ensure_ascii=False)
@@ -149,29 +190,86 @@ def _raise_unencodable(concepts: Sequence[Concept], path: Path) -> None:
                     raise KBError(Errors.E106.format(path=path, concept_id=c.id, reason=reason)) from None
 
 
-def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, Any]) -> Path:
-    """Write ``concepts`` and ``meta`` (see :func:`kb_meta`) to the directory ``path`` atomically.
+def _only_store_entries(path: Path) -> bool:
+    """Whether the directory ``path`` holds nothing but KB store files: it is empty, a KB directory,
+    or one that a first write (interrupted or in progress in another process) has started."""
+    return all(q.name in (DB_FILE, META_FILE) or q.name.startswith(_TMP) for q in path.iterdir())
 
-    The KB is built in a hidden temporary directory next to ``path`` and renamed into place; on
-    any error (or ``KeyboardInterrupt``) the temporary directory is removed and an existing KB at
-    ``path`` is left untouched. An existing genbel KB directory (or an empty directory) is
-    replaced; any other existing path raises :class:`~genbel.errors.KBError` (``E103``).
+
+def _replaceable(path: Path) -> bool:
+    """A KB directory (other files in it, e.g. a ``.DS_Store``, are kept), or one holding nothing else."""
+    return is_kb_dir(path) or _only_store_entries(path)
+
+
+@contextmanager
+def _writer_lock(target: Path) -> Iterator[None]:
+    """Create ``target`` if needed and hold its writer lock. When another writer that created the
+    directory removed it after failing while this one waited, the lock is taken again on a new one."""
+    for _ in range(50):
+        target.mkdir(parents=True, exist_ok=True)
+        with dir_lock(target) as fd:
+            try:
+                same = fd is None or os.path.samestat(os.fstat(fd), os.stat(target))
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield
+                return
+    raise KBError(Errors.E016.format(path=target, reason="the directory keeps disappearing while it is written"))
+
+
+def write_store(path: str | Path, concepts: Sequence[Concept], meta: dict[str, Any]) -> Path:
+    """Write ``concepts`` and ``meta`` (see :func:`kb_meta`) to the directory ``path``, crash-safe.
+
+    The files are built in a hidden temporary folder and renamed into place when complete (see the
+    module docstring); on any error (or ``KeyboardInterrupt``, or a kill) an existing KB at ``path``
+    is left whole. Writers of one directory take its lock in turn. The KB of an existing genbel KB
+    directory (or of an empty one, or of one a killed first build left) is replaced, other files in it
+    are kept; any other existing path raises :class:`~genbel.errors.KBError` (``E103``).
     """
     target = Path(path)
-    if target.exists() and not (is_kb_dir(target) or (target.is_dir() and not any(target.iterdir()))):
+    if target.exists() and not target.is_dir():
         raise KBError(Errors.E103.format(path=target))
-
-    def write(tmp: Path) -> None:
-        _write_sqlite(concepts, tmp / DB_FILE)
-        _write_meta(meta, tmp / META_FILE)
-
-    try:
-        atomic_dir(target, write)
-    except UnicodeEncodeError:  # text that is not valid Unicode (a lone surrogate): name the concept
-        _raise_unencodable(concepts, target)
-        raise
+    recover_dir(target)  # a KB an earlier genbel left beside its path when killed mid-swap, its temporaries
+    if target.is_dir() and not _replaceable(target):
+        raise KBError(Errors.E103.format(path=target))
+    created = not target.exists()
+    meta = {**meta, "store_id": uuid.uuid4().hex}
+    with _writer_lock(target):
+        if not _replaceable(target):  # changed while we waited for the lock
+            raise KBError(Errors.E103.format(path=target))
+        for q in target.glob(f"{_TMP}*"):  # writers hold the lock while theirs exist: these are stale
+            pid = q.name[len(_TMP):].split("-", 1)[0]  # (the pid check guards where flock is a no-op)
+            if not (pid.isdigit() and pid_alive(int(pid))):
+                logger.info("removing %s, left by an interrupted KB build", q)
+                shutil.rmtree(q, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP}{os.getpid()}-", dir=target))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            try:
+                _write_sqlite(concepts, tmp / DB_FILE)
+            except UnicodeEncodeError:  # text that is not valid Unicode (a lone surrogate): name the concept
+                _raise_unencodable(concepts, target)
+                raise
+            _embed_meta(meta, tmp / DB_FILE)
+            _write_meta(meta, tmp / META_FILE)
+            for name in (DB_FILE, META_FILE):
+                os.chmod(tmp / name, 0o666 & ~_umask())
+            os.replace(tmp / DB_FILE, target / DB_FILE)
+            os.replace(tmp / META_FILE, target / META_FILE)
+            fsync_dir(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if created and not any(target.iterdir()):
+                target.rmdir()  # a failed first write leaves no directory
     logger.info("saved KB %s (%d concepts) to %s", meta.get("name"), len(concepts), target)
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -209,6 +307,20 @@ def _check_rows(
                     raise bad(table, f"a value of concept idx={cidx!r}", v)
 
 
+def _embedded_meta(con: sqlite3.Connection, db: Path) -> dict[str, Any] | None:
+    """The copy of ``meta.json`` kept in ``kb.sqlite``; None for a store written without one."""
+    has = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (META_TABLE,)).fetchone()
+    if has is None:
+        return None
+    row = con.execute(f"SELECT value FROM {META_TABLE} WHERE key=?", (META_FILE,)).fetchone()
+    if row is None or not isinstance(row[0], str):
+        raise KBError(Errors.E105.format(path=db, reason=f"table {META_TABLE!r} has no text {META_FILE!r} row"))
+    own = loads_json(row[0], f"{db}:{META_TABLE}")
+    if not isinstance(own, dict):
+        raise KBError(Errors.E105.format(path=db, reason=f"table {META_TABLE!r}: {META_FILE!r} is not a JSON object"))
+    return own
+
+
 def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
     """The concepts (in stored order) and ``meta.json`` of a KB directory written by :func:`write_store`.
 
@@ -221,6 +333,7 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
     try:
         con = sqlite3.connect(f"file:{quote(str(db))}?mode=ro&immutable=1", uri=True)
         try:
+            own = _embedded_meta(con, db)
             rows = con.execute("SELECT idx, id, name FROM concepts ORDER BY idx").fetchall()
             names: dict[int, list[str]] = defaultdict(list)
             syn_sql = "SELECT concept, name FROM names WHERE pos > 0 ORDER BY concept, pos"
@@ -239,6 +352,13 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
     except UnicodeDecodeError as e:  # a text cell that is not UTF-8
         raise KBError(Errors.E105.format(path=db, reason=f"a text value is not valid UTF-8 ({e.reason})")) from None
     _check_rows(db, rows, names, lists)
+    if own is not None and own.get("store_id") != meta.get("store_id"):
+        # meta.json belongs to another version than kb.sqlite: a writer replaced one of them between
+        # our two opens, or was killed between its two renames; kb.sqlite's copy describes the data read
+        logger.debug("%s: meta.json is not the one of kb.sqlite (written meanwhile); using kb.sqlite's copy", p)
+        if own.get("format_version") != FORMAT_VERSION:
+            raise KBError(Errors.E102.format(path=p, found=own.get("format_version"), supported=FORMAT_VERSION))
+        meta = own
     empty: list[str] = []
     alt, types, groups, defs = (lists[a] for _, _, a in _LIST_TABLES)
     concepts = [
