@@ -85,3 +85,14 @@ def test_check_input_file(tmp_path: Path) -> None:
         check_input_file(tmp_path / "missing")
     with pytest.raises(InputError):
         check_input_file(tmp_path / "missing")
+
+
+def test_text_that_is_not_unicode_is_a_coded_error_and_leaves_nothing(tmp_path: Path) -> None:
+    from genbel.data import write_corpus
+    from genbel.data.model import Document, Entity, Passage
+
+    out = tmp_path / "o.jsonl"
+    doc = Document("1", "1", [Passage("p", "t", ["bad \ud800 text"], [(0, 10)])], [Entity("e", "D", ["bad"], [(0, 3)])])
+    with raises_code("E041", OutputError, match="o.jsonl"):
+        write_corpus([doc], out)
+    assert list(tmp_path.iterdir()) == []

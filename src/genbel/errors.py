@@ -66,6 +66,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "cannot load the {what} {ref!r} ({reason}); pass a local checkpoint or saved genbel directory, a "
         "packaged alias ({aliases}) or a hub id (needs internet)"
     )
+    E041 = "{path}: cannot write {text!r} as {encoding} ({reason}); the text is not valid Unicode"
 
     # --- kb (E100-E149): add new codes of this area directly below this line
     E100 = "{path}: cannot tell the KB format from the file name or content; pass a format (one of: {known})"

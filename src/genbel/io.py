@@ -65,7 +65,8 @@ def _default_permissions(root: Path) -> None:
 def atomic_open(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     """Open a temporary text file beside ``path``; on success it is renamed over ``path``.
 
-    When the block raises, the temporary file is removed and ``path`` is left as it was.
+    When the block raises, the temporary file is removed and ``path`` is left as it was. Text that
+    cannot be encoded (a lone surrogate from a Python string) raises ``E041`` naming ``path``.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,10 @@ def atomic_open(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
         with os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
             yield fh
         os.replace(tmp, p)
+    except UnicodeEncodeError as e:
+        Path(tmp).unlink(missing_ok=True)
+        bad = e.object[e.start:e.end] if isinstance(e.object, str) else ""
+        raise OutputError(Errors.E041.format(path=p, encoding=encoding, text=bad, reason=e.reason)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
