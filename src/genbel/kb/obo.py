@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def load_obo(
     if text.lstrip().startswith("{"):  # pronto reads OBO Graphs JSON too: E013 for bad or deep JSON first
         loads_json(text, p)
     try:
-        onto = pronto.Ontology(io.BytesIO(text.encode("utf-8")), import_depth=0, threads=1)
+        with warnings.catch_warnings():  # the bytes are UTF-8 (decoded above); pronto still guesses and warns
+            warnings.simplefilter("ignore", UnicodeWarning)
+            onto = pronto.Ontology(io.BytesIO(text.encode("utf-8")), import_depth=0, threads=1)
     except BaseException as e:  # pronto raises several exception types for syntax errors
         if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
             raise  # KeyboardInterrupt etc.; a PanicException (fastobo's Rust parser) is a BaseException
