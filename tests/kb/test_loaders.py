@@ -456,3 +456,16 @@ def test_obo_error_names_the_file_not_a_stream(tmp_path: Path) -> None:
     with raises_code("E104", FormatError) as e:
         load_kb(p, "obo")
     assert str(p) in str(e.value) and "_io." not in str(e.value) and "object at 0x" not in str(e.value)
+
+
+def test_detection_reports_the_real_error(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.tsv", "id\tname\nX1\tfoo\nX2\n")
+    with raises_code("E003", FormatError, match=r"bad\.tsv:3: malformed tsv row"):
+        load_kb(bad)  # a .tsv is a tsv: the bad row is named, not "cannot tell the format"
+    empty = _write(tmp_path / "empty.tsv", "")
+    with raises_code("E002", KBError):
+        load_kb(empty)
+    latin1 = tmp_path / "l1.tsv"
+    latin1.write_bytes("X1\tcaf\xe9\n".encode("latin-1"))
+    with raises_code("E157", FormatError, match=r"l1\.tsv:1: not valid utf-8"):
+        load_kb(latin1)

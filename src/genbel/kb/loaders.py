@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from genbel.errors import ConfigError, Errors, FormatError, InputError
+from genbel.errors import ConfigError, Errors, FormatError, InputError, KBError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.kb.ids import split_ids
@@ -207,7 +207,8 @@ def _head(path: Path, n: int = 50) -> list[str]:
             if len(out) >= n:
                 break
     except FormatError:  # undecodable bytes: detect from the lines before (the loader names the line)
-        return out
+        if not out:
+            raise  # nothing to detect from: the decoding error (E157, file:line) is the real one
     return out
 
 
@@ -240,11 +241,13 @@ def detect_kb_format(source: str | Path) -> str:
         return "jsonl"
     head = [x for x in _head(p) if x.strip()]
     if not head:
-        raise FormatError(Errors.E100.format(path=p, known=known))
+        raise KBError(Errors.E002.format(path=p))
     if any(x.startswith("# The Comparative Toxicogenomics Database") or x.startswith("DiseaseName\tDiseaseID")
            or x.startswith("# DiseaseName\tDiseaseID") for x in head):
         return "ctd"
-    if suffix == ".tsv" or "\t" in head[0]:
+    if suffix == ".tsv":  # the name says so: a malformed row is the loader's E003 (file:line), not E100
+        return "tsv"
+    if "\t" in head[0]:
         data = [x for x in head if not x.startswith("#")]
         if data and all("\t" in x for x in data):
             return "tsv"
