@@ -52,7 +52,10 @@ class Linker(ABC):
             and not getattr(link, "__isabstractmethod__", False)
             and not getattr(link, "_accepts_plain_queries", False)
         ):
-            cls.link = _accepting_plain_queries(link)  # type: ignore[method-assign]
+            wrapped = _accepting_plain_queries(link)
+            if not wrapped.__doc__:  # help(linker.link) shows what every linker accepts
+                wrapped.__doc__ = Linker.link.__doc__
+            cls.link = wrapped  # type: ignore[method-assign]
 
     @abstractmethod
     def link(self, queries: Sequence[QueryInput] | str, k: int = 5) -> list[list[Candidate]]:
