@@ -15,7 +15,9 @@ Trained retrievers (:mod:`genbel.training.retriever`) are directories with ``enc
 of :mod:`genbel.encoders.weights`) and ``retriever.json`` (pooling, max length, learned λ);
 indexes are directories with ``meta.json`` + ``faiss.index`` bound to a KB fingerprint, and can be
 cached per (encoder, KB) in :func:`~genbel.linkers.dense_index.index_cache_dir`
-(:func:`cached_dense_linker`). The retriever shipped with genbel is ``dense:default`` /
+(:func:`cached_dense_linker`); on a miss, names embedded before by the same encoder (for any KB) come
+from the name-vector store (:mod:`genbel.encoders.vector_store`) and only new names are embedded.
+The retriever shipped with genbel is ``dense:default`` /
 ``biosyn:default``.
 """
 
