@@ -195,3 +195,29 @@ def test_two_processes_can_share_a_store(tmp_path):
     got, found = store.get([f"name {i}" for i in range(1500)])
     assert found.all()
     assert np.array_equal(got[1234], np.random.default_rng(1234).standard_normal(16).astype(np.float32))
+
+
+def test_genbel_evaluate_says_how_the_setup_got_its_vectors(encoder, tmp_path):
+    from typer.testing import CliRunner
+
+    from genbel.cli.main import app
+    from genbel.data import write_corpus
+    from tests.conftest import make_doc
+
+    kb = KnowledgeBase([Concept("D001", "Breast Neoplasms", ["breast cancer"]),
+                        Concept("D002", "Colorectal Neoplasms", ["colon cancer"])], name="tiny")
+    kb.save(tmp_path / "kb")
+    write_corpus([make_doc("d1", "breast cancer and colon cancer",
+                           [("breast cancer", "Disease", "D001"), ("colon cancer", "Disease", "D002")])],
+                 tmp_path / "test.json")
+    write_corpus([make_doc("t1", "mammary tumour", [("mammary tumour", "Disease", "D001")])],
+                 tmp_path / "train.json")
+    encoder.save(tmp_path / "enc")
+    base = ["evaluate", str(tmp_path / "test.json"), "--kb", str(tmp_path / "kb"), "--linker",
+            f"dense:{tmp_path / 'enc'}", "--set", f"cache_dir={tmp_path / 'cache'}", "--bootstrap", "10"]
+    first = CliRunner().invoke(app, base)
+    assert first.exit_code == 0, first.output
+    assert "setup: 4 names embedded in" in first.output and "0 from the name-vector store" in first.output
+    second = CliRunner().invoke(app, [*base, "--augment-kb", str(tmp_path / "train.json")])
+    assert second.exit_code == 0, second.output
+    assert "setup: 1 name embedded in" in second.output and "4 from the name-vector store" in second.output

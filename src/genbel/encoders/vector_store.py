@@ -71,7 +71,7 @@ class EmbeddingStats:
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        return (f"{self.embedded:,} names embedded in {self.seconds:.1f} s, "
+        return (f"{self.embedded:,} name{'' if self.embedded == 1 else 's'} embedded in {self.seconds:.1f} s, "
                 f"{self.from_store:,} from the name-vector store")
 
 
