@@ -221,3 +221,24 @@ def test_genbel_evaluate_says_how_the_setup_got_its_vectors(encoder, tmp_path):
     second = CliRunner().invoke(app, [*base, "--augment-kb", str(tmp_path / "train.json")])
     assert second.exit_code == 0, second.output
     assert "setup: 1 name embedded in" in second.output and "4 from the name-vector store" in second.output
+
+
+def test_an_interrupted_build_keeps_the_chunks_already_embedded(encoder, embedded, monkeypatch, tmp_path):
+    kb = _kb()  # ~200 names: chunks of 128
+    encode = TextEncoder.encode
+    calls = []
+
+    def failing(self, batch, progress=None, desc="embedding"):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user stops the first build during its second chunk
+        return encode(self, batch, progress=progress, desc=desc)
+
+    monkeypatch.setattr(TextEncoder, "encode", failing)
+    with pytest.raises(KeyboardInterrupt):
+        DenseLinker(kb, encoder, vector_store=tmp_path / "v")
+    monkeypatch.setattr(TextEncoder, "encode", encode)
+    linker = DenseLinker(kb, encoder, vector_store=tmp_path / "v")
+    n = len(set(linker.table.keys))
+    assert (linker.embedding_stats.from_store, linker.embedding_stats.embedded) == (128, n - 128)
+    assert np.array_equal(_vectors(linker), _vectors(DenseLinker(kb, encoder)))
