@@ -242,3 +242,12 @@ def test_an_interrupted_build_keeps_the_chunks_already_embedded(encoder, embedde
     n = len(set(linker.table.keys))
     assert (linker.embedding_stats.from_store, linker.embedding_stats.embedded) == (128, n - 128)
     assert np.array_equal(_vectors(linker), _vectors(DenseLinker(kb, encoder)))
+
+
+def test_cached_linker_options_for_the_store(encoder, embedded, tmp_path):
+    kb = _kb(n=20)
+    cached_dense_linker(kb, encoder, tmp_path / "c", vector_store=False)
+    assert not (tmp_path / "c" / "vectors").exists()
+    store = NameVectorStore.for_encoder(tmp_path / "mine", encoder)
+    linker = cached_dense_linker(kb, encoder, tmp_path / "c2", vector_store=store)
+    assert len(store) == linker.embedding_stats.embedded  # a store given is used and left open

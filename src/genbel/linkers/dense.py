@@ -358,8 +358,8 @@ def cached_dense_linker(
     A cache that cannot be written only costs the saving (a warning is logged).
 
     On a miss, names already embedded by this encoder for any KB are taken from the name-vector
-    store in :func:`vector_cache_dir` (unless ``vector_store`` is given), so a KB that differs by a
-    few names embeds only those.
+    store in :func:`vector_cache_dir` (``vector_store``: another folder or store, ``False`` for
+    none), so a KB that differs by a few names embeds only those.
     """
     fingerprint = encoder_fingerprint(encoder)
     entry = Path(cache_dir) / index_cache_key(encoder, kb, fingerprint=fingerprint, **options)
@@ -376,15 +376,19 @@ def cached_dense_linker(
                        entry, linker.index.ntotal, len(linker.table))
         options.pop("sparse", None)
     logger.info("no cached index for KB %s in %s: embedding its new names", kb.name, cache_dir)
-    store = options.pop("vector_store", None)
-    if store is None:
-        store = NameVectorStore(vector_cache_dir(cache_dir), fingerprint, encoder.dim)
-    elif not isinstance(store, NameVectorStore):
-        store = NameVectorStore(store, fingerprint, encoder.dim)
+    given = options.pop("vector_store", None)
+    store: NameVectorStore | None
+    if given is False:
+        store = None
+    elif isinstance(given, NameVectorStore):
+        store = given
+    else:
+        store = NameVectorStore(vector_cache_dir(cache_dir) if given is None else given, fingerprint, encoder.dim)
     try:
         linker = DenseLinker(kb, encoder, vector_store=store, **options)
     finally:
-        store.close()
+        if store is not None and store is not given:  # opened here
+            store.close()
     try:
         linker.save(entry)
     except OSError as e:
