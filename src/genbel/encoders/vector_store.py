@@ -115,7 +115,7 @@ class NameVectorStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=_TIMEOUT_S, isolation_level=None)
         try:
-            conn.execute("PRAGMA busy_timeout = %d" % int(_TIMEOUT_S * 1000))
+            conn.execute(f"PRAGMA busy_timeout = {int(_TIMEOUT_S * 1000)}")
             # large pages keep a row (key + vector up to ~1,000 floats) inside its B-tree page; with
             # the default 4 KiB a 384-float row spills to an overflow page (3x the file size). A no-op
             # on an existing file.
@@ -285,4 +285,6 @@ def embed_with_store(
     return vectors, stats
 
 
-__all__ = ["EmbeddingStats", "NameVectorStore", "STORE_FILE", "embed_with_store", "text_key", "vector_store_dir"]
+__all__ = [
+    "STORE_FILE", "EmbeddingStats", "NameVectorStore", "embed_with_store", "text_key", "vector_store_dir",
+]
