@@ -43,12 +43,16 @@ def kb_embeddings(monkeypatch):
     return calls
 
 
+def _entries(cache):
+    return [p for p in cache.iterdir() if p.name != "vectors"]
+
+
 def test_the_index_cache_embeds_a_kb_once(run_dir, tiny_kb, kb_embeddings, tmp_path):
     cache = tmp_path / "cache"
     first = load_retriever(run_dir, tiny_kb, cache_dir=cache)
     n_names = len(set(first.table.keys))
     assert kb_embeddings == [n_names]
-    (entry,) = cache.iterdir()
+    (entry,) = _entries(cache)
     assert tiny_kb.fingerprint() in entry.name and (entry / "faiss.index").is_file()
     again = load_retriever(run_dir, tiny_kb, cache_dir=cache)
     assert kb_embeddings == [n_names]
@@ -63,8 +67,9 @@ def test_the_index_cache_embeds_a_kb_once(run_dir, tiny_kb, kb_embeddings, tmp_p
     other = KnowledgeBase([Concept("D9", "migraine", ["hemicrania"])], name="other")
     load_retriever(run_dir, other, cache_dir=cache)
     load_retriever(run_dir, tiny_kb, cache_dir=cache, normalize=False)
-    assert len(kb_embeddings) == 3 and len(list(cache.iterdir())) == 3
-    assert sum(other.fingerprint() in p.name for p in cache.iterdir()) == 1
+    assert len(kb_embeddings) == 3 and len(_entries(cache)) == 3
+    assert sum(other.fingerprint() in p.name for p in _entries(cache)) == 1
+    assert (cache / "vectors").is_dir()  # the name vectors of a custom cache live beside its indexes
 
 
 def test_no_cache_unless_asked_and_a_broken_entry_is_rebuilt(run_dir, tiny_kb, kb_embeddings, tmp_path,
@@ -77,9 +82,12 @@ def test_no_cache_unless_asked_and_a_broken_entry_is_rebuilt(run_dir, tiny_kb, k
     (entry,) = (tmp_path / "home" / "indexes").iterdir()
     (entry / "faiss.index").write_bytes(b"not a faiss index")
     linker = load_retriever(run_dir, tiny_kb, cache_dir=True)
-    assert len(kb_embeddings) == 4 and linker.candidates(["breast cancer"], 1)[0][0].concept_id == "D001"
+    # the index is rebuilt from the name-vector store ($GENBEL_CACHE/vectors): nothing is embedded again
+    assert len(kb_embeddings) == 3 and linker.candidates(["breast cancer"], 1)[0][0].concept_id == "D001"
+    assert linker.embedding_stats.embedded == 0 and linker.embedding_stats.from_store == len(set(linker.table.keys))
+    assert (tmp_path / "home" / "vectors").is_dir()
     load_retriever(run_dir, tiny_kb, cache_dir=True)
-    assert len(kb_embeddings) == 4
+    assert len(kb_embeddings) == 3
 
 
 def test_default_names_the_shipped_retriever_and_caches_its_index(run_dir, tiny_kb, kb_embeddings, tmp_path,

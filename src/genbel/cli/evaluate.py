@@ -115,6 +115,9 @@ def evaluate_cmd(
     )
     result.kb_augmented_with = added
     print_result(result)
+    stats = getattr(lk, "embedding_stats", None)  # dense linkers: how the setup got the name vectors
+    if stats is not None:
+        console.print(f"setup: {stats}")
     if json_out is not None:
         with output_errors(json_out, "--json-out"):
             atomic_write_json(json_out, result.model_dump(exclude_none=True))

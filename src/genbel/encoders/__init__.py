@@ -8,6 +8,8 @@
   from a base model); both read and written here.
 * :mod:`genbel.encoders.compact` — smaller copies of an encoder for shipping
   (:func:`compact_encoder`: pruned vocabulary + int8; :func:`delta_encoder`: a delta from a base).
+* :mod:`genbel.encoders.vector_store` — :class:`~genbel.encoders.vector_store.NameVectorStore`: the
+  vectors an encoder gave to each text, kept on disk so a KB embeds only the names no earlier KB had.
 
 Used by the dense linker (:mod:`genbel.linkers.dense`) and retriever training
 (:mod:`genbel.training.retriever`).

@@ -15,7 +15,9 @@ Trained retrievers (:mod:`genbel.training.retriever`) are directories with ``enc
 of :mod:`genbel.encoders.weights`) and ``retriever.json`` (pooling, max length, learned λ);
 indexes are directories with ``meta.json`` + ``faiss.index`` bound to a KB fingerprint, and can be
 cached per (encoder, KB) in :func:`~genbel.linkers.dense_index.index_cache_dir`
-(:func:`cached_dense_linker`). The retriever shipped with genbel is ``dense:default`` /
+(:func:`cached_dense_linker`); on a miss, names embedded before by the same encoder (for any KB) come
+from the name-vector store (:mod:`genbel.encoders.vector_store`) and only new names are embedded.
+The retriever shipped with genbel is ``dense:default`` /
 ``biosyn:default``.
 """
 
@@ -35,6 +37,7 @@ require("torch", "transformers", "faiss", extra="models", feature="the dense lin
 
 from genbel.data.queries import Candidate, MentionQuery
 from genbel.encoders.text_encoder import TextEncoder, encoder_fingerprint
+from genbel.encoders.vector_store import EmbeddingStats, NameVectorStore, embed_with_store, vector_store_dir
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.io import atomic_dir
 from genbel.kb.base import KnowledgeBase
@@ -72,7 +75,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
     none is given), ``index`` (``auto``/``flat``/``hnsw``), ``hnsw_threshold`` (``auto`` uses HNSW
     from this many names on), ``hnsw_m``/``ef_construction``/``ef_search``, ``n_candidates`` (names
     retrieved per retriever before re-scoring), ``normalize`` (apply ``normalize_name`` to names and
-    mentions), ``progress``, ``prior``/``prior_weight`` (a concept prior, see :meth:`set_prior`).
+    mentions), ``progress``, ``prior``/``prior_weight`` (a concept prior, see :meth:`set_prior`),
+    ``vector_store`` (a :class:`~genbel.encoders.vector_store.NameVectorStore` of this encoder, or a
+    folder of stores: names already in it are not embedded again, new ones are added to it).
+    ``embedding_stats`` tells how the index got its vectors (``None`` when loaded).
     """
 
     name = "dense"
@@ -94,6 +100,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         progress: bool | None = None,
         prior: Mapping[str, float] | str | Path | None = None,
         prior_weight: float = 0.0,
+        vector_store: NameVectorStore | str | Path | None = None,
         _faiss: Any = None,
     ) -> None:
         self.kb = kb
@@ -122,6 +129,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
                 Errors.E022.format(value=index, field="index", known="auto, flat, hnsw")
             )
         self.index_type = index
+        self.embedding_stats: EmbeddingStats | None = None
         if _faiss is not None:
             self.index = _faiss
             set_ef_search(self.index, self.hnsw["ef_search"])
@@ -133,7 +141,16 @@ class DenseLinker(ConceptPriorMixin, Linker):
                                   dtype=np.int64, count=len(self.table))
             logger.info("embedding %d distinct names (%d rows) with %s", len(distinct), len(self.table),
                         self.encoder.source or "the encoder")
-            vectors = self.encoder.encode(list(distinct), progress=progress, desc="embedding KB names")
+            store = vector_store
+            if store is not None and not isinstance(store, NameVectorStore):
+                store = NameVectorStore.for_encoder(store, self.encoder)
+            try:
+                vectors, self.embedding_stats = embed_with_store(
+                    self.encoder, list(distinct), store, progress=progress
+                )
+            finally:
+                if store is not None and store is not vector_store:  # opened here
+                    store.close()
             self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
         self.set_prior(prior, prior_weight)
 
@@ -309,15 +326,24 @@ def _encoder_reference(encoder: TextEncoder) -> str | None:
 _INDEX_OPTIONS = ("normalize", "index", "hnsw_threshold", "hnsw_m", "ef_construction")
 
 
-def index_cache_key(encoder: TextEncoder, kb: KnowledgeBase, **options: Any) -> str:
-    """``<encoder fingerprint>-<KB fingerprint>-<index settings>``: the cache entry of ``kb``'s index."""
+def index_cache_key(encoder: TextEncoder, kb: KnowledgeBase, *, fingerprint: str | None = None,
+                    **options: Any) -> str:
+    """``<encoder fingerprint>-<KB fingerprint>-<index settings>``: the cache entry of ``kb``'s index
+    (``fingerprint``: the encoder's, when already computed)."""
     import hashlib
     import inspect
 
     defaults = inspect.signature(DenseLinker.__init__).parameters
     settings = {k: options.get(k, defaults[k].default) for k in _INDEX_OPTIONS}
     tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{encoder_fingerprint(encoder)[:16]}-{kb.fingerprint()}-{tag}"
+    return f"{(fingerprint or encoder_fingerprint(encoder))[:16]}-{kb.fingerprint()}-{tag}"
+
+
+def vector_cache_dir(cache_dir: str | Path) -> Path:
+    """Where the name-vector stores of an index cache live: ``$GENBEL_CACHE/vectors`` for the default
+    :func:`index_cache_dir`, ``<cache_dir>/vectors`` for another one."""
+    cache_dir = Path(cache_dir)
+    return vector_store_dir() if cache_dir.resolve() == index_cache_dir().resolve() else cache_dir / "vectors"
 
 
 def cached_dense_linker(
@@ -330,8 +356,13 @@ def cached_dense_linker(
     (atomically), later calls load it. ``options`` are those of :class:`DenseLinker`; the ones that
     do not shape the index (λ, prior, ``n_candidates``, ``ef_search`` …) may differ between calls.
     A cache that cannot be written only costs the saving (a warning is logged).
+
+    On a miss, names already embedded by this encoder for any KB are taken from the name-vector
+    store in :func:`vector_cache_dir` (``vector_store``: another folder or store, ``False`` for
+    none), so a KB that differs by a few names embeds only those.
     """
-    entry = Path(cache_dir) / index_cache_key(encoder, kb, **options)
+    fingerprint = encoder_fingerprint(encoder)
+    entry = Path(cache_dir) / index_cache_key(encoder, kb, fingerprint=fingerprint, **options)
     index = read_cached_index(entry, kb, encoder.dim)
     if index is not None:
         if float(options.get("sparse_weight", 0.0)) != 0.0 and options.get("sparse") is None \
@@ -344,8 +375,20 @@ def cached_dense_linker(
         logger.warning("cached index %s has %d rows for %d names; rebuilding it",
                        entry, linker.index.ntotal, len(linker.table))
         options.pop("sparse", None)
-    logger.info("no cached index for KB %s in %s: embedding its names once", kb.name, cache_dir)
-    linker = DenseLinker(kb, encoder, **options)
+    logger.info("no cached index for KB %s in %s: embedding its new names", kb.name, cache_dir)
+    given = options.pop("vector_store", None)
+    store: NameVectorStore | None
+    if given is False:
+        store = None
+    elif isinstance(given, NameVectorStore):
+        store = given
+    else:
+        store = NameVectorStore(vector_cache_dir(cache_dir) if given is None else given, fingerprint, encoder.dim)
+    try:
+        linker = DenseLinker(kb, encoder, vector_store=store, **options)
+    finally:
+        if store is not None and store is not given:  # opened here
+            store.close()
     try:
         linker.save(entry)
     except OSError as e:
