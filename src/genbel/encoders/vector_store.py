@@ -91,7 +91,7 @@ class NameVectorStore:
         self._conn: sqlite3.Connection | None = None
         self.usable = True
         try:
-            self._conn = self._open()
+            self._conn = self._open_retrying()
         except (sqlite3.DatabaseError, OSError) as e:
             # a damaged file is set aside; a busy or unreachable one (OperationalError) is left alone
             damaged = isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError)
@@ -111,6 +111,18 @@ class NameVectorStore:
         return cls(root, fingerprint or encoder_fingerprint(encoder), encoder.dim)
 
     # ------------------------------------------------------------------ opening
+    def _open_retrying(self, attempts: int = 5) -> sqlite3.Connection:
+        """:meth:`_open`, retried while another process holds the file (switching a new file to WAL
+        needs an exclusive lock, which SQLite may refuse at once instead of waiting)."""
+        for attempt in range(attempts):
+            try:
+                return self._open()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
     def _open(self) -> sqlite3.Connection:
         self.dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=_TIMEOUT_S, isolation_level=None)
