@@ -50,3 +50,37 @@ def make_doc(doc_id: str, text: str, mentions: list[tuple[str, str, str]]) -> Do
                    [Normalization("MESH", x) for x in ids.split("|")])
         )
     return Document(doc_id, doc_id, [Passage(f"{doc_id}-p0", "abstract", [text], [(0, len(text))])], ents)
+
+
+# ---------------------------------------------------------------- tiny dense encoders, built once a session
+# (read-only for the tests: a test that changes one copies it first)
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT encoder saved as a Hugging Face checkpoint."""
+    from tests.linkers.retrieval_fixtures import make_tiny_encoder
+
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="module")
+def encoder(encoder_dir: Path):
+    """The tiny encoder loaded as a :class:`genbel.encoders.TextEncoder` (one per test module)."""
+    from genbel.encoders import TextEncoder
+
+    return TextEncoder.load(encoder_dir)
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny base encoder for delta exports."""
+    from tests.linkers.retrieval_fixtures import make_base_encoder
+
+    return make_base_encoder(tmp_path_factory.mktemp("delta") / "base")
+
+
+@pytest.fixture(scope="session")
+def run_dir(base_dir: Path) -> Path:
+    """A retriever run trained from ``base_dir``."""
+    from tests.linkers.retrieval_fixtures import make_trained_run
+
+    return make_trained_run(base_dir)

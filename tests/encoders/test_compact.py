@@ -8,12 +8,6 @@ import pytest
 import torch
 
 from genbel.encoders import TextEncoder, compact_encoder
-from tests.linkers.retrieval_fixtures import make_tiny_encoder
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
 @pytest.mark.parametrize("weights", ["int8", "float16"])

@@ -25,22 +25,10 @@ from tests.helpers import raises_code
 from tests.linkers.retrieval_fixtures import (
     NAMES,
     TRAINED,
-    make_base_encoder,
     make_bert,
     make_tiny_encoder,
-    make_trained_run,
     write_retriever_run,
 )
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return make_base_encoder(tmp_path_factory.mktemp("delta") / "base")
-
-
-@pytest.fixture(scope="module")
-def run_dir(base_dir):
-    return make_trained_run(base_dir)
 
 
 @pytest.fixture(scope="module")

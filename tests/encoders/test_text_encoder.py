@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from genbel.encoders import TextEncoder
 from genbel.errors import ConfigError
 from tests.helpers import raises_code
-from tests.linkers.retrieval_fixtures import make_tiny_encoder
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
-
-
-@pytest.fixture(scope="module")
-def encoder(encoder_dir):
-    return TextEncoder.load(encoder_dir)
 
 
 def test_encoder_unit_vectors_in_input_order(encoder):

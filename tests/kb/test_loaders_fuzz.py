@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from genbel.errors import FormatError, InputError, KBError
 from genbel.kb import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.kb import KnowledgeBase
 from genbel.kb.loaders import detect_kb_format, load_biosyn, load_kb, load_medic
 from genbel.kb.store import DB_FILE, META_FILE, read_meta
 from tests.fuzzing import inputs, outcome

@@ -15,17 +15,6 @@ from genbel.linkers.dense_index import build_faiss_index
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
 from tests.helpers import raises_code
-from tests.linkers.retrieval_fixtures import make_tiny_encoder
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
-
-
-@pytest.fixture(scope="module")
-def encoder(encoder_dir):
-    return TextEncoder.load(encoder_dir)
 
 
 def test_exact_names_link_to_their_concept(tiny_kb, encoder):

@@ -15,13 +15,7 @@ from genbel.linkers.dense_index import index_vectors
 from genbel.linkers.nametable import NameTable
 from tests.conftest import make_doc
 from tests.helpers import raises_code
-from tests.linkers.retrieval_fixtures import make_tiny_encoder
 from tests.training.retriever_fixtures import make_kb
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
 @pytest.fixture

@@ -15,17 +15,6 @@ from genbel.linkers import dense as ld
 from genbel.linkers.dense import load_retriever
 from genbel.linkers.registry import create_linker
 from tests.helpers import raises_code
-from tests.linkers.retrieval_fixtures import make_base_encoder, make_trained_run
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return make_base_encoder(tmp_path_factory.mktemp("delta") / "base")
-
-
-@pytest.fixture(scope="module")
-def run_dir(base_dir):
-    return make_trained_run(base_dir)
 
 
 @pytest.fixture

@@ -20,13 +20,7 @@ from genbel.training import retriever as td
 from genbel.training.retriever import BiosynConfig, SapbertConfig, train_biosyn, train_sapbert
 from tests.conftest import make_doc
 from tests.helpers import raises_code
-from tests.linkers.retrieval_fixtures import make_tiny_encoder
 from tests.training.retriever_fixtures import make_docs, make_kb
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
 @pytest.fixture
