@@ -251,7 +251,7 @@ def write_linked(docs: Iterable[dict], path: str | Path, fmt: str = "json") -> N
     """Write :func:`linked_documents` output atomically: BigBio JSON (a list, one document a line)
     or JSONL (``fmt``, one of :data:`OUTPUT_FORMATS`). An :class:`OSError` is E453 naming ``path``."""
     if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(Errors.E022.format(value=fmt, field="--output-format", known="json, jsonl"))
+        raise ConfigError(Errors.E022.format(value=fmt, field="--output-format", known=", ".join(OUTPUT_FORMATS)))
     with output_errors(path), atomic_open(Path(path)) as fh:
         if fmt == "jsonl":
             fh.writelines(_dump(d) + "\n" for d in docs)
