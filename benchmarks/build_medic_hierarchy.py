@@ -18,6 +18,7 @@ from pathlib import Path
 from genbel.kb import load_kb
 from genbel.kb.loaders import DEFAULT_KB_RESOURCE, load_medic
 
+logger = logging.getLogger("build_medic_hierarchy")
 OUT = Path(__file__).resolve().parents[1] / "src" / "genbel" / "resources" / "kb" / "medic_06Jul2012.parents.tsv.gz"
 
 
@@ -66,7 +67,7 @@ def main() -> None:
     body = "".join(f"{cid}\t{'|'.join(ps)}\n" for cid, ps in sorted(parents.items()))
     with gzip.GzipFile(args.out, "wb", mtime=0) as fh:  # mtime 0: the same input gives the same bytes
         fh.write((header + body).encode("utf-8"))
-    logging.info("%d of %d MEDIC concepts got parents → %s (%d bytes)", len(parents), len(medic), args.out,
+    logger.info("%d of %d MEDIC concepts got parents → %s (%d bytes)", len(parents), len(medic), args.out,
                  args.out.stat().st_size)
 
 
