@@ -201,6 +201,19 @@ class Errors(metaclass=_ErrorsWithCodes):
         "install them with: pip install 'genbel[{extra}]'"
     )
 
+    # --- KB hierarchy and main ids, shared tokenizers (E560-E569)
+    E560 = (
+        "KB {kb} has no hierarchy (no concept has a parent link), so --hierarchy cannot score against it; "
+        "use a KB whose format has one: the bundled default, CTD_diseases.tsv (ParentIDs), an OBO file "
+        "(is_a) or a UMLS release with MRREL.RRF (PAR/CHD)"
+    )
+    E561 = "hierarchy scoring needs the per-mention predictions: evaluate with keep_predictions=True"
+    E562 = (
+        "{path}: the linker shares the tokenizer of its base model {base}, but that tokenizer differs from the "
+        "one it was trained with (fingerprint {expected}, found {actual}); install the base model version "
+        "the linker was saved with, or save the linker with its own tokenizer files"
+    )
+
 
 class GenbelError(Exception):
     """Base class of all errors genbel raises for bad input or configuration."""

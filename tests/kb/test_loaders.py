@@ -55,14 +55,16 @@ def test_medic_rows(medic: KnowledgeBase) -> None:
     assert medic.resolve_id("613097") == "C567755"
     assert medic.resolve_id("OMIM:613097") == "C567755"
     assert medic.resolve_id("MESH:C567755") == "C567755"
-    # a row whose first id is OMIM: the OMIM id is the main id, the MeSH id an alternate
-    assert medic.resolve_id("MESH:D001943") == "OMIM:114480"
+    # a row whose first id is OMIM (114480|D001943): the MeSH id is the main id, as CTD defines it
+    assert medic.resolve_id("OMIM:114480") == "D001943"
+    assert medic["114480"].id == "D001943"
+    assert medic["D001943"].alt_ids == ["OMIM:114480"]
     assert medic["D001943"].name == "Breast Neoplasms"
     # OMIM:260350 is a row of its own and an alternate id of D010190: the main id wins
     assert medic.resolve_id("260350") == "OMIM:260350"
     assert medic.ids_of("D010190") == {"D010190", "OMIM:260350"}
     assert "breast cancer" in {n.lower() for n in medic["D001943"].names}
-    assert set(medic.lookup("BREAST-CANCER")) == {"OMIM:114480"}
+    assert set(medic.lookup("BREAST-CANCER")) == {"D001943"}
 
 
 def test_ctd_counts_and_fields(ctd: KnowledgeBase) -> None:
@@ -112,7 +114,7 @@ def test_medic_fixture_and_gzip(fixtures: Path, tmp_path: Path) -> None:
     assert zipped.fingerprint() == plain.fingerprint()
     assert len(plain) == 8
     assert plain["C"].name == "Diseases"
-    assert plain["266140"].alt_ids == ["C563004"]
+    assert plain["266140"].id == "C563004" and plain["266140"].alt_ids == ["OMIM:266140"]
 
 
 def test_biosyn_dictionary_merges_lines(tmp_path: Path) -> None:
@@ -192,7 +194,7 @@ def test_jsonl_round_trip_and_normalisation(tmp_path: Path) -> None:
     assert c.to_dict() == {
         "id": "D001943", "name": "Breast Neoplasms", "synonyms": ["breast cancer"],
         "alt_ids": ["OMIM:114480"], "semantic_types": ["T191"], "semantic_groups": ["Disorders"],
-        "definitions": ["Tumors of the breast."],
+        "definitions": ["Tumors of the breast."], "parents": [], "tree_numbers": [],
     }
     assert kb.resolve_id("114480") == "D001943"
     assert kb["C0004057"].semantic_groups == ["Chemicals & Drugs"]

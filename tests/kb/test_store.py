@@ -11,7 +11,7 @@ import pytest
 
 from genbel.errors import Errors, FormatError, KBError
 from genbel.kb import KnowledgeBase, load_kb, store
-from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, is_kb_dir, read_meta
+from genbel.kb.store import DB_FILE, FORMAT_VERSION, META_FILE, READ_VERSIONS, is_kb_dir, read_meta
 from tests.helpers import raises_code
 
 
@@ -38,7 +38,7 @@ def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["fingerprint"] == kb.fingerprint()
     assert meta["counts"] == {"concepts": 8, "names": kb.n_names(), "alt_ids": 0, "with_definition": 3,
-                              "with_semantic_type": 8}
+                              "with_semantic_type": 8, "with_parents": 0}
     assert meta["semantic_groups"] == {"Anatomy": 1, "Chemicals & Drugs": 2, "Concepts & Ideas": 1,
                                        "Disorders": 3, "Phenomena": 1}
     assert meta["source"] == "fixture"
@@ -47,7 +47,7 @@ def test_round_trip_keeps_every_field(fixtures: Path, tmp_path: Path) -> None:
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
     assert tables == {"concepts", "names", "alt_ids", "semantic_types", "semantic_groups", "definitions",
-                      "meta"}  # meta: kb.sqlite's own copy of meta.json
+                      "parents", "tree_numbers", "meta"}  # meta: kb.sqlite's own copy of meta.json
 
 
 def test_medic_round_trip(medic: KnowledgeBase, tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_tampered_meta(fixtures: Path, tmp_path: Path) -> None:
     (d / META_FILE).write_text(json.dumps(meta))
     with raises_code("E102", KBError) as e:
         KnowledgeBase.load(d)
-    assert str(e.value) == Errors.E102.format(path=d, found=99, supported=FORMAT_VERSION)
+    assert str(e.value) == Errors.E102.format(path=d, found=99, supported=" or ".join(map(str, READ_VERSIONS)))
     (d / META_FILE).write_text('{"format_version": 1,\n  oops}')
     with raises_code("E013", FormatError, match=r"meta\.json:2: invalid JSON"):
         KnowledgeBase.load(d)

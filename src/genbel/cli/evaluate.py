@@ -83,6 +83,10 @@ def evaluate_cmd(
     predictions_out: bool = typer.Option(
         False, "--with-predictions", help="Include per-mention predictions in JSON."
     ),
+    hierarchy: bool = typer.Option(
+        False, "--hierarchy", help="Also score top-1 predictions against the KB's hierarchy: exact, broader, "
+        "narrower, sibling or unrelated, and the mean tree distance (JSON key 'hierarchy')."
+    ),
 ) -> None:
     """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
     from genbel.data import load_corpus, load_documents, parse_entity_types
@@ -102,6 +106,10 @@ def evaluate_cmd(
         )
     docs = load_corpus(check_input_file(corpus, "corpus"), None if input_format == "auto" else input_format)
     kb_obj, augmented = load_augmented_kb(kb, kb_format, augment_kb or [])
+    if hierarchy:  # before linking: E560 when the KB has no hierarchy
+        from genbel.eval.hierarchy import check_hierarchy
+
+        check_hierarchy(kb_obj)
     added = [f"{source} (+{n} names)" for source, n in augmented]
     train_docs = load_documents(train_corpus) if train_corpus else None
     t0 = time.perf_counter()
@@ -110,7 +118,7 @@ def evaluate_cmd(
     result = evaluate(
         docs, kb_obj, lk, k=k, entity_types=parse_entity_types(entity_types), train_documents=train_docs,
         expand_abbreviations=abbreviations, n_bootstrap=n_bootstrap, seed=seed,
-        keep_predictions=predictions_out, corpus_name=corpus.name,
+        keep_predictions=predictions_out or hierarchy, corpus_name=corpus.name,
         setup_seconds=setup,
     )
     result.kb_augmented_with = added
@@ -118,9 +126,20 @@ def evaluate_cmd(
     stats = getattr(lk, "embedding_stats", None)  # dense linkers: how the setup got the name vectors
     if stats is not None:
         console.print(f"setup: {stats}")
+    extra = {}
+    if hierarchy:  # genbel evaluate --hierarchy (genbel.eval.hierarchy)
+        from genbel.eval.hierarchy import hierarchy_of_result
+
+        h = hierarchy_of_result(result, kb_obj)
+        result.predictions = result.predictions if predictions_out else None
+        shares = " · ".join(f"{c} {v:.1f}%" for c, v in h.shares.items())
+        dist = "n/a" if h.mean_distance is None else f"{h.mean_distance:.2f} (errors {h.mean_distance_errors or 0:.2f})"
+        console.print(f"hierarchy of {h.kb} ({h.concepts_with_parents:,} concepts with parents): {shares} · "
+                      f"mean tree distance {dist} · gold outside hierarchy {h.n_gold_outside_hierarchy}")
+        extra["hierarchy"] = h.model_dump()
     if json_out is not None:
         with output_errors(json_out, "--json-out"):
-            atomic_write_json(json_out, result.model_dump(exclude_none=True))
+            atomic_write_json(json_out, {**result.model_dump(exclude_none=True), **extra})
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,13 @@ A directory holds:
 model weights
     a full checkpoint (``config.json`` + ``model.safetensors``) or a peft LoRA adapter
     (``adapter_config.json`` + ``adapter_model.safetensors``) over ``base_model``;
-tokenizer files (optional for an adapter: the base model's tokenizer is used);
+tokenizer files — left out of a LoRA adapter over a packaged base model (``smollm2-135m``…) whose
+    tokenizer is the base's own: ``genbel_linker.json`` then records ``tokenizer: {"from_base": true,
+    "fingerprint": …}`` and :func:`read_linker` loads the base's tokenizer, checking the fingerprint
+    (``E562``). Such an adapter needs its base model installed anyway; every other linker (full
+    checkpoints, hub or local bases, tokens added at training) keeps its own tokenizer files and stays
+    self-contained. An adapter saved without tokenizer files and without that record also loads
+    the base's tokenizer (unchecked);
 ``trie/`` and ``text_to_code.json`` (optional: the :class:`~genbel.trie.CandidateTrie` and its KB
 name → concept codes map, the model-card asset); ``kb/`` (optional: the KB store).
 
@@ -48,6 +54,8 @@ MODEL_CONFIG = "config.json"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 FORMAT_VERSION = 1
+#: text whose token ids enter :func:`tokenizer_fingerprint` (prompt markup, accents, digits, Greek)
+_PROBE = "[Myocardial infarction]{Disorders}\nmention is heart attack</s> Crohn's ß-thalassaemia 46,XY αβ 123"
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -129,6 +137,65 @@ def load_model(path: Path, config: dict, tokenizer: Any, merge_lora: bool = True
     return model.merge_and_unload() if merge_lora else model
 
 
+# ---------------------------------------------------------------------------------------------- tokenizer
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short hash of what decoding depends on: the vocabulary, the special token ids, the padding
+    side and the ids of a probe text. Two tokenizers with one fingerprint give the same token ids
+    (however their files are serialised)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode("utf-8"))
+    special = [tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id,
+               getattr(tokenizer, "padding_side", None), len(tokenizer)]
+    h.update(json.dumps(special).encode("utf-8"))
+    h.update(json.dumps(tokenizer(_PROBE, add_special_tokens=True)["input_ids"]).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def base_tokenizer(base_model: str) -> Any:
+    """The tokenizer of a base model reference (a packaged alias, a path or a hub id)."""
+    from transformers import AutoTokenizer
+
+    from genbel.models import loading, resolve_model
+
+    with loading(base_model, "base model tokenizer"):
+        return AutoTokenizer.from_pretrained(resolve_model(base_model))
+
+
+def shares_base_tokenizer(tokenizer: Any, base_model: str | None, is_adapter: bool) -> str | None:
+    """The fingerprint to record when a linker can leave out its tokenizer files, else ``None``: it is a
+    LoRA adapter (which needs its base anyway) over a packaged base model whose tokenizer gives the same
+    fingerprint."""
+    from genbel.models import PACKAGED
+
+    if not is_adapter or base_model not in PACKAGED:
+        return None
+    fp = tokenizer_fingerprint(tokenizer)
+    try:
+        same = tokenizer_fingerprint(base_tokenizer(base_model)) == fp
+    except Exception as e:  # noqa: BLE001 - any failure: keep the tokenizer files (self-contained)
+        logger.info("cannot compare with the tokenizer of %s (%s); saving the tokenizer files", base_model, e)
+        return None
+    return fp if same else None
+
+
+def read_tokenizer(path: Path, cfg: dict) -> Any:
+    """The tokenizer of a linker directory: its own files, or its base model's (checked against the
+    recorded fingerprint, ``E562``)."""
+    from transformers import AutoTokenizer
+
+    if (path / "tokenizer_config.json").is_file() or not cfg.get("base_model"):
+        return AutoTokenizer.from_pretrained(path)
+    tokenizer = base_tokenizer(cfg["base_model"])  # an adapter saved without its tokenizer: the base's
+    expected = (cfg.get("tokenizer") or {}).get("fingerprint")
+    if expected:
+        actual = tokenizer_fingerprint(tokenizer)
+        if actual != expected:
+            raise ConfigError(Errors.E562.format(path=path, base=cfg["base_model"], expected=expected, actual=actual))
+    return tokenizer
+
+
 # ---------------------------------------------------------------------------------------------- trie
 def build_trie(kb: KnowledgeBase, tokenizer: Any, eos_token_id: int, show_progress: bool = False) -> Any:
     """The candidate trie of ``kb``: every name as the generation target :meth:`PromptFormat.target`."""
@@ -160,6 +227,7 @@ def save_linker_config(
     max_source_length: int = 512,
     max_target_length: int = 64,
     memory_training: dict | None = None,
+    tokenizer_fingerprint: str | None = None,
 ) -> Path:
     """Write ``genbel_linker.json`` into ``path`` (for trainers that save adapter + tokenizer themselves).
 
@@ -167,6 +235,8 @@ def save_linker_config(
     ``base_model``) and the tokenizer loads with :func:`read_linker`; the trie and
     ``text_to_code.json`` are then built from the KB given to it when absent. ``memory_training`` (a
     model trained with document-level memory prompts, ``genbel train --memory``) is stored as is.
+    ``tokenizer_fingerprint`` records that the directory has no tokenizer files and uses its base
+    model's (:func:`shares_base_tokenizer`).
     """
     from genbel._version import __version__
 
@@ -183,6 +253,8 @@ def save_linker_config(
     }
     if memory_training:
         cfg["memory_training"] = dict(memory_training)
+    if tokenizer_fingerprint:
+        cfg["tokenizer"] = {"from_base": True, "fingerprint": tokenizer_fingerprint}
     p = Path(path) / CONFIG_FILE
     p.write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding="utf-8")
     return p
@@ -248,7 +320,13 @@ def write_linker(
         adapter_to_fp16(d)
     if peft_cfg and portable_adapter_base and base_model and (d / ADAPTER_CONFIG).exists():
         set_adapter_base(d, base_model)
-    tokenizer.save_pretrained(d)
+    if peft_cfg and not base_model:
+        base_model = next(iter(peft_cfg.values())).base_model_name_or_path
+    shared_fp = shares_base_tokenizer(tokenizer, base_model, is_adapter=bool(peft_cfg) and is_adapter_dir(d))
+    if shared_fp is None:
+        tokenizer.save_pretrained(d)
+    else:
+        logger.info("the tokenizer is %s's own: not saved (recorded by its fingerprint %s)", base_model, shared_fp)
     if include_trie:
         trie.save(d / TRIE_DIR)
         try:  # the model-card asset; a hard link to the trie's copy costs no space
@@ -257,8 +335,6 @@ def write_linker(
             shutil.copyfile(d / TRIE_DIR / TEXT_TO_CODE_FILE, d / TEXT_TO_CODE_FILE)
     if include_kb:
         kb.save(d / KB_DIR)
-    if peft_cfg and not base_model:
-        base_model = next(iter(peft_cfg.values())).base_model_name_or_path
     save_linker_config(
         d,
         architecture=architecture,
@@ -269,6 +345,7 @@ def write_linker(
         max_source_length=max_source_length,
         max_target_length=max_target_length,
         memory_training=memory_training,
+        tokenizer_fingerprint=shared_fp,
     )
 
 
@@ -325,22 +402,16 @@ def read_linker(
     The model is ``model`` if given (e.g. the exported model class that is reading its own folder),
     else the directory's full checkpoint, or its LoRA adapter over ``base_model``, merged with
     ``merge_lora``. The KB is ``kb`` or the saved ``kb/``; the trie is loaded (memory-mapped) when it
-    was built for that KB, else left None to be rebuilt.
+    was built for that KB, else left None to be rebuilt. The tokenizer is the directory's own, or its
+    base model's (:func:`read_tokenizer`).
     """
-    from transformers import AutoTokenizer
-
     path = Path(path)
     cfg = read_linker_config(path)
     if kb is None:
         if not (path / KB_DIR).is_dir():
             raise ConfigError(Errors.E251.format(path=path, missing=f"{KB_DIR}/ (or pass a KB)"))
         kb = KnowledgeBase.load(path / KB_DIR)
-    if (path / "tokenizer_config.json").is_file() or not cfg.get("base_model"):
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    else:  # an adapter saved without its tokenizer: the base model's
-        from genbel.models import resolve_model
-
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg["base_model"]))
+    tokenizer = read_tokenizer(path, cfg)
     if model is None:
         model = load_model(path, cfg, tokenizer, merge_lora)
     trie = None

@@ -4,12 +4,14 @@
 >>> kb = load_kb("medic_06Jul2012.txt")          # format detected; MEDIC concepts get "Disorders"
 >>> kb.lookup("breast cancer")                    # ids of the concepts having this name
 >>> kb.save("kbs/medic"); KnowledgeBase.load("kbs/medic")
+>>> Hierarchy(default_kb()).relation("D017202", "D009203")   # "broader": myocardial ischemia ⊃ infarction
 """
 
 from __future__ import annotations
 
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
+from genbel.kb.hierarchy import Hierarchy
 from genbel.kb.ids import normalize_id, split_ids
 from genbel.kb.loaders import (
     DEFAULT_KB_SPEC,
@@ -46,6 +48,7 @@ __all__ = [
     "ST21PV_TUIS",
     "TUI_TO_GROUP",
     "Concept",
+    "Hierarchy",
     "KnowledgeBase",
     "augment_kb",
     "default_kb",

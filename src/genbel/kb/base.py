@@ -54,7 +54,7 @@ class KnowledgeBase:
             new_alt_ids = existing.alt_ids
         else:
             self._extend(existing, "synonyms", (n for n in concept.names if n != existing.name))
-            for attr in ("semantic_types", "semantic_groups", "definitions"):
+            for attr in ("semantic_types", "semantic_groups", "definitions", "parents", "tree_numbers"):
                 self._extend(existing, attr, getattr(concept, attr))
             new_alt_ids = self._extend(existing, "alt_ids", concept.alt_ids)
         for a in new_alt_ids:
@@ -184,7 +184,7 @@ class KnowledgeBase:
 
     def content_fingerprint(self) -> str:
         """A short hash of every field of every concept: id, names, alternate ids, semantic types and
-        groups, definitions (in order). :meth:`save` records it and :meth:`load` checks it (``E107``),
+        groups, definitions, parents and tree numbers (in order). :meth:`save` records it and :meth:`load` checks it (``E107``),
         so an edit of any field inside ``kb.sqlite`` is noticed.
 
         Kept apart from :meth:`fingerprint` (ids and names), which indexes, tries, dense-index cache
@@ -199,8 +199,19 @@ class KnowledgeBase:
                 for v in part:
                     h.update(v.encode("utf-8", "surrogatepass"))
                     h.update(b"\x01")
+            if c.parents or c.tree_numbers:  # hashed only when present: KBs saved before they existed still verify
+                for part in (c.parents, c.tree_numbers):
+                    h.update(b"\x03")
+                    for v in part:
+                        h.update(v.encode("utf-8", "surrogatepass"))
+                        h.update(b"\x01")
             h.update(b"\x02")
         return h.hexdigest()[:16]
+
+    @property
+    def has_hierarchy(self) -> bool:
+        """Whether any concept has a parent link (see :mod:`genbel.kb.hierarchy`)."""
+        return any(c.parents for c in self)
 
     # ------------------------------------------------------------------ transforms
     def filter(self, groups: Iterable[str] | None = None, ids: Iterable[str] | None = None) -> KnowledgeBase:
@@ -258,6 +269,7 @@ class KnowledgeBase:
             "alt_ids": len(self._alt),
             "semantic_groups": self.semantic_groups,
             "with_definition": sum(1 for c in self if c.definitions),
+            "with_parents": sum(1 for c in self if c.parents),
             "fingerprint": self.fingerprint(),
         }
 

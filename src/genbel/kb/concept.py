@@ -12,6 +12,11 @@ class Concept:
     ``id`` is the canonical main id (see :mod:`genbel.kb.ids`); ``alt_ids`` are further ids that
     denote the same concept (MEDIC rows with several ids, CTD ``AltDiseaseIDs``). ``name`` is the
     preferred name; ``synonyms`` are further names (never containing ``name``).
+
+    ``parents`` are the ids of the concept's direct parents in its KB's hierarchy where the format has
+    one (CTD ``ParentIDs``, OBO ``is_a``, UMLS ``MRREL`` ``PAR``/``CHD``); ``tree_numbers`` are its
+    positions in a tree-numbered hierarchy (CTD/MeSH ``TreeNumbers``). Both are empty for formats
+    without a hierarchy (see :mod:`genbel.kb.hierarchy`).
     """
 
     id: str
@@ -21,6 +26,8 @@ class Concept:
     semantic_types: list[str] = field(default_factory=list)
     semantic_groups: list[str] = field(default_factory=list)
     definitions: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    tree_numbers: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -46,6 +53,8 @@ class Concept:
             "semantic_types": list(self.semantic_types),
             "semantic_groups": list(self.semantic_groups),
             "definitions": list(self.definitions),
+            "parents": list(self.parents),
+            "tree_numbers": list(self.tree_numbers),
         }
 
     @classmethod
@@ -58,4 +67,6 @@ class Concept:
             semantic_types=list(d.get("semantic_types") or []),
             semantic_groups=list(d.get("semantic_groups") or []),
             definitions=list(d.get("definitions") or []),
+            parents=list(d.get("parents") or []),
+            tree_numbers=list(d.get("tree_numbers") or []),
         )

@@ -47,6 +47,28 @@ def split_ids(raw: str) -> list[str]:
     return list(out)
 
 
+_MESH_ID = re.compile(r"[CD](?:\d{6}|\d{9})")  # a UMLS CUI is C + 7 digits
+
+
+def is_mesh_id(cid: str) -> bool:
+    """Whether a canonical id is a MeSH descriptor (``D…``) or supplementary concept (``C…``) id."""
+    return _MESH_ID.fullmatch(cid) is not None
+
+
+def mesh_first(ids: list[str]) -> list[str]:
+    """``ids`` with the first MeSH id moved to the front, the others in their order.
+
+    CTD defines a MEDIC disease by its MeSH ``DiseaseID`` (OMIM ids are alternates), but MEDIC rows
+    pre-processed by BioSyn list the ids in no fixed order (``608446|D009203`` for myocardial
+    infarction): the loaders of those rows use this to make the MeSH id the main id. Rows without a
+    MeSH id keep their first id.
+    """
+    for i, cid in enumerate(ids):
+        if is_mesh_id(cid):
+            return [cid, *ids[:i], *ids[i + 1:]] if i else list(ids)
+    return list(ids)
+
+
 def normalize_ids(ids: Iterable[str]) -> list[str]:
     out: dict[str, None] = {}
     for raw in ids:

@@ -29,7 +29,7 @@ from pathlib import Path
 from genbel.errors import ConfigError, Errors, FormatError, InputError, KBError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
-from genbel.kb.ids import split_ids
+from genbel.kb.ids import mesh_first, split_ids
 from genbel.kb.normalize import normalize_name
 from genbel.kb.obo import load_obo
 from genbel.kb.parsing import file_stem, numbered_lines, parse_ids, row_error, unique_names
@@ -58,7 +58,7 @@ def _load_pipe_dictionary(path: Path, fmt: str, name: str, *, one_name_per_line:
         if "||" not in line:
             raise row_error(path, ln, fmt, "expected 'id||name' (no '||' separator)")
         raw_ids, raw_names = line.split("||", 1)
-        ids = parse_ids(raw_ids, path, ln, fmt)
+        ids = mesh_first(parse_ids(raw_ids, path, ln, fmt))  # CTD: the MeSH id is the main id
         if one_name_per_line:
             names = unique_names([raw_names])
         else:
@@ -72,8 +72,11 @@ def _load_pipe_dictionary(path: Path, fmt: str, name: str, *, one_name_per_line:
 def load_medic(path: str | Path, *, name: str = "MEDIC") -> KnowledgeBase:
     """MEDIC as pre-processed by BioSyn: ``ID[|ALTID...]||name|synonym|...``.
 
-    The first id of a row is the main id, the others are alternate ids; the first name is the
-    preferred name. Concepts get no semantic group here (:func:`load_kb` adds ``Disorders``).
+    The main id is the row's MeSH id, as CTD defines a MEDIC disease (its ``DiseaseID``; rows list
+    their ids in no fixed order, e.g. ``608446|D009203`` for myocardial infarction), else the first id;
+    the others are alternate ids (:func:`~genbel.kb.ids.mesh_first`). The first name is the preferred
+    name. The format has no hierarchy (:func:`default_kb` adds the bundled KB's parent links).
+    Concepts get no semantic group here (:func:`load_kb` adds ``Disorders``).
     """
     return _load_pipe_dictionary(Path(path), "medic", name, one_name_per_line=False)
 
@@ -81,8 +84,9 @@ def load_medic(path: str | Path, *, name: str = "MEDIC") -> KnowledgeBase:
 def load_biosyn(path: str | Path, *, name: str | None = None) -> KnowledgeBase:
     """A BioSyn dictionary: one ``id||name`` a line.
 
-    Lines with the same (first) id merge into one concept; a composite id ``a|b`` makes ``a``
-    the main id and ``b`` an alternate id. The first name read
+    Lines with the same main id merge into one concept; of a composite id ``a|b`` the MeSH id is
+    the main id (BioSyn's dictionaries are MEDIC's, see :func:`load_medic`), else ``a``; the other
+    ids are alternate ids. The first name read
     for a concept is its preferred name.
     """
     p = Path(path)
@@ -107,7 +111,8 @@ def load_ctd(path: str | Path, *, name: str = "CTD", definitions: bool = True) -
     """``CTD_diseases.tsv``: ``#`` header lines then the 9 columns of :data:`_CTD_COLUMNS`.
 
     Main id = ``DiseaseID``, alternate ids = ``AltDiseaseIDs``, preferred name = ``DiseaseName``,
-    synonyms = ``Synonyms`` (``|``-separated), definition = ``Definition`` when ``definitions``.
+    synonyms = ``Synonyms`` (``|``-separated), definition = ``Definition`` when ``definitions``,
+    parents = ``ParentIDs``, tree numbers = ``TreeNumbers`` (the hierarchy, :mod:`genbel.kb.hierarchy`).
     A header row naming the columns (the CSV-style export) is skipped.
     """
     p = Path(path)
@@ -131,7 +136,10 @@ def load_ctd(path: str | Path, *, name: str = "CTD", definitions: bool = True) -
         alt = [a for a in split_ids(row["AltDiseaseIDs"]) if a != main_ids[0]]
         syns = [s for s in unique_names(row["Synonyms"].split("|")) if s != pref]
         defs = [row["Definition"].strip()] if definitions and row["Definition"].strip() else []
-        kb.add(Concept(main_ids[0], pref, syns, alt_ids=alt, definitions=defs))
+        parents = [x for x in split_ids(row["ParentIDs"]) if x != main_ids[0]]
+        trees = unique_names(row["TreeNumbers"].split("|"))
+        kb.add(Concept(main_ids[0], pref, syns, alt_ids=alt, definitions=defs, parents=parents,
+                       tree_numbers=trees))
     return kb
 
 
@@ -149,7 +157,8 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> KnowledgeBase:
         for field in ("id", "name"):
             if not isinstance(d.get(field), str) or not d[field].strip():
                 raise FormatError(Errors.E014.format(where=f"{p}:{ln}", field=field))
-        for field in ("synonyms", "alt_ids", "semantic_types", "semantic_groups", "definitions"):
+        for field in ("synonyms", "alt_ids", "semantic_types", "semantic_groups", "definitions", "parents",
+                      "tree_numbers"):
             v = d.get(field)
             if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
                 raise row_error(p, ln, "jsonl", f"field {field!r} must be a list of strings")
@@ -161,6 +170,8 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> KnowledgeBase:
         more = [x for r in c.alt_ids for x in split_ids(r)]
         c.alt_ids = [a for a in dict.fromkeys([*ids[1:], *more]) if a != c.id]
         c.semantic_groups = [normalize_group(g) for g in c.semantic_groups]
+        c.parents = [a for a in dict.fromkeys(x for r in c.parents for x in split_ids(r)) if a != c.id]
+        c.tree_numbers = unique_names(c.tree_numbers)
         kb.add(c)
     return kb
 
@@ -331,21 +342,29 @@ def load_kb(
 
 # ------------------------------------------------------------ bundled KB
 DEFAULT_KB_RESOURCE = "medic_06Jul2012.txt.gz"
+#: the bundled KB's parent links (from CTD's ``ParentIDs``; ``benchmarks/build_medic_hierarchy.py``)
+DEFAULT_KB_PARENTS = "medic_06Jul2012.parents.tsv.gz"
 #: the ``--kb`` value (and :func:`open_kb` spec) that names the bundled KB
 DEFAULT_KB_SPEC = "default"
 
 
 def default_kb() -> KnowledgeBase:
-    """The bundled default KB: MEDIC (6 Jul 2012, BioSyn pre-processing), group ``Disorders``.
+    """The bundled default KB: MEDIC (6 Jul 2012, BioSyn pre-processing), group ``Disorders``, with
+    CTD's parent links (:mod:`genbel.kb.hierarchy`; they change neither ids nor names, nor the fingerprint).
 
     A fresh :class:`KnowledgeBase` is returned on every call (callers may augment it). See
     ``genbel/resources/kb/README.md`` for its source and terms of use (CTD, MeSH, OMIM).
     """
     from importlib.resources import as_file, files
 
-    res = files("genbel") / "resources" / "kb" / DEFAULT_KB_RESOURCE
-    with as_file(res) as path:
-        return load_kb(path, "medic", name="MEDIC", group="Disorders")
+    from genbel.kb.hierarchy import attach_parents, read_parents_file
+
+    res = files("genbel") / "resources" / "kb"
+    with as_file(res / DEFAULT_KB_RESOURCE) as path:
+        kb = load_kb(path, "medic", name="MEDIC", group="Disorders")
+    with as_file(res / DEFAULT_KB_PARENTS) as path:
+        attach_parents(kb, read_parents_file(path))
+    return kb
 
 
 def open_kb(spec: str | Path, format: str | None = None) -> KnowledgeBase:  # noqa: A002

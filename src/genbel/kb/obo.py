@@ -27,7 +27,8 @@ def load_obo(
 
     Each non-obsolete term with a name becomes a concept: main id = term id, alternate ids =
     ``alt_id`` values (plus ``xref`` ids when ``xrefs_as_alt_ids``; ``MESH:``/``OMIM:`` xrefs
-    are canonicalised), synonyms of the given scopes, the definition when present.
+    are canonicalised), synonyms of the given scopes, the definition when present, parents = the
+    term's direct ``is_a`` superclasses (the hierarchy, :mod:`genbel.kb.hierarchy`).
     """
     import pronto
 
@@ -69,5 +70,16 @@ def load_obo(
             if na is not None and na != main and na not in alts:
                 alts.append(na)
         defs = [str(term.definition).strip()] if term.definition and str(term.definition).strip() else []
-        kb.add(Concept(main, pref, [s for s in syns if s != pref], alt_ids=alts, definitions=defs))
+        parents = [pid for pid in dict.fromkeys(normalize_id(t.id) for t in _direct_superclasses(term))
+                   if pid is not None and pid != main]
+        kb.add(Concept(main, pref, [s for s in syns if s != pref], alt_ids=alts, definitions=defs,
+                       parents=sorted(parents)))
     return kb
+
+
+def _direct_superclasses(term: object) -> list:
+    """The direct ``is_a`` parents of a pronto term (a parent missing from the file is skipped)."""
+    try:
+        return list(term.superclasses(distance=1, with_self=False))  # type: ignore[attr-defined]
+    except KeyError:  # an is_a naming a term that is not in the file (pronto looks it up)
+        return []

@@ -8,6 +8,8 @@
     semantic_types(concept, pos, tui)
     semantic_groups(concept, pos, grp)
     definitions(concept, pos, text)
+    parents(concept, pos, parent_id)     -- direct parents in the KB's hierarchy (format 2)
+    tree_numbers(concept, pos, tree)     -- tree numbers, e.g. MeSH's (format 2)
 
 plus ``meta(key, value)`` with a copy of ``meta.json`` (stores written since the table exists).
 
@@ -53,12 +55,18 @@ from urllib.parse import quote
 from genbel.errors import Errors, KBError
 from genbel.io import dir_lock, fsync_dir, fsync_file, pid_alive, recover_dir
 from genbel.kb.concept import Concept
+from genbel.kb.ids import is_mesh_id
 from genbel.textio import loads_json, read_json
 
 logger = logging.getLogger(__name__)
 
-#: Version of the on-disk layout; bumped on any incompatible change.
-FORMAT_VERSION = 1
+#: Version of the on-disk layout; bumped on any incompatible change. Version 2 (genbel 0.1 after
+#: 2026-12-06) added the ``parents`` and ``tree_numbers`` tables, and MEDIC/BioSyn KBs built since
+#: then have CTD's main ids (the MeSH id; OMIM ids alternate). Version 1 stores are still read (no
+#: hierarchy; a warning when their main ids are the OMIM ids that CTD defines as alternates).
+FORMAT_VERSION = 2
+#: versions :func:`read_store` reads
+READ_VERSIONS = (1, 2)
 DB_FILE = "kb.sqlite"
 META_FILE = "meta.json"
 #: the table of ``kb.sqlite`` holding its copy of ``meta.json`` (key ``meta.json``)
@@ -78,6 +86,10 @@ CREATE TABLE semantic_groups (concept INTEGER NOT NULL REFERENCES concepts(idx),
                               grp TEXT NOT NULL);
 CREATE TABLE definitions (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
                           text TEXT NOT NULL);
+CREATE TABLE parents (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                      parent_id TEXT NOT NULL);
+CREATE TABLE tree_numbers (concept INTEGER NOT NULL REFERENCES concepts(idx), pos INTEGER NOT NULL,
+                           tree TEXT NOT NULL);
 """
 _INDEXES = """
 CREATE INDEX names_name ON names(name);
@@ -89,7 +101,11 @@ _LIST_TABLES: tuple[tuple[str, str, str], ...] = (
     ("semantic_types", "tui", "semantic_types"),
     ("semantic_groups", "grp", "semantic_groups"),
     ("definitions", "text", "definitions"),
+    ("parents", "parent_id", "parents"),
+    ("tree_numbers", "tree", "tree_numbers"),
 )
+#: the tables a version 1 store lacks (read as empty)
+_V2_TABLES = frozenset({"parents", "tree_numbers"})
 
 
 def is_kb_dir(path: str | Path) -> bool:
@@ -123,6 +139,7 @@ def kb_meta(
             "alt_ids": sum(len([a for a in c.alt_ids if a != c.id]) for c in concepts),
             "with_definition": sum(1 for c in concepts if c.definitions),
             "with_semantic_type": sum(1 for c in concepts if c.semantic_types),
+            "with_parents": sum(1 for c in concepts if c.parents),
         },
         "semantic_groups": dict(sorted(groups.items())),
         "genbel_version": genbel_version,
@@ -280,9 +297,13 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise KBError(Errors.E008.format(path=p, missing=", ".join(missing)))
     meta_path = p / META_FILE
     meta = read_json(meta_path, expect=dict)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise KBError(Errors.E102.format(path=p, found=meta.get("format_version"), supported=FORMAT_VERSION))
+    if meta.get("format_version") not in READ_VERSIONS:
+        raise KBError(Errors.E102.format(path=p, found=meta.get("format_version"), supported=_supported()))
     return meta
+
+
+def _supported() -> str:
+    return " or ".join(str(v) for v in READ_VERSIONS)
 
 
 def _check_rows(
@@ -340,11 +361,14 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
             for cidx, name in con.execute(syn_sql):
                 names[cidx].append(name)
             lists: dict[str, dict[int, list[str]]] = {}
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             for table, col, attr in _LIST_TABLES:
                 d: dict[int, list[str]] = defaultdict(list)
+                lists[attr] = d
+                if table in _V2_TABLES and table not in tables and meta.get("format_version") == 1:
+                    continue  # a version 1 store: no hierarchy
                 for cidx, v in con.execute(f"SELECT concept, {col} FROM {table} ORDER BY concept, pos"):
                     d[cidx].append(v)
-                lists[attr] = d
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
@@ -356,11 +380,11 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
         # meta.json belongs to another version than kb.sqlite: a writer replaced one of them between
         # our two opens, or was killed between its two renames; kb.sqlite's copy describes the data read
         logger.debug("%s: meta.json is not the one of kb.sqlite (written meanwhile); using kb.sqlite's copy", p)
-        if own.get("format_version") != FORMAT_VERSION:
-            raise KBError(Errors.E102.format(path=p, found=own.get("format_version"), supported=FORMAT_VERSION))
+        if own.get("format_version") not in READ_VERSIONS:
+            raise KBError(Errors.E102.format(path=p, found=own.get("format_version"), supported=_supported()))
         meta = own
     empty: list[str] = []
-    alt, types, groups, defs = (lists[a] for _, _, a in _LIST_TABLES)
+    alt, types, groups, defs, parents, trees = (lists[a] for _, _, a in _LIST_TABLES)
     concepts = [
         Concept(
             cid,
@@ -370,12 +394,29 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
             semantic_types=types.get(idx, empty).copy(),
             semantic_groups=groups.get(idx, empty).copy(),
             definitions=defs.get(idx, empty).copy(),
+            parents=parents.get(idx, empty).copy(),
+            tree_numbers=trees.get(idx, empty).copy(),
         )
         for idx, cid, name in rows
     ]
+    if meta.get("format_version") == 1:
+        _warn_v1_main_ids(p, concepts)
     return concepts, meta
 
 
+def _warn_v1_main_ids(path: Path, concepts: Sequence[Concept]) -> None:
+    """Say so when a version 1 store has concepts whose main id is an OMIM id with a MeSH alternate:
+    MEDIC/BioSyn KBs built before version 2 took a row's first id as the main id, where CTD defines the
+    MeSH id (so ``pred_concept_code`` would be ``OMIM:608446`` for myocardial infarction, not
+    ``D009203``). The store is read as it is (evaluation compares ids through alternates)."""
+    stale = [c.id for c in concepts if c.id.startswith("OMIM:") and any(is_mesh_id(a) for a in c.alt_ids)]
+    if stale:
+        logger.warning(
+            "%s: KB store format 1 with %d concepts whose main id is an OMIM id and a MeSH id an alternate "
+            "(e.g. %s); CTD defines the MeSH id as the main id: rebuild this KB from its source "
+            "(genbel kb build) to get those ids in outputs", path, len(stale), stale[0])
+
+
 __all__ = [
-    "DB_FILE", "FORMAT_VERSION", "META_FILE", "is_kb_dir", "kb_meta", "read_meta", "read_store", "write_store",
+    "DB_FILE", "FORMAT_VERSION", "META_FILE", "READ_VERSIONS", "is_kb_dir", "kb_meta", "read_meta", "read_store", "write_store",
 ]

@@ -30,6 +30,8 @@ _MRCONSO = ("CUI", "LAT", "TS", "LUI", "STT", "SUI", "ISPREF", "AUI", "SAUI", "S
             "CODE", "STR", "SRL", "SUPPRESS", "CVF")
 _MRSTY = ("CUI", "TUI", "STN", "STY", "ATUI", "CVF")
 _MRDEF = ("CUI", "AUI", "ATUI", "SATUI", "SAB", "DEF", "SUPPRESS", "CVF")
+_MRREL = ("CUI1", "AUI1", "STYPE1", "REL", "CUI2", "AUI2", "STYPE2", "RELA", "RUI", "SRUI", "SAB", "SL", "RG",
+          "DIR", "SUPPRESS", "CVF")
 
 
 def _rrf_file(directory: Path, stem: str, required: bool) -> Path | None:
@@ -80,6 +82,24 @@ def _semantic_network_stns(meta_dir: Path) -> dict[str, str]:
     return {}
 
 
+def _parents_from_mrrel(
+    d: Path, kept: Collection[str], drop: Collection[str], sabs: Collection[str] | None
+) -> dict[str, dict[str, None]]:
+    """CUI → its parent CUIs (an ordered set) from ``MRREL.RRF[.gz]`` in ``d`` (empty if absent)."""
+    mrrel = _rrf_file(d, "MRREL", required=False)
+    out: dict[str, dict[str, None]] = {}
+    if mrrel is None:
+        return out
+    for _, f in tqdm(_rrf_rows(mrrel, _MRREL), desc="MRREL", unit=" relations", disable=None, leave=False):
+        rel = f[3]
+        if rel not in ("PAR", "CHD") or f[14].upper() in drop or (sabs is not None and f[10] not in sabs):
+            continue
+        child, parent = (f[0], f[4]) if rel == "PAR" else (f[4], f[0])
+        if child != parent and child in kept:
+            out.setdefault(child, {})[parent] = None
+    return out
+
+
 def is_umls_dir(path: Path) -> bool:
     """Whether ``path`` (a release folder, its ``META`` folder) holds ``MRCONSO.RRF[.gz]``."""
     return _rrf_file(_umls_dir(path), "MRCONSO", required=False) is not None
@@ -107,6 +127,7 @@ def load_umls(
     include_descendant_types: bool = True,
     definitions: bool = True,
     code_sources: Collection[str] = (),
+    hierarchy: bool = True,
 ) -> KnowledgeBase:
     """A UMLS Metathesaurus subset from the RRF files of a release.
 
@@ -128,6 +149,10 @@ def load_umls(
     * ``code_sources`` (e.g. ``{"MSH", "OMIM"}``) adds the source codes of kept atoms as
       alternate ids (MeSH codes in canonical form ``D003924``, OMIM as ``OMIM:n``, others as
       ``SAB:CODE``), so gold ids of MeSH-annotated corpora resolve to CUIs.
+    * ``MRREL.RRF`` (optional; with ``hierarchy``) gives the parent links: a ``PAR`` row makes ``CUI2``
+      a parent of ``CUI1``, a ``CHD`` row makes ``CUI1`` a parent of ``CUI2`` (MRREL reads right to
+      left; both directions are usually listed), for kept concepts, from the ``sources`` when given,
+      suppressible rows dropped as above (the hierarchy, :mod:`genbel.kb.hierarchy`).
     """
     d = _umls_dir(Path(directory))
     if not d.is_dir():
@@ -205,6 +230,8 @@ def load_umls(
                 continue
             defs.setdefault(cui, {})[text] = None
 
+    parents = _parents_from_mrrel(d, names, drop, sabs) if hierarchy else {}
+
     kb = KnowledgeBase(name=name)
     for cui, ns in names.items():
         pref = preferred.get(cui, next(iter(ns)))
@@ -212,7 +239,7 @@ def load_umls(
         kb.add(
             Concept(cui, pref, [n for n in ns if n != pref], alt_ids=list(alt.get(cui, ())),
                     semantic_types=tuis, semantic_groups=groups_of_tuis(tuis),
-                    definitions=list(defs.get(cui, ())))
+                    definitions=list(defs.get(cui, ())), parents=list(parents.get(cui, ())))
         )
     logger.info("UMLS %s: %d atoms kept, %d concepts", d, n_atoms, len(kb))
     return kb

@@ -215,6 +215,13 @@ class ConceptPriorMixin:
         ``weight · log(1 + count)`` is added to concept scores (see :meth:`NameTable.concept_bonus`)."""
         if isinstance(prior, (str, Path)):
             prior = read_prior(prior)
+        kb = getattr(self, "kb", None)
+        if prior and kb is not None:  # keyed by main ids: a prior saved when another id was main still applies
+            resolved: dict[str, float] = {}
+            for k, v in prior.items():
+                main = kb.resolve_id(k) or k
+                resolved[main] = resolved.get(main, 0.0) + float(v)
+            prior = resolved
         self.prior = {k: float(v) for k, v in prior.items()} if prior else None
         self.prior_weight = float(weight)
         self._bonus = self.table.concept_bonus(self.prior, self.prior_weight)
