@@ -42,14 +42,24 @@ def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-fir
         return []
     if mode == "intersection":
         keys = set.intersection(*[{(s.start, s.end) for s in spans} for spans in span_lists])
-        return [s for s in span_lists[0] if (s.start, s.end) in keys]
-    if mode == "union":
-        return remove_overlaps(s for spans in span_lists for s in spans)
-    kept = list(span_lists[0])
-    for spans in span_lists[1:]:
-        add = [s for s in spans if not any(s.overlaps(k) for k in kept)]
-        kept.extend(add)
-    return sorted(kept, key=lambda s: (s.start, s.end))
+        kept = [s for s in span_lists[0] if (s.start, s.end) in keys]
+    elif mode == "union":
+        kept = remove_overlaps(s for spans in span_lists for s in spans)
+    else:
+        kept = list(span_lists[0])
+        for spans in span_lists[1:]:
+            kept.extend([s for s in spans if not any(s.overlaps(k) for k in kept)])
+    return sorted((_agreed(s, span_lists) for s in kept), key=lambda s: (s.start, s.end))
+
+
+def _agreed(span: Span, span_lists: Sequence[Sequence[Span]]) -> Span:
+    """``span`` with the sources of every detector that found the same offsets, ``+``-joined."""
+    sources: list[str] = []
+    for spans in span_lists:
+        for s in spans:
+            if (s.start, s.end) == (span.start, span.end) and s.source and s.source not in sources:
+                sources.append(s.source)
+    return span.with_(source="+".join(sources)) if len(sources) > 1 else span
 
 
 def tag_short_forms(text: str, spans: Sequence[Span]) -> list[Span]:
