@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--e2e", nargs="*", default=["dictionary+train", "tagger", "combined"],
                     help="which detectors to link end to end")
     ap.add_argument("--grid", action="store_true", help="dictionary settings grid instead")
+    ap.add_argument("--compare-matchers", action="store_true",
+                    help="pyahocorasick vs genbel's TokenTrie (over word ids) instead: build and match time")
     ap.add_argument("--docs", type=int, default=None, help="first N documents only")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
@@ -64,6 +66,9 @@ def main() -> None:
     print(f"corpus {args.corpus}: {len(docs)} docs, {sum(len(d.entities) for d in docs)} mentions, "
           f"{chars:,} chars; KB {kb!r}; load {os.getloadavg()[0]:.1f}")
 
+    if args.compare_matchers:
+        compare_matchers(kb, texts)
+        return
     if args.grid:
         for min_len in (3, 5):
             det = create_detector("dictionary", kb, training_docs=train or None, min_length=min_len,
@@ -80,6 +85,13 @@ def main() -> None:
                       f"overlap F1 {s['overlap'].f1:.1f}")
         return
 
+    from genbel.ner.dictionary import entity_group
+
+    groups = {entity_group(t) for t in types} if types else None
+
+    def keep_group(t: str) -> bool:  # --entity-types: spans of other groups are not scored
+        return groups is None or entity_group(t) in groups
+
     runs: dict[str, list] = {}
     seconds: dict[str, float] = {}
 
@@ -89,7 +101,7 @@ def main() -> None:
         for b in range(0, len(texts), 16):
             out.extend(det.detect_batch(texts[b:b + 16]))
         seconds[name] = time.perf_counter() - t0
-        runs[name] = out
+        runs[name] = [[sp for sp in spans if keep_group(sp.type)] for spans in out]
 
     run("dictionary", create_detector("dictionary", kb))
     if train:
@@ -97,11 +109,13 @@ def main() -> None:
     if args.tagger:
         run("tagger", create_detector(f"tagger:{args.tagger}"))
         dict_name = "dictionary+train" if train else "dictionary"
-        for mode in ("primary-first", "union", "intersection"):
+        for mode in ("primary-first", "dictionary-first", "union", "intersection"):
             for abbr in (False, True):
                 name = f"tagger {mode} {dict_name}" + (" +abbr" if abbr else "")
-                runs[name] = [tag_short_forms(t, combine_spans([a, b], mode)) if abbr else combine_spans([a, b], mode)
-                              for t, a, b in zip(texts, runs["tagger"], runs[dict_name])]
+                m, order = (("primary-first", 1) if mode == "dictionary-first" else (mode, 0))
+                pairs = [(b, a) if order else (a, b) for a, b in zip(runs["tagger"], runs[dict_name])]
+                runs[name] = [tag_short_forms(t, combine_spans(list(p), m)) if abbr else combine_spans(list(p), m)
+                              for t, p in zip(texts, pairs)]
                 seconds[name] = seconds["tagger"] + seconds[dict_name]
         runs["tagger +abbr"] = [tag_short_forms(t, a) for t, a in zip(texts, runs["tagger"])]
         seconds["tagger +abbr"] = seconds["tagger"]
@@ -120,7 +134,7 @@ def main() -> None:
 
         kb_link, _ = load_augmented_kb(args.kb, None, args.augment_kb) if args.augment_kb else (kb, [])
         lk = create_linker(args.linker, kb_link)
-        wanted = [n for n in runs if n in args.e2e or (n.startswith("tagger primary-first") and "combined" in args.e2e)]
+        wanted = [n for n in runs if n in args.e2e or (n.startswith("tagger ") and "combined" in args.e2e)]
         print(f"\n| detector + {args.linker} | strict P | strict R | strict F1 [95% CI] | link s |\n|---|---|---|---|---|")
         for name in wanted:
             t0 = time.perf_counter()
@@ -132,9 +146,63 @@ def main() -> None:
                   f"| {sec:.1f} |")
             results[name]["end_to_end"] = e.to_dict()
             results[name]["link_seconds"] = sec
-    print(f"\nload average at the end: {os.getloadavg()}")
+    import resource
+
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB · "
+          f"load average at the end: {os.getloadavg()}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
+
+
+def compare_matchers(kb, texts: list[str]) -> None:  # noqa: ANN001
+    """The same folded KB names matched in the same folded texts (all word-boundary matches) by
+    pyahocorasick over characters and by genbel's CSR TokenTrie over word ids (a walk from every
+    word); both give the same matches, the time is what differs."""
+    import ahocorasick
+
+    from genbel.ner.dictionary import fold, fold_with_offsets
+    from genbel.trie.token_trie import TokenTrie
+
+    names = sorted({fold(n) for c in kb for n in c.names} - {""})
+    folded = [fold_with_offsets(t)[0] for t in texts]
+    t0 = time.perf_counter()
+    ac = ahocorasick.Automaton()
+    for i, n in enumerate(names):
+        ac.add_word(n, (len(n), i))
+    ac.make_automaton()
+    t_ac = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vocab: dict[str, int] = {}
+    seqs = [[vocab.setdefault(w, len(vocab)) for w in n.split()] for n in names]
+    trie = TokenTrie.build(seqs)
+    t_trie = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_ac = 0
+    for f in folded:
+        n = len(f)
+        for end, (ln, _) in ac.iter(f):
+            s = end - ln + 1
+            if (s == 0 or f[s - 1] == " ") and (end + 1 == n or f[end + 1] == " "):
+                n_ac += 1
+    m_ac = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_trie = 0
+    for f in folded:
+        ids = [vocab.get(w, -1) for w in f.split()]
+        for i in range(len(ids)):
+            node = 0
+            for j in range(i, len(ids)):
+                node = trie.step(node, ids[j])
+                if node < 0:
+                    break
+                n_trie += trie.is_terminal(node)
+    m_trie = time.perf_counter() - t0
+    chars = sum(map(len, texts))
+    print(f"{len(names):,} folded names, {len(texts)} texts, {chars:,} chars; matches: ahocorasick {n_ac}, "
+          f"trie {n_trie}")
+    print("| matcher | build s | match s | chars/s |\n|---|---|---|---|")
+    print(f"| pyahocorasick (characters) | {t_ac:.2f} | {m_ac:.3f} | {chars / m_ac:,.0f} |")
+    print(f"| genbel TokenTrie (word ids) | {t_trie:.2f} | {m_trie:.3f} | {chars / m_trie:,.0f} |")
 
 
 if __name__ == "__main__":

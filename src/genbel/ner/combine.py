@@ -4,7 +4,8 @@ Modes of :class:`CombinedDetector` (the first detector is the *primary*, normall
 second the dictionary), chosen on dev data (``docs/benchmarks.md``):
 
 * ``primary-first`` (``tagger-first``): every span of the primary; spans of the others that overlap
-  none of them are added;
+  none of them are added (``dictionary-first`` in :func:`make_combined_detector`: the dictionary is
+  the primary);
 * ``union``: every span of every detector, overlaps resolved longest first;
 * ``intersection``: only spans that all detectors found with the same offsets.
 
@@ -123,6 +124,11 @@ def make_combined_detector(
     (the tagger at PATH); ``tagger=`` may also give the tagger (a detector or a spec)."""
     if kb is None:
         raise ConfigError(Errors.E502.format(what="combined"))
+    dictionary_first = mode == "dictionary-first"
+    if dictionary_first:
+        mode = "primary-first"
+    combine_spans([], mode)  # validates the mode before the tagger is loaded
     tagger_det = create_detector(tagger if tagger is not None else f"tagger:{arg or 'default'}")
     dictionary = create_detector("dictionary", kb, training_docs=training_docs, **options)
-    return CombinedDetector([tagger_det, dictionary], mode, abbreviations=abbreviations)
+    parts = [dictionary, tagger_det] if dictionary_first else [tagger_det, dictionary]
+    return CombinedDetector(parts, mode, abbreviations=abbreviations)
