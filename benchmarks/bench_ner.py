@@ -95,7 +95,7 @@ def main() -> None:
     runs: dict[str, list] = {}
     seconds: dict[str, float] = {}
 
-    def run(name: str, det) -> None:  # noqa: ANN001
+    def run(name: str, det) -> None:
         t0 = time.perf_counter()
         out = []
         for b in range(0, len(texts), 16):
@@ -154,7 +154,7 @@ def main() -> None:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
 
 
-def compare_matchers(kb, texts: list[str]) -> None:  # noqa: ANN001
+def compare_matchers(kb, texts: list[str]) -> None:
     """The same folded KB names matched in the same folded texts (all word-boundary matches) by
     pyahocorasick over characters and by genbel's CSR TokenTrie over word ids (a walk from every
     word); both give the same matches, the time is what differs."""

@@ -3,6 +3,8 @@ stop-lists, training mentions."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,7 +61,7 @@ def test_offsets_are_exact_on_any_text(pieces: list[str]) -> None:
                              min_length=1)
     text = "".join(pieces)
     spans = det.detect(text)
-    for a, b in zip(spans, spans[1:]):
+    for a, b in itertools.pairwise(spans):
         assert a.end <= b.start
     for s in spans:
         assert text[s.start:s.end] == s.text

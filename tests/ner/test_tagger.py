@@ -97,7 +97,7 @@ def test_training_refuses_nothing_to_learn(encoder_dir: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_shipped_disease_tagger_and_default_detector(tiny_kb) -> None:  # noqa: ANN001
+def test_shipped_disease_tagger_and_default_detector(tiny_kb) -> None:
     from genbel.ner import default_detector
     from genbel.ner.combine import CombinedDetector
 

@@ -45,13 +45,7 @@ __all__ = [
 ]
 
 #: generic words that some biomedical KBs list as (rare) names; never matched
-STOP_WORDS = frozenset("""
-a an and are as at be but by can for from had has have he her his i in is it its may me men no nor not
-of on or our per she so than that the their them then there these they this those to us was we were
-which who will with you all any each other same such one two three type types case cases
-disease diseases disorder disorders syndrome syndromes condition conditions abnormality abnormalities
-anomaly anomalies lesion lesions symptom symptoms sign signs finding findings complication complications
-""".split())
+STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "for", "from", "had", "has", "have", "he", "her", "his", "i", "in", "is", "it", "its", "may", "me", "men", "no", "nor", "not", "of", "on", "or", "our", "per", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "us", "was", "we", "were", "which", "who", "will", "with", "you", "all", "any", "each", "other", "same", "such", "one", "two", "three", "type", "types", "case", "cases", "disease", "diseases", "disorder", "disorders", "syndrome", "syndromes", "condition", "conditions", "abnormality", "abnormalities", "anomaly", "anomalies", "lesion", "lesions", "symptom", "symptoms", "sign", "signs", "finding", "findings", "complication", "complications"])
 
 _FOLD_CACHE: dict[str, str] = {}
 
@@ -244,9 +238,9 @@ class DictionaryDetector(Detector):
                 continue
             start, end = origin[fs], origin[fe - 1] + 1
             e = self._entries[key]
-            if not e.any_case or len(key) < self.min_length:  # acronym-like only: exact case
-                if e.forms is None or text[start:end] not in e.forms:
-                    continue
+            acronym_only = not e.any_case or len(key) < self.min_length
+            if acronym_only and (e.forms is None or text[start:end] not in e.forms):  # exact case
+                continue
             found.append((Span(start, end, text[start:end], e.type(), 1.0, self.name), key))
         return found
 

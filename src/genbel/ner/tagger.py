@@ -147,14 +147,16 @@ class TokenTagger(Detector):
         self.info = dict(info or {})
 
     # ------------------------------------------------------------------ inference
-    def chunk_probs(self, chunks: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each chunk: ``(offsets[T, 2], probs[T, L])`` over its word pieces (special tokens dropped)."""
+    def chunk_probs(self, chunks: Sequence[str], batch_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each chunk: ``(offsets[T, 2], probs[T, L])`` over its word pieces (special tokens dropped);
+        chunks are run in batches of ``batch_size`` (default: the tagger's) of similar lengths."""
         import torch
 
+        bs = batch_size or self.batch_size
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(chunks)
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b:b + self.batch_size]
+        for b in range(0, len(order), bs):
+            idx = order[b:b + bs]
             enc = self.tokenizer([chunks[i] for i in idx], return_offsets_mapping=True, truncation=True,
                                  max_length=self.max_length, padding=True, return_tensors="pt")
             offsets = enc.pop("offset_mapping").numpy()
@@ -172,15 +174,14 @@ class TokenTagger(Detector):
         return [o for o in out if o is not None]
 
     def detect_batch(self, texts: Sequence[str], batch_size: int | None = None) -> list[list[Span]]:
+        """Spans per text; ``batch_size`` chunks (sentences) per forward pass (default 32)."""
         for t in texts:
             if not isinstance(t, str):
                 raise InputError(Errors.E507.format(where="tagger", type=type(t).__name__))
-        if batch_size:
-            self.batch_size = batch_size
         pieces: list[tuple[int, int, int]] = []  # (text index, chunk start, chunk end)
         for ti, t in enumerate(texts):
             pieces.extend((ti, s, e) for s, e in chunk_spans(t, self.max_chars))
-        results = self.chunk_probs([texts[ti][s:e] for ti, s, e in pieces])
+        results = self.chunk_probs([texts[ti][s:e] for ti, s, e in pieces], batch_size)
         out: list[list[Span]] = [[] for _ in texts]
         for (ti, cs, _ce), (offsets, probs) in zip(pieces, results):
             text = texts[ti]
@@ -219,13 +220,13 @@ class TokenTagger(Detector):
 
         base = str(base or self.info.get("base") or "minilm")
         base_model, _, _ = _load_base(base, self.labels)
-        state = {k: v for k, v in self.model.state_dict().items()}
+        state = dict(self.model.state_dict())
         base_state = base_model.state_dict()
         enc_keys = [k for k in state if not k.startswith(HEAD_PREFIX)]
         tensors, changed = w.delta_tensors({k: state[k] for k in enc_keys}, {k: base_state[k] for k in enc_keys})
-        for k in state:
+        for k, v in state.items():
             if k.startswith(HEAD_PREFIX):
-                tensors[k] = state[k].detach().float().contiguous()
+                tensors[k] = v.detach().float().contiguous()
         info = {
             "format": "genbel-ner-delta-int8", "labels": self.labels, "base": w.delta_base_reference(base),
             "base_fingerprint": w.state_fingerprint({k: base_state[k] for k in enc_keys}),
