@@ -48,7 +48,9 @@ def test_linked_documents_and_write(tiny_kb, tmp_path: Path) -> None:
     results = ExactMatchLinker(tiny_kb).link_documents(docs, k=3, entity_types=["Disease"])
     out = linked_documents(docs, results, tiny_kb.name)
     ents = out[0]["entities"]
-    assert ents[0]["candidates"] == [{"code": "D002", "name": "Colorectal Neoplasms", "score": 1.0}]
+    assert ents[0]["candidates"] == [
+        {"code": "D002", "name": "Colorectal Neoplasms", "matched": "colon cancer", "score": 1.0}
+    ]
     assert ents[0]["normalized"][0]["db_id"] == "D002" and ents[0]["gold_normalized"]
     assert "candidates" not in ents[1]  # filtered out by entity type: unchanged
     write_linked(out, tmp_path / "o.jsonl", "jsonl")

@@ -364,8 +364,12 @@ def test_registry_factory(linkers, kb, tmp_path):
     assert lk.sample(SENTENCES[:2], num_beams=3) == linkers["bart"].sample(SENTENCES[:2], num_beams=3)
     q = [MentionQuery("colon cancer", type="Disease")]
     assert [c.concept_id for c in lk.link(q, k=1)[0]] == [lk.generate(q, num_beams=2)[0][0].codes[0]]
+    from genbel.linkers.generative import _factory
+    from genbel.linkers.registry import resolve_alias
+
+    assert resolve_alias("generative") == "generative:default"  # a bare name is the shipped model
     with raises_code("E255", ConfigError, match="no model given"):
-        create_linker("generative", kb)
+        _factory(kb, None)
     assert Errors.E255.startswith("[E255] {where}")
     # a plain Hugging Face checkpoint (no genbel_linker.json): loaded as a model, trie built for the KB
     plain = tmp_path / "hf"
