@@ -156,14 +156,16 @@ def load_augmented_kb(
 
 def uses_shipped_models(linker_spec: str | None) -> bool:
     """Whether ``linker_spec`` is the default pipeline or only shipped models: ``None`` (no linker
-    named), an alias of one (``default``, ``dense``, ``generative``), or ``NAME:default`` parts joined
-    by ``+``. The shipped models were trained for the bundled KB, which they link against by default."""
+    named), the default's spec, an alias of one (``default``, ``dense``, ``generative``), or
+    ``NAME:default`` parts joined by ``+``. The shipped models were trained for the bundled KB, which
+    they link against by default."""
+    from genbel.linkers import default
     from genbel.linkers.registry import resolve_alias
 
     if linker_spec is None:
         return True
-    parts = resolve_alias(linker_spec).split("+")
-    return all(part.partition(":")[2] == "default" for part in parts)
+    spec = resolve_alias(linker_spec)
+    return spec == default.DEFAULT_LINKER or all(part.partition(":")[2] == "default" for part in spec.split("+"))
 
 
 def kb_spec_for(kb: str | Path | None, linker_spec: str | None, where: str = "genbel link") -> str | Path:
