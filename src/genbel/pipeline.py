@@ -165,7 +165,9 @@ def uses_shipped_models(linker_spec: str | None) -> bool:
     if linker_spec is None:
         return True
     spec = resolve_alias(linker_spec)
-    return spec == default.DEFAULT_LINKER or all(part.partition(":")[2] == "default" for part in spec.split("+"))
+    if spec == default.DEFAULT_LINKER:
+        return True
+    return all(part.partition(":")[2] == "default" for part in spec.split("+"))
 
 
 def kb_spec_for(kb: str | Path | None, linker_spec: str | None, where: str = "genbel link") -> str | Path:

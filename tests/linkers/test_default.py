@@ -109,7 +109,7 @@ def test_the_real_default_links_with_preferred_names(tiny_kb: KnowledgeBase, tmp
             assert c.name == tiny_kb[c.concept_id].name and c.matched in tiny_kb[c.concept_id].names
 
 
-# ------------------------------------------------------------------------------------------ preferred + matched
+# ---------------------------------------------------------------------------------- preferred + matched
 def _check_names(kb: KnowledgeBase, rows: list[list[Candidate]]) -> None:
     """Every candidate: ``name`` is its concept's preferred name, ``matched`` one of the concept's names."""
     assert any(rows)

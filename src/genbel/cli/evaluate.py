@@ -52,7 +52,8 @@ def evaluate_cmd(
         "auto", "--input-format", help="Corpus format: auto|pubtator|bigbio-json|bigbio-jsonl."
     ),
     kb: str | None = typer.Option(
-        None, "--kb", help="KB dictionary file or built KB directory (default: the bundled KB for shipped models)."
+        None, "--kb",
+        help="KB dictionary file or built KB directory (default: the bundled KB for shipped models).",
     ),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
@@ -62,7 +63,8 @@ def evaluate_cmd(
     ),
     linker: str | None = typer.Option(
         None, "--linker",
-        help=f"exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH] or an alias (default: {DEFAULT_LINKER})",
+        help=f"exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH] or an alias (default: "
+        f"{DEFAULT_LINKER})",
     ),
     train_corpus: Path | None = typer.Option(
         None, "--train-corpus", help="Corpus for the seen/unseen concept split."

@@ -26,7 +26,8 @@ def link_cmd(
     ),
     linker: str | None = typer.Option(
         None, "--linker",
-        help=f"NAME[:PATH] or an alias, e.g. tfidf, generative, generative:runs/smollm2 (default: {DEFAULT_LINKER}).",
+        help=f"NAME[:PATH] or an alias, e.g. tfidf, generative, generative:runs/smollm2 "
+        f"(default: {DEFAULT_LINKER}).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output file: BigBio .json or .jsonl with candidates (format from the extension).",

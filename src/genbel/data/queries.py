@@ -38,7 +38,9 @@ class Candidate:
 
     def to_dict(self) -> dict:
         """``{"code", "name", "matched", "score"}``: what ``genbel link`` and ``genbel evaluate`` write."""
-        return {"code": self.concept_id, "name": self.name, "matched": self.matched, "score": float(self.score)}
+        return {
+            "code": self.concept_id, "name": self.name, "matched": self.matched, "score": float(self.score),
+        }
 
 
 @dataclass

@@ -62,5 +62,7 @@ def default_linker(
     try:
         return create_linker(DEFAULT_LINKER, kb, **options)
     except MissingDependencyError as e:
-        logger.warning("using the %s linker instead of the default %s: %s", FALLBACK_LINKER, DEFAULT_LINKER, e)
+        logger.warning(
+            "using the %s linker instead of the default %s: %s", FALLBACK_LINKER, DEFAULT_LINKER, e
+        )
         return create_linker(FALLBACK_LINKER, kb)

@@ -137,7 +137,9 @@ class HybridLinker(Linker):
                 ((s + self.retriever_weight * cands[j].score, j, n) for j, (s, n) in best.items()),
                 key=lambda t: (-t[0], t[1]),
             )
-            out.append([Candidate(cands[j].concept_id, cands[j].name, float(s), matched=n) for s, j, n in ranked[:k]])
+            out.append([
+                Candidate(cands[j].concept_id, cands[j].name, float(s), matched=n) for s, j, n in ranked[:k]
+            ])
         return out
 
 

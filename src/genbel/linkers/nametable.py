@@ -177,9 +177,9 @@ class NameTable:
         """The ``k`` best concepts of each row of a dense ``(batch, n_names)`` score array.
 
         A concept scores the maximum over its names (plus ``bonus[concept]`` when given, see
-        :meth:`concept_bonus`) and is shown with its preferred name and that best name (``matched``). Remaining ties are broken by KB
-        order, so results are deterministic. Concepts whose name score is ``<= min_score`` are left
-        out (``None``: keep all).
+        :meth:`concept_bonus`) and is shown with its preferred name and that best name (``matched``).
+        Remaining ties are broken by KB order, so results are deterministic. Concepts whose name
+        score is ``<= min_score`` are left out (``None``: keep all).
         """
         out: list[list[Candidate]] = []
         if k <= 0 or self.n_concepts == 0:

@@ -61,7 +61,8 @@ def resolve_alias(spec: str) -> str:
 
 
 def known_linkers() -> str:
-    """The registry names and the aliases, for messages (E009): ``"biosyn, dense, … (aliases: …)"``."""
+    """The registry names and the aliases, for messages (E009):
+    ``"biosyn, dense, … or NAME:PATH (aliases: default = dense:default, …)"``."""
     aliases = ", ".join(f"{a} = {spec}" for a, spec in ALIASES.items())
     return f"{', '.join(available_linkers())} or NAME:PATH (aliases: {aliases})"
 
