@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,13 @@ def test_base_install_works_without_torch(tmp_path: Path) -> None:
         r = _genbel("evaluate", str(corpus), "--kb", "kb", "--linker", linker, cwd=tmp_path)
         assert r.returncode == 2, (linker, r.stderr)
         assert "[E450]" in r.stderr and "genbel[models]" in r.stderr, r.stderr
+
+    # no linker named: the default needs the models extra, so TF-IDF is used and a warning says why
+    r = _genbel("evaluate", str(corpus), "--kb", "kb", "--bootstrap", "10", "--json-out", "d.json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "LEAKED" not in r.stderr and "[E450]" in r.stderr and "genbel[models]" in r.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["linker"] == "tfidf"
 
     # synthetic sentences from templates need no model either
     r = _genbel("synth", "--kb", "kb", "--generator", "template", "--n", "2", "--out", "s.jsonl", cwd=tmp_path)

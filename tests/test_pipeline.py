@@ -12,11 +12,13 @@ from genbel.errors import ConfigError, InputError
 from genbel.linkers.exact import ExactMatchLinker
 from genbel.pipeline import (
     generative_options,
+    kb_spec_for,
     linked_documents,
     linker_kb,
     load_augmented_kb,
     read_input,
     read_markup,
+    uses_shipped_models,
     write_linked,
 )
 from tests.conftest import make_doc
@@ -48,7 +50,9 @@ def test_linked_documents_and_write(tiny_kb, tmp_path: Path) -> None:
     results = ExactMatchLinker(tiny_kb).link_documents(docs, k=3, entity_types=["Disease"])
     out = linked_documents(docs, results, tiny_kb.name)
     ents = out[0]["entities"]
-    assert ents[0]["candidates"] == [{"code": "D002", "name": "Colorectal Neoplasms", "score": 1.0}]
+    assert ents[0]["candidates"] == [
+        {"code": "D002", "name": "Colorectal Neoplasms", "matched": "colon cancer", "score": 1.0}
+    ]
     assert ents[0]["normalized"][0]["db_id"] == "D002" and ents[0]["gold_normalized"]
     assert "candidates" not in ents[1]  # filtered out by entity type: unchanged
     write_linked(out, tmp_path / "o.jsonl", "jsonl")
@@ -59,6 +63,8 @@ def test_linked_documents_and_write(tiny_kb, tmp_path: Path) -> None:
 
 def test_generative_options() -> None:
     assert generative_options("tfidf", constrained=False, num_beams=3) == {}
+    assert generative_options(None, num_beams=3) == {}  # the default linker
+    assert generative_options("generative", num_beams=3)["num_beams"] == 3  # the alias of generative:default
     assert generative_options("generative:run", num_beams=3) == {
         "constrained": True, "restrict_to_group": True, "num_beams": 3,
     }
@@ -71,10 +77,25 @@ def test_linker_kb_and_augmented_kb(tiny_kb, tmp_path: Path) -> None:
     with raises_code("E014", ConfigError) as e:
         linker_kb(None, None, "tfidf")
     assert str(e.value).startswith("[E014]")
+    assert linker_kb(None, None, None).name == "MEDIC"  # no linker named: the default, over the bundled KB
     corpus = tmp_path / "train.json"
     write_corpus([make_doc("1", "big bowel cancer", [("big bowel cancer", "Disease", "D002")])], corpus)
     kb, added = load_augmented_kb(tmp_path / "run" / "kb", augment=[corpus])
     assert added == [(str(corpus), 1)] and kb.lookup("big bowel cancer") == ["D002"]
+
+
+def test_shipped_models_link_against_the_bundled_kb() -> None:
+    from genbel.linkers.default import DEFAULT_LINKER
+
+    for spec in (None, "default", DEFAULT_LINKER, "dense", "dense:default", "generative", "biosyn:default",
+                 "dense:default+rerank:default"):
+        assert uses_shipped_models(spec), spec
+        assert kb_spec_for(None, spec) == "default"
+    for spec in ("tfidf", "exact", "dense:runs/x", "dense:default+rerank:runs/r"):
+        assert not uses_shipped_models(spec), spec
+        with raises_code("E014", ConfigError, match="genbel evaluate: .*--kb"):
+            kb_spec_for(None, spec, where="genbel evaluate")
+    assert kb_spec_for("kb/medic", "tfidf") == kb_spec_for("kb/medic", None) == "kb/medic"
 
 
 # ----------------------------------------------------------------------------- incremental, resumable output

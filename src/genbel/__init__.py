@@ -1,6 +1,8 @@
 """genbel: biomedical entity linking — generative (prefix-trie constrained), retrieval, document-level.
 
->>> from genbel import load_kb, load_corpus, create_linker, evaluate
+>>> from genbel import default_linker, load_kb, load_corpus, create_linker, evaluate
+>>> default_linker().link(["panic attacks"], k=1)   # the default pipeline over the bundled MEDIC KB
+[[Candidate(concept_id='D016584', name='Panic Disorder', score=..., matched='Panic Attacks')]]
 >>> kb = load_kb("medic_06Jul2012.txt")
 >>> linker = create_linker("tfidf", kb)
 >>> linker.link(["heart attack", ("MI", "She had an MI last year.")], k=3)

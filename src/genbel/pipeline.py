@@ -4,7 +4,8 @@
   markup lines;
 * :func:`load_augmented_kb`: a KB (:func:`genbel.kb.open_kb`) with the mentions of annotated corpora
   added as synonyms;
-* :func:`linker_kb`: the KB to link against, given ``--kb`` or a saved linker with a ``kb/`` folder;
+* :func:`linker_kb`: the KB to link against, given ``--kb``, a saved linker with a ``kb/`` folder, or
+  the bundled KB for the default linker and the shipped models (:func:`kb_spec_for`);
 * :func:`generative_options`: the generative decoding options of ``genbel link``;
 * :func:`linked_documents` / :func:`write_linked`: BigBio documents with ranked candidates per entity;
 * :func:`output_format`: the output format of a path (``.json`` / ``.jsonl``);
@@ -47,6 +48,7 @@ __all__ = [
     "LinkRun",
     "check_markup_groups",
     "generative_options",
+    "kb_spec_for",
     "link_to_file",
     "linked_documents",
     "linker_kb",
@@ -57,6 +59,7 @@ __all__ = [
     "partial_path",
     "read_input",
     "read_markup",
+    "uses_shipped_models",
     "write_linked",
 ]
 
@@ -151,26 +154,55 @@ def load_augmented_kb(
     return kb, added
 
 
-def linker_kb(kb: str | Path | None, kb_format: str | None, linker_spec: str) -> KnowledgeBase:
-    """The KB to link against: ``kb`` (:func:`genbel.kb.open_kb`) when given, else the ``kb/`` folder
-    of the saved linker that ``linker_spec`` (``NAME:PATH``) names; E014 when there is neither."""
+def uses_shipped_models(linker_spec: str | None) -> bool:
+    """Whether ``linker_spec`` is the default pipeline or only shipped models: ``None`` (no linker
+    named), the default's spec, an alias of one (``default``, ``dense``, ``generative``), or
+    ``NAME:default`` parts joined by ``+``. The shipped models were trained for the bundled KB, which
+    they link against by default."""
+    from genbel.linkers import default
+    from genbel.linkers.registry import resolve_alias
+
+    if linker_spec is None:
+        return True
+    spec = resolve_alias(linker_spec)
+    if spec == default.DEFAULT_LINKER:
+        return True
+    return all(part.partition(":")[2] == "default" for part in spec.split("+"))
+
+
+def kb_spec_for(kb: str | Path | None, linker_spec: str | None, where: str = "genbel link") -> str | Path:
+    """The KB a command uses: ``kb`` when given, else the bundled KB (``"default"``) for the default
+    linker and the shipped models (:func:`uses_shipped_models`); E014 for any other linker."""
     if kb is not None:
-        return open_kb(kb, kb_format)
-    _, _, path = linker_spec.partition(":")
-    if path and (Path(path) / LINKER_KB_DIR).is_dir():
-        return KnowledgeBase.load(Path(path) / LINKER_KB_DIR)
-    raise ConfigError(Errors.E014.format(where="genbel link", field="--kb (the linker has no saved kb/)"))
+        return kb
+    if uses_shipped_models(linker_spec):
+        logger.info("no KB given: using the bundled KB")
+        return "default"
+    raise ConfigError(Errors.E014.format(
+        where=where, field="--kb (the linker is not a shipped model and has no saved kb/)",
+    ))
+
+
+def linker_kb(kb: str | Path | None, kb_format: str | None, linker_spec: str | None) -> KnowledgeBase:
+    """The KB to link against: ``kb`` (:func:`genbel.kb.open_kb`) when given, else the ``kb/`` folder
+    of the saved linker that ``linker_spec`` (``NAME:PATH``) names, else the bundled KB for the
+    default linker (``None``) and shipped models (:func:`kb_spec_for`); E014 when there is none."""
+    if kb is None and linker_spec is not None:
+        path = linker_path(linker_spec)
+        if path and (Path(path) / LINKER_KB_DIR).is_dir():
+            return KnowledgeBase.load(Path(path) / LINKER_KB_DIR)
+    return open_kb(kb_spec_for(kb, linker_spec), kb_format)
 
 
 # ----------------------------------------------------------------------------- linker options
-def linker_path(spec: str) -> str | None:
+def linker_path(spec: str | None) -> str | None:
     """The path of a ``NAME:PATH`` linker spec (``generative:runs/x`` → ``runs/x``; else ``None``)."""
-    _, _, path = spec.partition(":")
+    _, _, path = (spec or "").partition(":")
     return path or None
 
 
 def generative_options(
-    linker_spec: str,
+    linker_spec: str | None,
     *,
     constrained: bool = True,
     restrict_to_group: bool = True,
@@ -178,8 +210,11 @@ def generative_options(
     batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Decoding options for :func:`genbel.linkers.create_linker` when ``linker_spec`` is a generative
-    linker (``generative[:PATH]``); ``{}`` for any other linker (they take none of these)."""
-    if linker_spec.partition(":")[0] != "generative":
+    linker (``generative[:PATH]``); ``{}`` for any other linker (they take none of these) and for
+    ``None`` (the default linker)."""
+    from genbel.linkers.registry import resolve_alias
+
+    if linker_spec is None or resolve_alias(linker_spec).partition(":")[0] != "generative":
         return {}
     options: dict[str, Any] = {"constrained": constrained, "restrict_to_group": restrict_to_group}
     if num_beams is not None:

@@ -73,9 +73,10 @@ def test_link_markup_lines_to_bigbio_json(linker_dir, tmp_path):
         q = parse_markup(line)
         assert ent["text"] == [q.text] and d["passages"][0]["text"] == [q.context]
         expected = lk.link([q], k=3)[0]
-        assert [(c["code"], c["name"]) for c in ent["candidates"]] == [
-            (c.concept_id, c.name) for c in expected
+        assert [(c["code"], c["name"], c["matched"]) for c in ent["candidates"]] == [
+            (c.concept_id, c.name, c.matched) for c in expected
         ]
+        assert all(c["name"] == lk.kb[c["code"]].name for c in ent["candidates"])  # the preferred name
         assert [c["score"] for c in ent["candidates"]] == pytest.approx([c.score for c in expected], abs=1e-5)
         assert 1 <= len(ent["candidates"]) <= 3 and ent["candidates"][0]["score"] == 1.0
         assert ent["normalized"] == [{"db_name": "tiny", "db_id": expected[0].concept_id}]

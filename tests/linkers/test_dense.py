@@ -21,7 +21,8 @@ def test_exact_names_link_to_their_concept(tiny_kb, encoder):
     linker = DenseLinker(tiny_kb, encoder)
     queries = [MentionQuery("Colon cancer"), MentionQuery("familial adenomatous polyposis"), MentionQuery("")]
     res = linker.link(queries, k=3)
-    assert res[0][0].concept_id == "D002" and res[0][0].name == "colon cancer"
+    top = res[0][0]
+    assert (top.concept_id, top.name, top.matched) == ("D002", "Colorectal Neoplasms", "colon cancer")
     assert res[0][0].score == pytest.approx(1.0, abs=1e-5)
     assert res[1][0].concept_id == "D003"
     assert res[2] == []

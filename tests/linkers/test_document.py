@@ -99,6 +99,9 @@ def test_link_groups_queries_by_document(gens):
     assert [[c.concept_id for c in cs] for _, cs in via_docs] == [
         [c.concept_id for c in cs] for cs in via_link
     ]
+    kb = gens["llama"].kb  # each candidate: the concept's preferred name and the KB name the beam wrote
+    assert all(c.name == kb[c.concept_id].name and c.matched in kb[c.concept_id].names
+               for _, cs in via_docs for c in cs)
 
 
 def test_context_chars_model_uses_the_generator_format(gens):

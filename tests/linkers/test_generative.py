@@ -254,6 +254,10 @@ def test_link_maps_beams_to_distinct_concepts_and_shared_names_to_all_codes(tok)
     assert [c.concept_id for c in cands] == list(dict.fromkeys(c for b in beams for c in b.codes))[:3]
     assert len({c.concept_id for c in cands}) == len(cands) == 3
     assert cands[0].score == 1.0 and [c.name for c in cands] == [kb[c.concept_id].name for c in cands]
+    # matched: the name the beam wrote (one name, "cold", gives X1 "cold" and X2 "Cold Temperature")
+    first_beam = {cid: b.name for b in reversed(beams) for cid in b.codes}
+    assert [c.matched for c in cands] == [first_beam[c.concept_id] for c in cands]
+    assert all(c.matched in kb[c.concept_id].names for c in cands)
     by_name = {b.name: b for b in beams}
     assert by_name["cold"].codes == ["X1", "X2"]
     only_cold = lk.link(q, k=5, candidates=[["X1", "X2"]])[0]
@@ -364,8 +368,12 @@ def test_registry_factory(linkers, kb, tmp_path):
     assert lk.sample(SENTENCES[:2], num_beams=3) == linkers["bart"].sample(SENTENCES[:2], num_beams=3)
     q = [MentionQuery("colon cancer", type="Disease")]
     assert [c.concept_id for c in lk.link(q, k=1)[0]] == [lk.generate(q, num_beams=2)[0][0].codes[0]]
+    from genbel.linkers.generative import _factory
+    from genbel.linkers.registry import resolve_alias
+
+    assert resolve_alias("generative") == "generative:default"  # a bare name is the shipped model
     with raises_code("E255", ConfigError, match="no model given"):
-        create_linker("generative", kb)
+        _factory(kb, None)
     assert Errors.E255.startswith("[E255] {where}")
     # a plain Hugging Face checkpoint (no genbel_linker.json): loaded as a model, trie built for the KB
     plain = tmp_path / "hf"

@@ -43,11 +43,13 @@ QUERIES = [
 
 
 def _retriever():
+    """Candidates as retrievers return them: the preferred name, and the synonym that matched."""
     return FixedRetriever({
-        "breast cancer": [Candidate("D001", "breast cancer", 0.9),
-                          Candidate("D002", "colorectal cancer", 0.5),
-                          Candidate("D004", "ache", 0.1)],
-        "colon cancer": [Candidate("D002", "colon cancer", 1.0), Candidate("D003", "APC", 0.2)],
+        "breast cancer": [Candidate("D001", "Breast Neoplasms", 0.9, matched="breast cancer"),
+                          Candidate("D002", "Colorectal Neoplasms", 0.5, matched="colorectal cancer"),
+                          Candidate("D004", "Pain", 0.1, matched="ache")],
+        "colon cancer": [Candidate("D002", "Colorectal Neoplasms", 1.0, matched="colon cancer"),
+                         Candidate("D003", "Adenomatous Polyposis Coli", 0.2, matched="APC")],
     })
 
 
@@ -58,11 +60,16 @@ def test_rerank_scores_retrieved_names_with_the_generator(kb, generator):
     retrieved = _retriever().link(QUERIES, k=3)
     for q, row, cands in zip(QUERIES[:2], res, retrieved):
         assert {c.concept_id for c in row} == {c.concept_id for c in cands}
-        want = generator.score_candidates([q], [[c.name for c in cands]])[0]
+        # the generator scores the names the retriever matched, not the preferred names
+        want = generator.score_candidates([q], [[c.matched for c in cands]])[0]
+        assert want != generator.score_candidates([q], [[c.name for c in cands]])[0]
         expected = sorted(((s, c.concept_id) for s, c in zip(want, cands)), key=lambda t: -t[0])
         assert [c.concept_id for c in row] == [cid for _, cid in expected]
         for c, (s, _) in zip(row, expected):
             assert c.score == pytest.approx(s, abs=1e-5)
+        by_id = {c.concept_id: c for c in cands}
+        assert [(c.name, c.matched) for c in row] == [(by_id[c.concept_id].name, by_id[c.concept_id].matched)
+                                                      for c in row]
     top1 = hybrid.link(QUERIES, k=1)
     assert [len(r) for r in top1] == [1, 1, 0]
 
@@ -76,7 +83,7 @@ def test_rerank_adds_weighted_retrieval_scores_and_more_names(kb, generator):
     for cid in a:
         assert b[cid] == pytest.approx(a[cid] + 2.0 * retrieval[cid], abs=1e-5)
     many = HybridLinker(kb, generator, _retriever(), mode="rerank", names_per_concept=3)
-    assert many._names(Candidate("D001", "breast cancer", 1.0)) == [
+    assert many._names(Candidate("D001", "Breast Neoplasms", 1.0, matched="breast cancer")) == [
         "breast cancer", "Breast Neoplasms", "breast tumor"
     ]
     row = many.link(QUERIES[:1], k=5)[0]
@@ -84,7 +91,7 @@ def test_rerank_adds_weighted_retrieval_scores_and_more_names(kb, generator):
     names = ["breast cancer", "Breast Neoplasms", "breast tumor"]
     scores = generator.score_candidates(QUERIES[:1], [names])[0]
     assert d001.score == pytest.approx(max(scores), abs=1e-5)
-    assert d001.name == names[scores.index(max(scores))]
+    assert (d001.name, d001.matched) == ("Breast Neoplasms", names[scores.index(max(scores))])
 
 
 def test_constrain_generates_only_retrieved_concepts_then_falls_back(kb, generator):

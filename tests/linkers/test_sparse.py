@@ -22,10 +22,11 @@ def test_links_to_the_concept_of_the_nearest_name(tiny_kb):
         [MentionQuery("breast cancers"), MentionQuery("Colon-Cancer"), MentionQuery("APC")], k=3
     )
     assert [r[0].concept_id for r in res] == ["D001", "D002", "D003"]
-    # the candidate shows the KB spelling of the best-matching name
-    assert res[1][0].name == "colon cancer"
+    # the candidate shows the concept's preferred name and the KB spelling of the best-matching name
+    assert (res[1][0].name, res[1][0].matched) == ("Colorectal Neoplasms", "colon cancer")
     assert res[1][0].score == pytest.approx(1.0, abs=1e-5)  # "Colon-Cancer" normalises to "colon cancer"
-    assert res[2][0].name == "APC"  # a 3-letter alias is indexed (no min_df pruning by default)
+    # a 3-letter alias is indexed (no min_df pruning by default)
+    assert (res[2][0].name, res[2][0].matched) == ("Adenomatous Polyposis Coli", "APC")
     for row in res:
         assert len({c.concept_id for c in row}) == len(row) <= 3
         assert all(a.score >= b.score for a, b in zip(row, row[1:]))

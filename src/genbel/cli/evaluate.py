@@ -12,6 +12,7 @@ from rich.table import Table
 from genbel.errors import ConfigError, Errors
 from genbel.eval.harness import EvaluationResult
 from genbel.io import atomic_write_json, check_input_file, check_output, output_errors
+from genbel.linkers.default import DEFAULT_LINKER
 
 #: corpus formats of ``--input-format`` (``auto``: detected from the content)
 CORPUS_INPUT_FORMATS: tuple[str, ...] = ("auto", "pubtator", "bigbio-json", "bigbio-jsonl")
@@ -50,15 +51,20 @@ def evaluate_cmd(
     input_format: str = typer.Option(
         "auto", "--input-format", help="Corpus format: auto|pubtator|bigbio-json|bigbio-jsonl."
     ),
-    kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
+    kb: str | None = typer.Option(
+        None, "--kb",
+        help="KB dictionary file or built KB directory (default: the bundled KB for shipped models).",
+    ),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
     ),
     entity_types: str | None = typer.Option(
         None, "--entity-types", help="Comma-separated entity types to keep."
     ),
-    linker: str = typer.Option(
-        "tfidf", "--linker", help="exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH]"
+    linker: str | None = typer.Option(
+        None, "--linker",
+        help=f"exact|tfidf|sparse|dense|biosyn|generative|hybrid[:PATH] or an alias (default: "
+        f"{DEFAULT_LINKER})",
     ),
     train_corpus: Path | None = typer.Option(
         None, "--train-corpus", help="Corpus for the seen/unseen concept split."
@@ -91,9 +97,11 @@ def evaluate_cmd(
     """Evaluate a linker: Recall@1/@5 with 95% bootstrap CIs, subsets, mentions/s and peak memory."""
     from genbel.data import load_corpus, load_documents, parse_entity_types
     from genbel.eval import evaluate
-    from genbel.linkers.registry import create_linker, parse_options
-    from genbel.pipeline import linker_path, load_augmented_kb
+    from genbel.linkers.default import default_linker
+    from genbel.linkers.registry import parse_options
+    from genbel.pipeline import kb_spec_for, linker_path, load_augmented_kb
 
+    kb = kb_spec_for(kb, linker, where="genbel evaluate")
     if json_out is not None:
         inputs = [corpus, linker_path(linker), train_corpus, *(augment_kb or [])]
         check_output(json_out, inputs, stores=[kb], option="--json-out")
@@ -113,7 +121,7 @@ def evaluate_cmd(
     added = [f"{source} (+{n} names)" for source, n in augmented]
     train_docs = load_documents(train_corpus) if train_corpus else None
     t0 = time.perf_counter()
-    lk = create_linker(linker, kb_obj, **options)
+    lk = default_linker(kb_obj, linker, **options)
     setup = time.perf_counter() - t0
     result = evaluate(
         docs, kb_obj, lk, k=k, entity_types=parse_entity_types(entity_types), train_documents=train_docs,

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from genbel.io import check_output
+from genbel.linkers.default import DEFAULT_LINKER
 from genbel.pipeline import INPUT_FORMATS
 
 err_console = Console(stderr=True)
@@ -23,12 +24,17 @@ def link_cmd(
         metavar="INPUT",
         help="BigBio JSON/JSONL, PubTator, or text lines with \\[mention]{Group} markup.",
     ),
-    linker: str = typer.Option(..., "--linker", help="NAME[:PATH], e.g. generative:runs/smollm2 or tfidf."),
+    linker: str | None = typer.Option(
+        None, "--linker",
+        help=f"NAME[:PATH] or an alias, e.g. tfidf, generative, generative:runs/smollm2 "
+        f"(default: {DEFAULT_LINKER}).",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output file: BigBio .json or .jsonl with candidates (format from the extension).",
     ),
     kb: str | None = typer.Option(
-        None, "--kb", help="KB file or built KB directory (default: the linker's kb/)."
+        None, "--kb",
+        help="KB file or built KB directory (default: the linker's kb/; the bundled KB for shipped models).",
     ),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
@@ -74,7 +80,8 @@ def link_cmd(
     Documents are written to OUT.partial as they are linked; OUT appears when all are done. After an
     interrupt, rerun the same command with --resume to continue where it stopped."""
     from genbel.data import parse_entity_types
-    from genbel.linkers.registry import create_linker, parse_options
+    from genbel.linkers.default import default_linker
+    from genbel.linkers.registry import parse_options, resolve_alias
     from genbel.pipeline import (
         check_markup_groups,
         file_digest,
@@ -88,6 +95,7 @@ def link_cmd(
     )
 
     fmt = output_format(out, out_format)
+    linker = resolve_alias(linker) if linker is not None else None
     inputs = [input_path, linker_path(linker)]
     check_output(out, inputs, stores=[kb])
     check_output(partial_path(out), inputs, stores=[kb])
@@ -100,13 +108,14 @@ def link_cmd(
         batch_size=batch_size,
     )
     options.update(parse_options(linker_options))
-    lk = create_linker(linker, kb_obj, **options)
+    lk = default_linker(kb_obj, linker, **options)
+    spec = getattr(lk, "spec", lk.name)  # the spec the linker was built from (an alias resolved)
     settings = {
         "input": str(input_path.resolve()),
         "input_sha256": file_digest(input_path),
         "input_format": input_format,
         "kb_fingerprint": kb_obj.fingerprint(),
-        "linker": linker,
+        "linker": spec,
         "linker_options": options,
     }
     t0 = time.perf_counter()
@@ -130,7 +139,7 @@ def link_cmd(
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
     err_console.print(
         f"linked {run.n_mentions} mentions in {run.n_documents} documents in {dt:.1f} s "
-        f"({rate:,.1f} mentions/s){resumed} → {out}",
+        f"({rate:,.1f} mentions/s){resumed} with {spec} against {kb_obj.name} → {out}",
         highlight=False,
         soft_wrap=True,
     )

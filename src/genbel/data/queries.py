@@ -19,12 +19,28 @@ from genbel.errors import Errors, InputError
 
 @dataclass
 class Candidate:
+    """A ranked concept for a mention.
+
+    ``name`` is the concept's preferred name in the KB (what users read: "Panic Disorder");
+    ``matched`` is the text the linker matched it by: the KB name or synonym a retriever scored best
+    ("Attack, Panic"), the name a generative linker wrote, the KB spelling of an exact match. It
+    defaults to ``name``, so ``Candidate(concept_id, name, score)`` keeps working.
+    """
+
     concept_id: str
     name: str
     score: float
+    matched: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.matched:
+            self.matched = self.name
 
     def to_dict(self) -> dict:
-        return {"code": self.concept_id, "name": self.name, "score": float(self.score)}
+        """``{"code", "name", "matched", "score"}``: what ``genbel link`` and ``genbel evaluate`` write."""
+        return {
+            "code": self.concept_id, "name": self.name, "matched": self.matched, "score": float(self.score),
+        }
 
 
 @dataclass

@@ -198,7 +198,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             if not key or not results:
                 out.append([])
             else:
-                out.append([Candidate(c.concept_id, c.name, c.score) for c in results[uniq[key]]])
+                out.append([Candidate(c.concept_id, c.name, c.score, c.matched) for c in results[uniq[key]]])
         return out
 
     def _rescore(self, key: str, qv: np.ndarray, d_scores: np.ndarray, d_rows: np.ndarray,
@@ -224,7 +224,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             if j in seen:
                 continue
             seen.add(j)
-            out.append(Candidate(self.table.concept_ids[j], self.table.names[rows[i]], float(score[i])))
+            out.append(self.table.candidate(int(rows[i]), float(score[i])))
             if len(out) >= k:
                 break
         return out

@@ -37,7 +37,7 @@ def fuse(
 ) -> list[Candidate]:
     """Fuse one mention's candidate lists (one per member) as described in the module docstring."""
     total: dict[str, float] = {}
-    names: dict[str, str] = {}
+    first: dict[str, Candidate] = {}  # per concept: its candidate in the first member listing it
     order: dict[str, int] = {}
     for cands, w in zip(member_candidates, weights):
         if not cands:
@@ -51,10 +51,10 @@ def fuse(
                 continue
             seen.add(c.concept_id)
             total[c.concept_id] = total.get(c.concept_id, 0.0) + w * p
-            names.setdefault(c.concept_id, c.name)
+            first.setdefault(c.concept_id, c)
             order.setdefault(c.concept_id, len(order))
     ranked = sorted(total, key=lambda cid: (-total[cid], order[cid]))[:k]
-    return [Candidate(cid, names[cid], total[cid]) for cid in ranked]
+    return [Candidate(cid, first[cid].name, total[cid], first[cid].matched) for cid in ranked]
 
 
 class EnsembleLinker(Linker):

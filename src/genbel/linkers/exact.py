@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from genbel.data.queries import Candidate, MentionQuery
 from genbel.kb.base import KnowledgeBase
+from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Linker
 from genbel.linkers.registry import register_linker
 
@@ -25,11 +26,20 @@ class ExactMatchLinker(Linker):
     def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
         out: list[list[Candidate]] = []
         for q in queries:
-            ids = self.kb.lookup(q.text)
+            text = q.text
+            ids = self.kb.lookup(text)
             if not ids and q.text != q.surface:
-                ids = self.kb.lookup(q.surface)
-            out.append([Candidate(cid, self.kb[cid].name, 1.0) for cid in ids[:k]])
+                text = q.surface
+                ids = self.kb.lookup(text)
+            out.append([self._candidate(cid, text) for cid in ids[:k]])
         return out
+
+    def _candidate(self, cid: str, text: str) -> Candidate:
+        """The concept ``cid`` (preferred name) and the KB name that ``text`` matched."""
+        concept = self.kb[cid]
+        key = normalize_name(text)
+        matched = next((n for n in concept.names if normalize_name(n) == key), concept.name)
+        return Candidate(cid, concept.name, 1.0, matched=matched)
 
 
 @register_linker("exact")

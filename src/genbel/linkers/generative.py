@@ -372,7 +372,7 @@ class GenerativeLinker(Linker):
             for code in codes:
                 concept = self.kb.get(code)
                 if concept is not None:
-                    cands.append(Candidate(concept.id, concept.name, score))
+                    cands.append(Candidate(concept.id, concept.name, score, matched=b.name))
         return dedupe_candidates(cands, k)
 
     def score_candidates(

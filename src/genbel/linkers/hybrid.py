@@ -94,14 +94,14 @@ class HybridLinker(Linker):
                     if len(row) >= k:
                         break
                     if c.concept_id not in have:
-                        row.append(Candidate(c.concept_id, c.name, 0.0))
+                        row.append(Candidate(c.concept_id, c.name, 0.0, c.matched))
                         have.add(c.concept_id)
                 out[i] = row
         return out
 
     # ------------------------------------------------------------------ rerank
     def _names(self, cand: Candidate) -> list[str]:
-        names = [cand.name]
+        names = [cand.matched]  # the name the retriever matched (a synonym), not the preferred name
         concept = self.kb.get(cand.concept_id)
         if concept is not None:
             for n in concept.names:
@@ -137,7 +137,9 @@ class HybridLinker(Linker):
                 ((s + self.retriever_weight * cands[j].score, j, n) for j, (s, n) in best.items()),
                 key=lambda t: (-t[0], t[1]),
             )
-            out.append([Candidate(cands[j].concept_id, n, float(s)) for s, j, n in ranked[:k]])
+            out.append([
+                Candidate(cands[j].concept_id, cands[j].name, float(s), matched=n) for s, j, n in ranked[:k]
+            ])
         return out
 
 

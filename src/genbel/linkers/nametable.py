@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,8 @@ class NameTable:
     ``keys[i]`` is the text that is indexed for row ``i`` (the normalised name), ``names[i]`` the
     KB spelling shown to users, ``row_concept[i]`` the position of its concept in
     ``concept_ids``; ``concept_starts[j]`` is the first row of concept ``j`` (rows of one
-    concept are contiguous). Concepts whose every name normalises to the empty string are absent.
+    concept are contiguous) and ``preferred[j]`` its preferred name. Concepts whose every name
+    normalises to the empty string are absent.
     """
 
     keys: list[str]
@@ -93,6 +94,7 @@ class NameTable:
     row_concept: np.ndarray
     concept_ids: list[str]
     concept_starts: np.ndarray
+    preferred: list[str] = field(default_factory=list)
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase, normalize: bool = True) -> NameTable:
@@ -102,6 +104,7 @@ class NameTable:
         row_concept: list[int] = []
         concept_ids: list[str] = []
         starts: list[int] = []
+        preferred: list[str] = []
         for c in kb:
             seen: set[str] = set()
             first = len(keys)
@@ -116,12 +119,14 @@ class NameTable:
             if len(keys) > first:
                 starts.append(first)
                 concept_ids.append(c.id)
+                preferred.append(c.name)
         return cls(
             keys=keys,
             names=names,
             row_concept=np.asarray(row_concept, dtype=np.int64),
             concept_ids=concept_ids,
             concept_starts=np.asarray(starts, dtype=np.int64),
+            preferred=preferred,
         )
 
     def __len__(self) -> int:
@@ -136,6 +141,15 @@ class NameTable:
         if name_scores.shape[1] == 0:
             return np.zeros((name_scores.shape[0], 0), dtype=name_scores.dtype)
         return np.maximum.reduceat(name_scores, self.concept_starts, axis=1)
+
+    def preferred_name(self, j: int) -> str:
+        """The preferred name of concept ``j`` (its first row's name when the table has none)."""
+        return self.preferred[j] if self.preferred else self.names[int(self.concept_starts[j])]
+
+    def candidate(self, row: int, score: float) -> Candidate:
+        """The :class:`Candidate` of name row ``row``: its concept, preferred name and the matched name."""
+        j = int(self.row_concept[row])
+        return Candidate(self.concept_ids[j], self.preferred_name(j), score, matched=self.names[row])
 
     def concept_end(self, j: int) -> int:
         return int(self.concept_starts[j + 1]) if j + 1 < len(self.concept_starts) else len(self.keys)
@@ -163,9 +177,9 @@ class NameTable:
         """The ``k`` best concepts of each row of a dense ``(batch, n_names)`` score array.
 
         A concept scores the maximum over its names (plus ``bonus[concept]`` when given, see
-        :meth:`concept_bonus`) and is shown with that best name. Remaining ties are broken by KB
-        order, so results are deterministic. Concepts whose name score is ``<= min_score`` are left
-        out (``None``: keep all).
+        :meth:`concept_bonus`) and is shown with its preferred name and that best name (``matched``).
+        Remaining ties are broken by KB order, so results are deterministic. Concepts whose name
+        score is ``<= min_score`` are left out (``None``: keep all).
         """
         out: list[list[Candidate]] = []
         if k <= 0 or self.n_concepts == 0:
@@ -193,7 +207,7 @@ class NameTable:
                     break
                 lo, hi = int(self.concept_starts[j]), self.concept_end(int(j))
                 best = lo + int(np.argmax(name_scores[b, lo:hi]))
-                row.append(Candidate(self.concept_ids[j], self.names[best], s))
+                row.append(self.candidate(best, s))
             out.append(row)
         return out
 

@@ -2,7 +2,9 @@
 
 A factory takes the KB, an optional path (a trained model or saved index) and keyword options, and
 returns a :class:`~genbel.linkers.base.Linker`. Modules register their factories with
-:func:`register_linker`; :func:`create_linker` resolves ``"name"`` or ``"name:path"``.
+:func:`register_linker`; :func:`create_linker` resolves ``"name"`` or ``"name:path"``, after
+:func:`resolve_alias` has replaced a short name a user would guess (:data:`ALIASES`: ``default``,
+``dense``, ``generative`` …) by the spec of the shipped model it stands for.
 
 The registry is lazy: :data:`_MODULES` maps each name to the module that registers it, imported on
 first use, so listing linkers or creating ``exact``/``tfidf``/``sparse`` never imports torch. A
@@ -22,6 +24,7 @@ from genbel.deps import extra_of, missing_dependency
 from genbel.errors import ConfigError, Errors
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Linker
+from genbel.linkers.default import DEFAULT_LINKER
 
 LinkerFactory = Callable[..., Linker]
 _FACTORIES: dict[str, LinkerFactory] = {}
@@ -37,6 +40,31 @@ _MODULES = {
     "hybrid": "genbel.linkers.hybrid",
     "document": "genbel.linkers.document",
 }
+
+
+#: short names a user would guess → the spec they stand for (one entry per alias). A registry name
+#: without a path that has a shipped model names that model: ``dense`` is ``dense:default``, not an
+#: untrained encoder (that is ``dense:minilm``). ``auto`` is what ``genbel demo --linker`` took before.
+ALIASES: dict[str, str] = {
+    "default": DEFAULT_LINKER,
+    "auto": DEFAULT_LINKER,
+    "dense": "dense:default",
+    "biosyn": "biosyn:default",
+    "generative": "generative:default",
+}
+
+
+def resolve_alias(spec: str) -> str:
+    """The spec an alias of :data:`ALIASES` stands for (``dense`` → ``dense:default``); any other
+    spec unchanged (``name:path`` specs are never aliases)."""
+    return ALIASES.get(spec.strip(), spec)
+
+
+def known_linkers() -> str:
+    """The registry names and the aliases, for messages (E009):
+    ``"biosyn, dense, … or NAME:PATH (aliases: default = dense:default, …)"``."""
+    aliases = ", ".join(f"{a} = {spec}" for a, spec in ALIASES.items())
+    return f"{', '.join(available_linkers())} or NAME:PATH (aliases: {aliases})"
 
 
 def register_linker(name: str) -> Callable[[LinkerFactory], LinkerFactory]:
@@ -56,7 +84,7 @@ def available_linkers() -> list[str]:
 
 
 def create_linker(spec: str, kb: KnowledgeBase | str | Path, **options: Any) -> Linker:
-    """Build a linker from ``"name"`` or ``"name:path"`` for ``kb``.
+    """Build a linker from ``"name"``, ``"name:path"`` or an alias (:data:`ALIASES`) for ``kb``.
 
     ``kb`` is a :class:`~genbel.kb.base.KnowledgeBase` or anything :func:`genbel.kb.open_kb` opens (a KB
     file, a saved KB directory, ``"default"``). Raises E009 for an unknown name and E450 when the
@@ -72,6 +100,7 @@ def create_linker(spec: str, kb: KnowledgeBase | str | Path, **options: Any) -> 
             what="create_linker(spec, kb): kb", expected="a KnowledgeBase, a KB path or 'default'",
             got=type(kb).__name__,
         ))
+    spec = resolve_alias(spec)
     name, _, path = spec.partition(":")
     if name not in _FACTORIES and name in _MODULES:
         try:
@@ -81,9 +110,9 @@ def create_linker(spec: str, kb: KnowledgeBase | str | Path, **options: Any) -> 
             if extra is not None:  # an optional dependency the module imports without a guard
                 raise missing_dependency([str(e.name)], extra, f"the {name} linker", str(e)) from e
             # a module of an area not installed in this build
-            raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers()))) from e
+            raise ConfigError(Errors.E009.format(name=spec, known=known_linkers())) from e
     if name not in _FACTORIES:
-        raise ConfigError(Errors.E009.format(name=spec, known=", ".join(available_linkers())))
+        raise ConfigError(Errors.E009.format(name=spec, known=known_linkers()))
     linker = _FACTORIES[name](kb, path or None, **options)
     linker.spec = spec  # what evaluation reports name the linker by
     return linker

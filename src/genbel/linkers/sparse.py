@@ -252,7 +252,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
             if not key or not results:
                 out.append([])
             else:
-                out.append([Candidate(c.concept_id, c.name, c.score) for c in results[uniq[key]]])
+                out.append([Candidate(c.concept_id, c.name, c.score, c.matched) for c in results[uniq[key]]])
         return out
 
     def link(self, queries: Sequence[MentionQuery], k: int = 5) -> list[list[Candidate]]:
