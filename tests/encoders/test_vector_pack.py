@@ -80,3 +80,35 @@ def test_pack_lookup_finds_every_text(tmp_path, n):
     texts = [f"name {i}" for i in range(n)]
     pack = NameVectorPack.load(write_name_pack(tmp_path / "p.safetensors", texts, _unit(n, 4), "f"))
     assert pack.get(texts)[1].all()
+
+
+def test_four_bit_codes_pack_two_per_byte_and_odd_sizes_work(tmp_path):
+    x = _unit(100, 7)
+    codes, scales = quantize_rows(x, bits=4)
+    assert codes.dtype == np.uint8 and codes.shape == (100, 4)
+    y = dequantize_rows(codes, scales, 7)
+    assert y.shape == (100, 7) and float((x * y).sum(1).min()) > 0.95
+    texts = [f"n{i}" for i in range(100)]
+    pack = NameVectorPack.load(write_name_pack(tmp_path / "p.safetensors", texts, x, "f", codec="int4"))
+    assert pack is not None and (pack.dim, pack.codec) == (7, "int4")
+    got, found = pack.get(texts[:3])
+    assert found.all()
+    np.testing.assert_allclose(got, y[:3], atol=1e-6)
+    with raises_code("E463", ConfigError, match="bits"):
+        quantize_rows(x, bits=2)
+
+
+def test_a_product_quantised_pack_decodes_to_its_nearest_centroids(tmp_path):
+    x = _unit(600, 16, seed=3)
+    texts = [f"n{i}" for i in range(600)]
+    path = write_name_pack(tmp_path / "p.safetensors", texts, x, "f", codec="pq", pq_subvectors=8)
+    pack = NameVectorPack.load(path)
+    assert pack is not None and pack.codec == "pq" and pack.codes.shape == (600, 8) and pack.centroids.shape == (8, 256, 2)
+    got, found = pack.get(texts)
+    assert found.all()
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert float((got * x).sum(1).mean()) > 0.98  # 2-dim sub-vectors, 256 centroids each
+    with raises_code("E463", ConfigError, match="sub-vectors"):
+        write_name_pack(tmp_path / "q.safetensors", texts, x, "f", codec="pq", pq_subvectors=5)
+    with raises_code("E463", ConfigError, match="codec"):
+        write_name_pack(tmp_path / "q.safetensors", texts, x, "f", codec="zip")

@@ -100,7 +100,9 @@ def link_cmd(
         batch_size=batch_size,
     )
     options.update(parse_options(linker_options))
+    t_setup = time.perf_counter()
     lk = create_linker(linker, kb_obj, **options)
+    t_setup = time.perf_counter() - t_setup
     settings = {
         "input": str(input_path.resolve()),
         "input_sha256": file_digest(input_path),
@@ -128,9 +130,11 @@ def link_cmd(
     dt = time.perf_counter() - t0
     rate = run.n_mentions / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
+    stats = getattr(lk, "embedding_stats", None)  # dense linkers: how the setup got the name vectors
     err_console.print(
         f"linked {run.n_mentions} mentions in {run.n_documents} documents in {dt:.1f} s "
-        f"({rate:,.1f} mentions/s){resumed} → {out}",
+        f"({rate:,.1f} mentions/s){resumed} → {out}; setup (linker and KB index) {t_setup:.1f} s"
+        + (f": {stats}" if stats is not None else ""),
         highlight=False,
         soft_wrap=True,
     )
