@@ -206,6 +206,14 @@ def _q4(x: np.ndarray) -> np.ndarray:
     return _unit(np.clip(np.rint(x / np.maximum(s, 1e-12)), -7, 7) * s)
 
 
+def _then(first: Fn, second: Fn) -> Fn:
+    return lambda x: second(first(x))
+
+
+def _pq_codec(pq) -> Fn:
+    return lambda x: _unit(pq.decode(pq.compute_codes(np.ascontiguousarray(x, dtype=np.float32))))
+
+
 def codec_variants(kb_vectors: np.ndarray, dims: list[int]) -> Iterator[tuple[str, Fn, Fn, int, int]]:
     """``(name, pack codec, float projection, dim, bytes per name)``: the pack codec maps float
     vectors of the KB names to what the pack gives back; the projection maps every other vector
@@ -215,21 +223,20 @@ def codec_variants(kb_vectors: np.ndarray, dims: list[int]) -> Iterator[tuple[st
     from genbel.encoders.projection import fit_pca
 
     d = kb_vectors.shape[1]
-    same: Fn = lambda x: x  # noqa: E731
+    same: Fn = lambda x: x
     yield "float32 (today)", same, same, d, 4 * d
     yield f"int8, {d} dims", _q8, same, d, d + 2
     for k in dims:
         proj = fit_pca(kb_vectors, k).apply
         yield f"PCA {k} (float32)", proj, proj, k, 4 * k
-        if k + 2 + 8 <= 8_000_000 / len(kb_vectors) + 1:
-            yield f"PCA {k} + int8", (lambda p: lambda x: _q8(p(x)))(proj), proj, k, k + 2
+        if k <= 128:
+            yield f"PCA {k} + int8", _then(proj, _q8), proj, k, k + 2
         if k >= 128:
-            yield f"PCA {k} + int4", (lambda p: lambda x: _q4(p(x)))(proj), proj, k, k // 2 + 2
+            yield f"PCA {k} + int4", _then(proj, _q4), proj, k, k // 2 + 2
     for m in (48, 96):
         pq = faiss.ProductQuantizer(d, m, 8)
         pq.train(np.ascontiguousarray(kb_vectors))
-        code: Fn = (lambda pq: lambda x: _unit(pq.decode(pq.compute_codes(np.ascontiguousarray(x)))))(pq)
-        yield f"faiss PQ {m}×8 bits", code, same, d, m
+        yield f"faiss PQ {m}×8 bits", _pq_codec(pq), same, d, m
     yield f"sign bits, {d} dims", lambda x: _unit(np.where(x > 0, 1.0, -1.0)), same, d, d // 8
 
 
@@ -250,19 +257,23 @@ def _protocols():
         yield f"{split}, KB + train{'' if split == 'dev' else '/dev'} mentions", kb, docs, concept_prior(extra, kb)
 
 
-class _FixedEncoder:
-    """Query vectors from a cache of float vectors, mapped by a codec's projection."""
+def _fixed_encoder(enc, cache: dict, project: Fn, dim: int):
+    """The shipped encoder whose vectors come from a cache of its float vectors, mapped by a codec's
+    projection (queries are embedded once for all codecs)."""
+    from genbel.encoders import TextEncoder
 
-    def __init__(self, enc, cache: dict, project: Fn, dim: int) -> None:
-        self.enc, self.cache, self.project, self.dim = enc, cache, project, dim
-        self.source, self.pooling, self.max_length, self.batch_size = "", enc.pooling, enc.max_length, 128
-        self.projection = None
+    class FixedEncoder(TextEncoder):
+        @property
+        def dim(self) -> int:
+            return dim
 
-    def encode(self, texts, progress=None, desc="embedding"):
-        key = tuple(texts)
-        if key not in self.cache:
-            self.cache[key] = self.enc.encode(list(texts), progress=False)
-        return self.project(self.cache[key])
+        def encode(self, texts, progress=None, desc="embedding"):
+            key = tuple(texts)
+            if key not in cache:
+                cache[key] = enc.encode(list(texts), progress=False)
+            return project(cache[key])
+
+    return FixedEncoder(enc.model, enc.tokenizer, pooling=enc.pooling, max_length=enc.max_length)
 
 
 def codecs(args: argparse.Namespace) -> None:
@@ -295,7 +306,7 @@ def codecs(args: argparse.Namespace) -> None:
             out[packed] = code(vectors[packed])
             if (~packed).any():
                 out[~packed] = project(vectors[~packed])
-            linker = DenseLinker(kb, _FixedEncoder(enc, query_cache, project, dim),  # type: ignore[arg-type]
+            linker = DenseLinker(kb, _fixed_encoder(enc, query_cache, project, dim),
                                  _faiss=build_faiss_index(out[inverse]), prior=prior)
             res = evaluate(docs, kb, linker, k=5, n_bootstrap=args.bootstrap, seed=0, expand_abbreviations=True)
             row[label] = [round(res.recall_at_1, 2), round(res.recall_at_5, 2), res.ci95["recall_at_1"]]

@@ -7,7 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from genbel.encoders.vector_pack import NameVectorPack, dequantize_rows, pack_matches, quantize_rows, write_name_pack
+from genbel.encoders.vector_pack import (
+    NameVectorPack,
+    dequantize_rows,
+    pack_matches,
+    quantize_rows,
+    write_name_pack,
+)
 from genbel.errors import ConfigError
 from tests.helpers import raises_code
 

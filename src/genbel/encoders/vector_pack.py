@@ -188,7 +188,7 @@ class NameVectorPack:
         return self._dim
 
     def __len__(self) -> int:
-        return int(len(self.keys))
+        return len(self.keys)
 
     @classmethod
     def load(cls, path: str | Path) -> NameVectorPack | None:
