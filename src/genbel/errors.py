@@ -196,6 +196,14 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E456 = "{path}: cannot resume: {reason}; rerun without --resume to start over"
     E457 = "{corpus}: nothing to score: {reason}"
+    # E460-E469: fast first use of dense retrievers (output projection, shipped name vectors, ONNX)
+    E460 = "{path}: not a usable output projection: {reason}"
+    E461 = (
+        "{path}: these name vectors were made by another encoder ({found}…, this one is {expected}…); "
+        "not used: the KB names are embedded instead"
+    )
+    E462 = "{path}: the name vectors cannot be read ({reason}); not used: the KB names are embedded instead"
+    E463 = "cannot write name vectors: {reason}"
     E450 = (
         "{feature} needs the optional package(s) {packages}, which cannot be imported ({reason}); "
         "install them with: pip install 'genbel[{extra}]'"

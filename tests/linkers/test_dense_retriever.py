@@ -103,12 +103,37 @@ def test_an_encoder_alias_can_use_the_cache_too(base_dir, tiny_kb, kb_embeddings
 def test_the_shipped_retriever_is_a_small_int8_delta_of_minilm():
     d = ld.shipped_retriever_dir()
     assert d is not None and (d / "README.md").is_file() and (d / "concept_prior.json").is_file()
-    size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-    assert size <= 8_000_000
+    size = sum(f.stat().st_size for f in (d / "encoder").rglob("*") if f.is_file())
+    assert size <= 6_000_000
+    cfg = json.loads((d / "retriever.json").read_text())
+    assert cfg["name_vectors"] == "name_vectors.safetensors" and "projection" not in cfg
+    assert (d / cfg["name_vectors"]).stat().st_size <= 8_000_000  # the bundled KB's names, PQ 96 bytes each
     info = json.loads((d / "encoder" / "genbel_encoder.json").read_text())
     got = (info["weights"], info["base"], info["pooling"], info["max_length"])
     assert got == ("delta-int8", "minilm", "mean", 25)
     assert sorted(p.name for p in (d / "encoder").iterdir()) == ["delta.safetensors", "genbel_encoder.json"]
+
+
+@pytest.mark.slow
+def test_the_shipped_name_vectors_are_the_shipped_encoders_for_the_bundled_kb():
+    from genbel.encoders import encoder_fingerprint
+    from genbel.encoders.vector_pack import NameVectorPack
+    from genbel.kb import open_kb
+    from genbel.linkers.nametable import NameTable
+
+    d = ld.shipped_retriever_dir()
+    pack = NameVectorPack.load(d / "name_vectors.safetensors")
+    enc = TextEncoder.load(d / "encoder")
+    assert pack is not None and pack.codec == "pq" and pack.fingerprint == encoder_fingerprint(enc)
+    kb = open_kb("default")
+    assert pack.info["kb_fingerprint"] == kb.fingerprint()
+    names = sorted(set(NameTable.from_kb(kb, normalize=True).keys))
+    assert len(pack) == len(names)
+    sample = names[::4000]
+    got, found = pack.get(sample)
+    assert found.all()
+    cos = (got * enc.encode(sample)).sum(1)
+    assert float(cos.min()) > 0.9, cos  # product-quantised: close to, not equal to, the float vectors
 
 
 @pytest.mark.slow

@@ -108,7 +108,9 @@ def link_cmd(
         batch_size=batch_size,
     )
     options.update(parse_options(linker_options))
+    t_setup = time.perf_counter()
     lk = default_linker(kb_obj, linker, **options)
+    t_setup = time.perf_counter() - t_setup
     spec = getattr(lk, "spec", lk.name)  # the spec the linker was built from (an alias resolved)
     settings = {
         "input": str(input_path.resolve()),
@@ -137,9 +139,12 @@ def link_cmd(
     dt = time.perf_counter() - t0
     rate = run.n_mentions / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
+    stats = getattr(lk, "embedding_stats", None)  # dense linkers: how the setup got the name vectors
     err_console.print(
         f"linked {run.n_mentions} mentions in {run.n_documents} documents in {dt:.1f} s "
-        f"({rate:,.1f} mentions/s){resumed} with {spec} against {kb_obj.name} → {out}",
+        f"({rate:,.1f} mentions/s){resumed} with {spec} against {kb_obj.name} → {out}; "
+        f"setup (linker and KB index) {t_setup:.1f} s"
+        + (f": {stats}" if stats is not None else ""),
         highlight=False,
         soft_wrap=True,
     )

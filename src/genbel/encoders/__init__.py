@@ -10,6 +10,10 @@
   (:func:`compact_encoder`: pruned vocabulary + int8; :func:`delta_encoder`: a delta from a base).
 * :mod:`genbel.encoders.vector_store` — :class:`~genbel.encoders.vector_store.NameVectorStore`: the
   vectors an encoder gave to each text, kept on disk so a KB embeds only the names no earlier KB had.
+* :mod:`genbel.encoders.vector_pack` — :class:`~genbel.encoders.vector_pack.NameVectorPack`: precomputed
+  name vectors shipped with an encoder (int8, int4 or product-quantised), used only with that encoder.
+* :mod:`genbel.encoders.projection` — :class:`~genbel.encoders.projection.OutputProjection`: an optional
+  fixed linear map (e.g. PCA) applied to every vector of an encoder and part of its fingerprint.
 
 Used by the dense linker (:mod:`genbel.linkers.dense`) and retriever training
 (:mod:`genbel.training.retriever`).

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from genbel.encoders import weights as w
+from genbel.encoders.projection import PROJECTION_FILE, OutputProjection
 from genbel.errors import ConfigError, Errors
 from genbel.io import atomic_dir
 from genbel.textio import read_json
@@ -25,7 +26,9 @@ class TextEncoder:
     ``pooling`` is ``"mean"`` (mask-aware mean of the last hidden states) or ``"cls"``; inputs are
     truncated to ``max_length`` tokens (BioSyn and SapBERT use 25). :meth:`embed` keeps the
     autograd graph (training); :meth:`encode` is the batched, length-sorted inference path.
-    Save with :meth:`save`, load with :meth:`load`.
+    ``projection`` (an :class:`~genbel.encoders.projection.OutputProjection`) maps every pooled unit
+    vector to a smaller unit vector (:attr:`dim` is then its size). Save with :meth:`save`, load with
+    :meth:`load`.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class TextEncoder:
         max_length: int = 25,
         batch_size: int = 128,
         source: str = "",
+        projection: OutputProjection | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise ConfigError(
@@ -50,6 +54,22 @@ class TextEncoder:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.source = source
+        self.projection: OutputProjection | None = None
+        self._proj: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.set_projection(projection)
+
+    def set_projection(self, projection: OutputProjection | None) -> None:
+        """Use ``projection`` on every vector from now on (``None``: the pooled vectors as they are);
+        E460 when it does not take vectors of the model's hidden size."""
+        hidden = int(self.model.config.hidden_size)
+        if projection is not None and projection.in_dim != hidden:
+            raise ConfigError(Errors.E460.format(
+                path="<projection>", reason=f"it takes vectors of size {projection.in_dim}, the encoder gives {hidden}"))
+        self.projection = projection
+        self._proj = None if projection is None else (
+            torch.from_numpy(np.ascontiguousarray(projection.mean)),
+            torch.from_numpy(np.ascontiguousarray(projection.matrix)),
+        )
 
     @classmethod
     def load(
@@ -59,6 +79,7 @@ class TextEncoder:
         pooling: str = "auto",
         max_length: int | None = None,
         batch_size: int = 128,
+        projection: OutputProjection | str | Path | None = None,
     ) -> TextEncoder:
         """Load a local checkpoint or packaged alias (``minilm``), in any format of
         :mod:`genbel.encoders.weights`.
@@ -67,7 +88,9 @@ class TextEncoder:
         sentence-transformers ``1_Pooling/config.json``, else mean pooling. A delta directory
         (``weights: delta`` / ``delta-int8``, written by :func:`genbel.encoders.delta_encoder`)
         loads its base model (alias or directory), applies the stored tensors and uses the base's
-        tokenizer.
+        tokenizer. ``projection`` (a file or an
+        :class:`~genbel.encoders.projection.OutputProjection`) is applied to every vector; by default
+        the one saved with the encoder (``projection`` in ``genbel_encoder.json``), if any.
         """
         from transformers import AutoModel, AutoTokenizer
 
@@ -90,13 +113,20 @@ class TextEncoder:
         with loading(path, "tokenizer"):
             tokenizer = AutoTokenizer.from_pretrained(path)
         model.eval()
+        if projection is None and saved.get("projection"):
+            projection = p / str(saved["projection"])
+        if projection is not None and not isinstance(projection, OutputProjection):
+            projection = OutputProjection.load(projection, in_dim=int(model.config.hidden_size))
         return cls(
             model, tokenizer, pooling=pooling, max_length=max_length, batch_size=batch_size,
-            source=str(name_or_path),
+            source=str(name_or_path), projection=projection,
         )
 
     @property
     def dim(self) -> int:
+        """The size of the vectors (the projection's output size when there is one)."""
+        if self.projection is not None:
+            return self.projection.out_dim
         return int(self.model.config.hidden_size)
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -105,7 +135,11 @@ class TextEncoder:
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             v = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return torch.nn.functional.normalize(v, dim=-1)
+        v = torch.nn.functional.normalize(v, dim=-1)
+        if self._proj is not None:
+            mean, matrix = self._proj
+            v = torch.nn.functional.normalize((v - mean.to(v.dtype)) @ matrix.to(v.dtype), dim=-1)
+        return v
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(
@@ -147,19 +181,26 @@ class TextEncoder:
         def write(d: Path) -> None:
             self.model.save_pretrained(d)
             self.tokenizer.save_pretrained(d)
-            w.write_encoder_config(d, {"pooling": self.pooling, "max_length": self.max_length})
+            info: dict[str, Any] = {"pooling": self.pooling, "max_length": self.max_length}
+            if self.projection is not None:
+                self.projection.save(d / PROJECTION_FILE)
+                info["projection"] = PROJECTION_FILE
+            w.write_encoder_config(d, info)
 
         return atomic_dir(path, write)
 
 
 def encoder_fingerprint(encoder: TextEncoder) -> str:
     """SHA-256 (hex) of what an encoder's embeddings depend on: its weights (as loaded, so a delta or
-    int8 export and its base are covered), its tokenizer, pooling and maximum length."""
+    int8 export and its base are covered), its tokenizer, pooling, maximum length and output
+    projection."""
     h = hashlib.sha256(w.state_fingerprint(encoder.model.state_dict()).encode())
     h.update(json.dumps(w.tokenizer_spec(encoder.tokenizer), sort_keys=True).encode()
              if getattr(encoder.tokenizer, "backend_tokenizer", None) is not None
              else json.dumps(sorted(encoder.tokenizer.get_vocab().items())).encode())
     h.update(f"|{encoder.pooling}|{encoder.max_length}".encode())
+    if encoder.projection is not None:  # (an encoder without one keeps its earlier fingerprint)
+        h.update(f"|projection:{encoder.projection.digest()}".encode())
     return h.hexdigest()
 
 

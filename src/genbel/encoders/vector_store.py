@@ -32,6 +32,7 @@ from genbel.errors import Errors
 
 if TYPE_CHECKING:
     from genbel.encoders.text_encoder import TextEncoder
+    from genbel.encoders.vector_pack import NameVectorPack
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +64,20 @@ def vector_store_dir() -> Path:
 
 @dataclass
 class EmbeddingStats:
-    """How a set of names got its vectors: ``embedded`` by the encoder in ``seconds``, or taken
-    ``from_store``."""
+    """How a set of names got its vectors: ``embedded`` by the encoder in ``seconds``, taken
+    ``from_store`` (the name-vector store) or ``from_pack`` (the vectors shipped with the encoder)."""
 
     embedded: int = 0
     from_store: int = 0
     seconds: float = 0.0
+    from_pack: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.embedded:,} name{'' if self.embedded == 1 else 's'} embedded in {self.seconds:.1f} s, "
+        text = (f"{self.embedded:,} name{'' if self.embedded == 1 else 's'} embedded in {self.seconds:.1f} s, "
                 f"{self.from_store:,} from the name-vector store")
+        if self.from_pack:
+            text += f", {self.from_pack:,} from the shipped name vectors"
+        return text
 
 
 class NameVectorStore:
@@ -259,11 +264,13 @@ def embed_with_store(
     *,
     progress: bool | None = None,
     desc: str = "embedding KB names",
+    pack: NameVectorPack | None = None,
 ) -> tuple[np.ndarray, EmbeddingStats]:
     """The vectors of ``texts`` (distinct texts, as the encoder sees them): stored ones from ``store``,
-    the others embedded (shortest first, ``encoder.batch_size`` texts per batch) and added to it chunk
-    by chunk. Without a store, every text is embedded, in the same batches as
-    :meth:`TextEncoder.encode` over all of them."""
+    then those of ``pack`` (precomputed vectors of this encoder, :mod:`genbel.encoders.vector_pack`;
+    not copied into the store), the others embedded (shortest first, ``encoder.batch_size`` texts per
+    batch) and added to the store chunk by chunk. Without a store or pack, every text is embedded, in
+    the same batches as :meth:`TextEncoder.encode` over all of them."""
     from tqdm.auto import tqdm
 
     stats = EmbeddingStats()
@@ -272,15 +279,24 @@ def embed_with_store(
     else:
         vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         found = np.zeros(len(texts), dtype=bool)
+    stats.from_store = int(found.sum())
+    if pack is not None and not found.all():
+        if pack.dim != encoder.dim:
+            raise ValueError(f"pack vectors of size {pack.dim} for an encoder of size {encoder.dim}")
+        rest = np.flatnonzero(~found)
+        pv, pf = pack.get([texts[i] for i in rest])
+        vectors[rest[pf]] = pv[pf]
+        found[rest[pf]] = True
+        stats.from_pack = int(pf.sum())
     missing = [i for i in range(len(texts)) if not found[i]]
-    stats.from_store = len(texts) - len(missing)
     if not missing:
-        logger.info("all %d names taken from the name-vector store %s", len(texts), store.path if store else "")
+        logger.info("all %d names taken from stored vectors (%s)", len(texts), stats)
         return vectors, stats
     missing.sort(key=lambda i: len(texts[i]))  # stable: the batches of TextEncoder.encode
     chunk = max(1, encoder.batch_size) * _BATCHES_PER_CHUNK
     show = progress if progress is not None else len(missing) > 20 * encoder.batch_size
-    label = f"{desc} ({len(missing):,} new, {stats.from_store:,} stored)" if store is not None else desc
+    known = stats.from_store + stats.from_pack
+    label = f"{desc} ({len(missing):,} new, {known:,} stored)" if store is not None or pack is not None else desc
     t0 = time.perf_counter()
     with tqdm(total=len(missing), desc=label, unit="name", disable=not show) as bar:
         for s in range(0, len(missing), chunk):

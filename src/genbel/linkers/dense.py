@@ -37,6 +37,7 @@ require("torch", "transformers", "faiss", extra="models", feature="the dense lin
 
 from genbel.data.queries import Candidate, MentionQuery
 from genbel.encoders.text_encoder import TextEncoder, encoder_fingerprint
+from genbel.encoders.vector_pack import NameVectorPack, pack_matches
 from genbel.encoders.vector_store import EmbeddingStats, NameVectorStore, embed_with_store, vector_store_dir
 from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.io import atomic_dir
@@ -77,7 +78,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
     retrieved per retriever before re-scoring), ``normalize`` (apply ``normalize_name`` to names and
     mentions), ``progress``, ``prior``/``prior_weight`` (a concept prior, see :meth:`set_prior`),
     ``vector_store`` (a :class:`~genbel.encoders.vector_store.NameVectorStore` of this encoder, or a
-    folder of stores: names already in it are not embedded again, new ones are added to it).
+    folder of stores: names already in it are not embedded again, new ones are added to it),
+    ``name_pack`` (precomputed name vectors of this encoder, a
+    :class:`~genbel.encoders.vector_pack.NameVectorPack` or its file: used only when its encoder
+    fingerprint is this encoder's, for the names the store does not have).
     ``embedding_stats`` tells how the index got its vectors (``None`` when loaded).
     """
 
@@ -101,6 +105,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         prior: Mapping[str, float] | str | Path | None = None,
         prior_weight: float = 0.0,
         vector_store: NameVectorStore | str | Path | None = None,
+        name_pack: NameVectorPack | str | Path | None = None,
         _faiss: Any = None,
     ) -> None:
         self.kb = kb
@@ -144,9 +149,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
             store = vector_store
             if store is not None and not isinstance(store, NameVectorStore):
                 store = NameVectorStore.for_encoder(store, self.encoder)
+            pack = _usable_pack(name_pack, self.encoder, store)
             try:
                 vectors, self.embedding_stats = embed_with_store(
-                    self.encoder, list(distinct), store, progress=progress
+                    self.encoder, list(distinct), store, progress=progress, pack=pack
                 )
             finally:
                 if store is not None and store is not vector_store:  # opened here
@@ -314,6 +320,21 @@ class DenseLinker(ConceptPriorMixin, Linker):
         return linker
 
 
+def _usable_pack(pack: NameVectorPack | str | Path | None, encoder: TextEncoder,
+                 store: NameVectorStore | None) -> NameVectorPack | None:
+    """``pack`` (loaded when a file) if it was made by ``encoder``, else ``None`` (E461/E462 logged)."""
+    if pack is None:
+        return None
+    if not isinstance(pack, NameVectorPack):
+        pack = NameVectorPack.load(pack)
+        if pack is None:
+            return None
+    fingerprint = store.fingerprint if store is not None else encoder_fingerprint(encoder)
+    if not pack_matches(pack, fingerprint) or pack.dim != encoder.dim:
+        return None
+    return pack
+
+
 def _encoder_reference(encoder: TextEncoder) -> str | None:
     src = encoder.source
     if not src:
@@ -434,14 +455,21 @@ def load_retriever(
     :func:`index_cache_dir`, ``False`` for none; ``None`` (default) caches in
     :func:`index_cache_dir` for the shipped retriever only. The training corpus' concept prior
     (``concept_prior.json``) is used unless ``prior=None`` is passed.
+
+    ``retriever.json`` may name an output projection of the encoder (``projection``: a file of the
+    directory, :mod:`genbel.encoders.projection`) and precomputed name vectors (``name_vectors``:
+    a pack, :mod:`genbel.encoders.vector_pack`), which spare embedding the names they hold when
+    their encoder fingerprint is this encoder's (``name_pack=None`` to embed every name).
     """
     path = Path(path)
     cfg_file = path / RETRIEVER_CONFIG
     if not cfg_file.is_file():
         raise FormatError(Errors.E300.format(path=path, kind="trained retriever", missing=RETRIEVER_CONFIG))
     cfg = read_json(cfg_file, expect=dict)
+    projection = cfg.get("projection")
     encoder = TextEncoder.load(path / "encoder", pooling=cfg.get("pooling", "auto"),
-                                          max_length=cfg.get("max_length"))
+                               max_length=cfg.get("max_length"),
+                               projection=path / str(projection) if projection else None)
     if (path / PRIOR_FILE).is_file():  # gold-concept counts of the training corpus
         options.setdefault("prior", path / PRIOR_FILE)
     if is_index_dir(path / "index"):
@@ -449,6 +477,8 @@ def load_retriever(
         if meta.get("kb_fingerprint") == kb.fingerprint():
             return DenseLinker.load(path / "index", kb, encoder=encoder, **options)
     options.setdefault("sparse_weight", float(cfg.get("sparse_weight", 0.0)))
+    if cfg.get("name_vectors") and (path / str(cfg["name_vectors"])).is_file():
+        options.setdefault("name_pack", path / str(cfg["name_vectors"]))
     cache = _retriever_cache(path, cache_dir)
     if cache is not None:
         return cached_dense_linker(kb, encoder, cache, **options)
