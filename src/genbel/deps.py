@@ -26,6 +26,9 @@ EXTRAS: dict[str, str] = {
     "faiss": "models",
     "gguf": "models",
     "psutil": "bench",
+    "bioc": "formats",
+    "lxml": "formats",
+    "spacy": "spacy",
 }
 
 

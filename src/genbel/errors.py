@@ -201,6 +201,23 @@ class Errors(metaclass=_ErrorsWithCodes):
         "install them with: pip install 'genbel[{extra}]'"
     )
 
+    # --- raw text in, annotation formats, genbel annotate, spaCy (E520-E539)
+    E520 = "{path}: the file is empty: no text to annotate"
+    E521 = (
+        "{path}: a binary file, not text (NUL byte at byte {offset}); give a text file "
+        "(UTF-16/32 text: --encoding utf-16)"
+    )
+    E522 = "{path}: no document to annotate: {reason}"
+    E523 = "{where}: malformed BioC {fmt}: {reason}"
+    E524 = "{where}: malformed brat annotation line: {reason}"
+    E525 = (
+        "{path}: is a {kind}; the {fmt} output is {expected} (give another --out or --output-format)"
+    )
+    E526 = "{where}: cannot write document {doc_id!r} as {fmt}: {reason}"
+    E527 = "unknown mention detector {spec!r}: {reason}"
+    E528 = "{path}: not a saved genbel spaCy component (missing {missing})"
+    E529 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
+
 
 class GenbelError(Exception):
     """Base class of all errors genbel raises for bad input or configuration."""
