@@ -201,6 +201,16 @@ class Errors(metaclass=_ErrorsWithCodes):
         "install them with: pip install 'genbel[{extra}]'"
     )
 
+    # --- mention detection (E500-E519): add new codes of this area directly below this line
+    E500 = "invalid span {start}-{end} ({text!r}): offsets must satisfy 0 <= start < end"
+    E501 = "unknown detector {spec!r}; expected one of: {known} (optionally with :ARG, e.g. tagger:PATH)"
+    E502 = "the {what} detector needs a knowledge base (pass kb=..., or --kb)"
+    E503 = "{path}: not a genbel NER model directory: {reason}"
+    E504 = "invalid NER setting {field}: {reason}"
+    E505 = "{where}: nothing to train the NER tagger on: {reason}"
+    E506 = "invalid detector combination {mode!r}; expected one of: {known}"
+    E507 = "{where}: the text to detect mentions in must be a str, got {type}"
+
     # --- raw text in, annotation formats, genbel annotate, spaCy (E520-E539)
     E520 = "{path}: the file is empty: no text to annotate"
     E521 = (
@@ -214,9 +224,8 @@ class Errors(metaclass=_ErrorsWithCodes):
         "{path}: is a {kind}; the {fmt} output is {expected} (give another --out or --output-format)"
     )
     E526 = "{where}: cannot write document {doc_id!r} as {fmt}: {reason}"
-    E527 = "unknown mention detector {spec!r}: {reason}"
-    E528 = "{path}: not a saved genbel spaCy component (missing {missing})"
-    E529 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
+    E527 = "{path}: not a saved genbel spaCy component (missing {missing})"
+    E528 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
 
 
 class GenbelError(Exception):
