@@ -50,6 +50,9 @@ def test_other_encodings_with_encoding(tmp_path):
     with raises_code("E157", InputError, match="latin.txt:1"):
         read_text_documents(f)
     assert read_text_documents(f, encoding="latin-1")[0].text == "Sjögren syndrome"
+    from genbel.data.formats import read_documents
+
+    assert read_documents(f, encoding="latin-1")[0].text == "Sjögren syndrome"
 
 
 @pytest.mark.parametrize(

@@ -72,12 +72,13 @@ def _canonical(fmt: str, known: tuple[str, ...], option: str) -> str:
     return f
 
 
-def detect_input_format(source: str | Path) -> str:
+def detect_input_format(source: str | Path, encoding: str = "utf-8") -> str:
     """The format of ``source`` from its content: ``"-"`` (standard input) is text, a folder is brat
     when it holds ``.ann`` files and text otherwise; a file is BioC XML (``<``), BioC JSON (``infons``,
     ``bioctype`` or ``PubTator3`` keys), PubTator or BigBio JSON/JSONL
     (:func:`genbel.data.detect_corpus_format`), and plain text when none of these."""
     from genbel.data import detect_corpus_format
+    from genbel.data.text import check_not_binary
     from genbel.errors import FormatError
 
     if str(source) == "-":
@@ -87,7 +88,10 @@ def detect_input_format(source: str | Path) -> str:
         return "brat" if any(p.rglob("*.ann")) else "text"
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
-    head = read_text(p, limit=1 << 16).lstrip("\ufeff \t\r\n")
+    if p.stat().st_size == 0:
+        return "text"  # the text reader says it is empty (E520)
+    check_not_binary(p, encoding)
+    head = read_text(p, encoding=encoding, limit=1 << 16).lstrip("\ufeff \t\r\n")
     if head.startswith("<") and ("<collection" in head or "<document" in head):
         return "bioc-xml"
     if head[:1] in "[{" and head and _BIOC_JSON_HINT.search(head):
@@ -120,7 +124,7 @@ def read_documents(
 
     f = _canonical(fmt, INPUT_FORMATS, "--input-format")
     if f == "auto":
-        f = detect_input_format(source)
+        f = detect_input_format(source, encoding)
         logger.info("%s: %s", source, f)
     if f == "text":
         docs = read_text_documents(source, split=split, encoding=encoding, stdin=stdin)

@@ -28,7 +28,7 @@ from genbel.textio import read_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STDIN", "TEXT_SPLITS", "TEXT_SUFFIXES", "iter_text_documents", "read_text_documents", "text_documents"]
+__all__ = ["STDIN", "check_not_binary", "TEXT_SPLITS", "TEXT_SUFFIXES", "iter_text_documents", "read_text_documents", "text_documents"]
 
 #: the source name that means standard input
 STDIN = "-"
@@ -43,6 +43,18 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 def _check_split(split: str) -> None:
     if split not in TEXT_SPLITS:
         raise InputError(Errors.E154.format(value=split, option="split", known=", ".join(TEXT_SPLITS)))
+
+
+def check_not_binary(path: str | Path, encoding: str = "utf-8") -> None:
+    """E521 when the first 8 KiB of the file hold a NUL byte (an image, a PDF, a zip …), which no text in
+    an 8-bit or UTF-8 encoding has; UTF-16/32 text is not checked."""
+    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32")):
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise InputError(Errors.E521.format(path=path, offset=nul))
 
 
 def _check_text(text: str, path: str) -> None:
@@ -108,12 +120,14 @@ def iter_text_documents(
             raise InputError(Errors.E522.format(path=p, reason="the folder holds no .txt file"))
         mode = "file" if split == "auto" else split
         for f in files:
+            check_not_binary(f, encoding)
             text = read_text(f, encoding=encoding)
             _check_text(text, str(f))
             yield from text_documents(text, _doc_id(f, p), mode)
         return
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
+    check_not_binary(p, encoding)
     text = read_text(p, encoding=encoding)
     _check_text(text, str(p))
     yield from text_documents(text, _doc_id(p, None), "paragraph" if split == "auto" else split)
