@@ -77,6 +77,13 @@ class _KBComponent:
                         else open_kb(self.kb_spec, self.kb_format))
         return self._kb
 
+    def set_kb(self, kb: KnowledgeBase) -> None:
+        """Use ``kb`` (a KB object built in Python); ``nlp.to_disk`` then saves it with the pipeline."""
+        self._kb = kb
+        self._saved_kb = None
+        self.kb_spec = f"<{kb.name}>"
+        self._reset()
+
     def _settings(self) -> dict[str, Any]:
         return {"kb": self.kb_spec, "kb_format": self.kb_format}
 
@@ -134,6 +141,11 @@ class GenbelNERComponent(_KBComponent):
     def _reset(self) -> None:
         self._detector = None
 
+    def set_detector(self, detector: Any) -> None:
+        """Use a :class:`~genbel.ner.Detector` built in Python (it is not saved by ``nlp.to_disk``:
+        the saved pipeline rebuilds its ``detector`` spec)."""
+        self._detector = detector
+
     @property
     def detector(self) -> Any:
         """The genbel :class:`~genbel.ner.Detector` (built on first use)."""
@@ -189,12 +201,19 @@ class GenbelLinkerComponent(_KBComponent):
         self.threshold = float(threshold)
         self.linker_options = dict(linker_options or {})
         self._linker: Any = None
+        self._types: dict[str, str] = {}
 
     def _settings(self) -> dict[str, Any]:
         return {**super()._settings(), "linker": self.linker_spec}
 
     def _reset(self) -> None:
         self._linker = None
+        self._types = {}
+
+    def set_linker(self, linker: Any) -> None:
+        """Use a :class:`~genbel.linkers.Linker` built in Python over :attr:`kb` (not saved by
+        ``nlp.to_disk``: the saved pipeline rebuilds its ``linker`` spec)."""
+        self._linker = linker
 
     @property
     def linker(self) -> Any:
@@ -222,12 +241,12 @@ class GenbelLinkerComponent(_KBComponent):
         """The entity's label when it names a semantic group of the KB (linkers may restrict to it)."""
         from genbel.kb.semantic_groups import resolve_group
 
-        if not label:
-            return ""
-        try:
-            return resolve_group(label, self.kb.semantic_groups, self.name)
-        except InputError:
-            return ""  # a label of another NER (ORG, ENTITY …): link without a group restriction
+        if label not in self._types:
+            try:
+                self._types[label] = resolve_group(label, self.kb.semantic_groups, self.name) if label else ""
+            except InputError:
+                self._types[label] = ""  # a label of another NER (ORG, ENTITY …): no group restriction
+        return self._types[label]
 
     def _link(self, docs: list[Doc]) -> list[Doc]:
         gdocs = []
