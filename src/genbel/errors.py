@@ -37,7 +37,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E006 = "{path}: file not found"
     E007 = (
-        "{path}: unknown corpus format; expected PubTator or BigBio JSON/JSONL "
+        "{path}: unknown corpus format; expected PubTator, BigBio JSON/JSONL or BioC XML/JSON "
         "(pass --input-format on the command line, format= in Python)"
     )
     E008 = "{path}: not a genbel KB directory (missing {missing})"

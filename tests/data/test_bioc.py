@@ -109,3 +109,18 @@ def test_an_annotation_whose_text_is_not_at_its_location(tmp_path):
     f.write_text(json.dumps(bad), encoding="utf-8")
     with raises_code("E005", InputError, match="off.json"):
         read_bioc_json(f)
+
+
+def test_load_corpus_reads_bioc_for_evaluation_with_the_lenient_options(tmp_path):
+    from genbel.data import LENIENT, detect_corpus_format, load_corpus
+
+    bad = json.loads(json.dumps(PUBTATOR3))
+    bad["PubTator3"][0]["passages"][0]["annotations"][0]["locations"][0]["offset"] = 18  # one character early
+    bad["PubTator3"].append(bad["PubTator3"][0])  # a byte-identical repeat
+    f = tmp_path / "pt3.json"
+    f.write_text(json.dumps(bad), encoding="utf-8")
+    assert detect_corpus_format(f) == "bioc-json"
+    [doc] = load_corpus(f, **LENIENT)
+    assert doc.entities[0].offsets == [(19, 32)]
+    with raises_code("E523", FormatError, match="occurs twice"):
+        read_bioc_json(f, offsets="fix")  # a repeated document is an error unless skip-identical

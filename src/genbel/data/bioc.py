@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from genbel.data.linked import LinkedDocument, iter_linked
 from genbel.data.model import Document, Entity, Normalization, Passage
-from genbel.data.pubtator import infer_db_name
+from genbel.data.pubtator import OFFSET_MODES, ON_DUPLICATE, _check_option, _resolve_offsets, infer_db_name
 from genbel.deps import require
 from genbel.errors import Errors, FormatError, InputError
 from genbel.io import atomic_open
@@ -96,8 +96,10 @@ def _annotations(bdoc: Any) -> Iterator[Any]:
             yield from s.annotations
 
 
-def bioc_document(bdoc: Any, where: str, fmt: str = "XML") -> Document:
-    """A :class:`Document` from a ``bioc.BioCDocument`` (``where`` names it in errors)."""
+def bioc_document(bdoc: Any, where: str, fmt: str = "XML", offsets: str = "error") -> Document:
+    """A :class:`Document` from a ``bioc.BioCDocument`` (``where`` names it in errors); ``offsets`` is
+    what to do when an annotation's text is not at its location (as in
+    :func:`genbel.data.pubtator.read_pubtator`: ``error``, ``warn`` or ``fix``)."""
     doc_id = str(bdoc.id) if bdoc.id is not None else ""
     if not doc_id:
         raise _fail(where, fmt, "a document has no id")
@@ -121,26 +123,28 @@ def bioc_document(bdoc: Any, where: str, fmt: str = "XML") -> Document:
         aloc = f"{loc} annotation {aid!r}"
         if not ann.locations:
             raise _fail(aloc, fmt, "an annotation has no location")
-        offsets = []
+        spans = []
         for lo in ann.locations:
             s = _int(lo.offset, aloc, fmt, "location offset")
-            offsets.append((s, s + _int(lo.length, aloc, fmt, "location length")))
-        offsets.sort()
-        for s, e in offsets:
+            spans.append((s, s + _int(lo.length, aloc, fmt, "location length")))
+        spans.sort()
+        for s, e in spans:
             if e > len(text):
                 raise _fail(aloc, fmt, f"location {s}-{e} ends after the document text ({len(text)} characters)")
-        pieces = [text[s:e] for s, e in offsets]
-        if len(offsets) == 1 and ann.text is not None and ann.text != pieces[0]:
-            s, e = offsets[0]
-            raise InputError(Errors.E005.format(where=loc, entity_id=aid, start=s, end=e, actual=pieces[0],
-                                                expected=ann.text))
+        pieces = [text[s:e] for s, e in spans]
+        if len(spans) == 1 and ann.text is not None and ann.text != pieces[0]:
+            s, e, piece = _resolve_offsets(text, spans[0][0], spans[0][1], ann.text, offsets, loc, aid)
+            spans, pieces = [(s, e)], [piece]
         infons = ann.infons or {}
-        doc.entities.append(Entity(aid, str(infons.get("type") or ""), pieces, offsets, _ids(infons)))
+        doc.entities.append(Entity(aid, str(infons.get("type") or ""), pieces, spans, _ids(infons)))
     return doc
 
 
-def read_bioc_xml(path: str | Path, *, encoding: str = "utf-8") -> list[Document]:
-    """The documents of a BioC XML collection (see the module documentation)."""
+def read_bioc_xml(
+    path: str | Path, *, on_duplicate: str = "error", offsets: str = "error", encoding: str = "utf-8"
+) -> list[Document]:
+    """The documents of a BioC XML collection (see the module documentation); ``on_duplicate`` and
+    ``offsets`` as in :func:`genbel.data.pubtator.read_pubtator`."""
     bioc = _bioc()
     from lxml import etree
 
@@ -155,15 +159,24 @@ def read_bioc_xml(path: str | Path, *, encoding: str = "utf-8") -> list[Document
         raise _fail(f"{p}:{line}", "XML", e.msg or str(e)) from None
     except (TypeError, ValueError, AttributeError) as e:
         raise _fail(str(p), "XML", f"not a BioC collection ({e})") from None
-    return _documents(collection.documents, str(p), "XML")
+    return _documents(collection.documents, str(p), "XML", on_duplicate, offsets)
 
 
-def _documents(bdocs: Iterable[Any], where: str, fmt: str) -> list[Document]:
-    docs = []
+def _documents(
+    bdocs: Iterable[Any], where: str, fmt: str, on_duplicate: str = "error", offsets: str = "error"
+) -> list[Document]:
+    _check_option(on_duplicate, "on_duplicate", ON_DUPLICATE)
+    _check_option(offsets, "offsets", OFFSET_MODES)
+    docs: list[Document] = []
     seen: dict[str, int] = {}
     for i, bd in enumerate(bdocs):
-        d = bioc_document(bd, f"{where}: document #{i}", fmt)
+        d = bioc_document(bd, f"{where}: document #{i}", fmt, offsets)
         if d.document_id in seen:
+            first = docs[[x.document_id for x in docs].index(d.document_id)]
+            if on_duplicate == "skip-identical" and first.to_dict() == d.to_dict():
+                logger.warning("%s: document #%d (%s) repeats document #%d; skipped", where, i, d.document_id,
+                               seen[d.document_id])
+                continue
             raise _fail(where, fmt, f"document id {d.document_id!r} occurs twice (#{seen[d.document_id]} and #{i})")
         seen[d.document_id] = i
         docs.append(d)
@@ -206,9 +219,11 @@ def _parse_doc(obj: Any, where: str) -> Any:
         raise _fail(where, "JSON", f"not a BioC document ({e})") from None
 
 
-def read_bioc_json(path: str | Path, *, encoding: str = "utf-8") -> list[Document]:
+def read_bioc_json(
+    path: str | Path, *, on_duplicate: str = "error", offsets: str = "error", encoding: str = "utf-8"
+) -> list[Document]:
     """The documents of a BioC JSON file: a collection, a list of documents, PubTator3's
-    ``{"PubTator3": [...]}``, or one document (or collection) per line."""
+    ``{"PubTator3": [...]}``, or one document (or collection) per line; options as :func:`read_bioc_xml`."""
     p = Path(path)
     if not p.is_file():
         raise InputError(Errors.E006.format(path=p))
@@ -228,7 +243,7 @@ def read_bioc_json(path: str | Path, *, encoding: str = "utf-8") -> list[Documen
                 bdocs.extend(_objects(loads_json(line, p, lineno), f"{p}:{lineno}"))
     else:
         bdocs.extend(_objects(loads_json(read_text(p, encoding=encoding), p), str(p)))
-    return _documents(bdocs, str(p), "JSON")
+    return _documents(bdocs, str(p), "JSON", on_duplicate, offsets)
 
 
 def _objects(data: Any, where: str) -> list[Any]:

@@ -17,7 +17,6 @@ documents or the linked BigBio dicts of ``genbel link`` (:mod:`genbel.data.linke
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -62,7 +61,6 @@ OUTPUT_EXTENSIONS: dict[str, str] = {
 FOLDER_FORMATS = frozenset({"brat"})
 _ALIASES = {"json": "bigbio-json", "jsonl": "bigbio-jsonl", "bioc": "bioc-xml", "xml": "bioc-xml",
             "txt": "text", "plain": "text"}
-_BIOC_JSON_HINT = re.compile(r'"(?:bioctype|infons|PubTator3)"\s*:')
 
 
 def _canonical(fmt: str, known: tuple[str, ...], option: str) -> str:
@@ -91,11 +89,7 @@ def detect_input_format(source: str | Path, encoding: str = "utf-8") -> str:
     if p.stat().st_size == 0:
         return "text"  # the text reader says it is empty (E520)
     check_not_binary(p, encoding)
-    head = read_text(p, encoding=encoding, limit=1 << 16).lstrip("\ufeff \t\r\n")
-    if head.startswith("<") and ("<collection" in head or "<document" in head):
-        return "bioc-xml"
-    if head[:1] in "[{" and head and _BIOC_JSON_HINT.search(head):
-        return "bioc-json"
+    read_text(p, encoding=encoding, limit=1 << 16)  # undecodable bytes: E157 naming file:line
     try:
         return detect_corpus_format(p)
     except FormatError:
@@ -118,7 +112,6 @@ def read_documents(
     (:func:`genbel.data.text.read_text_documents`); ``encoding`` is the input's text encoding.
     """
     from genbel.data import load_corpus
-    from genbel.data.bioc import read_bioc_json, read_bioc_xml
     from genbel.data.brat import read_brat
     from genbel.data.text import read_text_documents
 
@@ -128,10 +121,6 @@ def read_documents(
         logger.info("%s: %s", source, f)
     if f == "text":
         docs = read_text_documents(source, split=split, encoding=encoding, stdin=stdin)
-    elif f == "bioc-xml":
-        docs = read_bioc_xml(source, encoding=encoding)
-    elif f == "bioc-json":
-        docs = read_bioc_json(source, encoding=encoding)
     elif f == "brat":
         docs = read_brat(source, encoding=encoding)
     else:
