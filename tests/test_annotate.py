@@ -158,3 +158,19 @@ def test_bad_input_and_output_are_coded_errors_and_write_nothing(kb_dir, tmp_pat
     assert src.read_text(encoding="utf-8") == "breast cancer"
     with raises_code("E022", ConfigError, match="--input-format"):
         read_documents(src, "word")
+
+
+def test_overlapping_existing_annotations_are_each_linked_and_written(kb_dir, tmp_path):
+    text = "familial adenomatous polyposis coli"
+    src = tmp_path / "in.pubtator"
+    src.write_text(f"1|t|{text}\n1|a|\n1\t0\t30\tfamilial adenomatous polyposis\tDisease\tD003\n"
+                   f"1\t9\t35\tadenomatous polyposis coli\tDisease\tD003\n\n", encoding="utf-8")
+    for name in ("o.csv", "o.xml", "brat"):
+        out = tmp_path / name
+        r = _cli(str(src), "-o", str(out), "--kb", str(kb_dir), "--linker", "tfidf", "--keep-annotations")
+        assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8")))
+    assert [(r["start"], r["end"], r["concept_id"]) for r in rows] == [("0", "30", "D003"), ("9", "35", "D003")]
+    for back in (read_documents(tmp_path / "o.xml", keep_annotations=True),
+                 read_documents(tmp_path / "brat", keep_annotations=True)):
+        assert [e.offsets for e in back[0].entities] == [[(0, 30)], [(9, 35)]]

@@ -10,10 +10,10 @@ import pytest
 
 spacy = pytest.importorskip("spacy")
 
-import genbel.integrations.spacy as gs  # noqa: E402  (registers the factories)
-from genbel.annotate import annotate  # noqa: E402
-from genbel.errors import ConfigError, InputError  # noqa: E402
-from tests.helpers import raises_code  # noqa: E402
+import genbel.integrations.spacy as gs
+from genbel.annotate import annotate
+from genbel.errors import ConfigError, InputError
+from tests.helpers import raises_code
 
 TEXT = "Colorectal cancer (CRC) and breast cancer were found. CRC is common; ibuprofen helped."
 
@@ -95,3 +95,13 @@ def test_entry_points_name_the_factories():
         module, attr = target.split(":")
         assert getattr(importlib.import_module(module), attr) is getattr(gs, f"make_{name}")
         assert spacy.registry.factories.get(name) is not None
+
+
+def test_a_kb_object_from_python_is_saved_with_the_pipeline(tiny_kb, tmp_path):
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("genbel_linker", config={"linker": "exact"})
+    linker.set_kb(tiny_kb)
+    nlp.add_pipe("entity_ruler", before="genbel_linker").add_patterns([{"label": "X", "pattern": "colon cancer"}])
+    assert _linked(nlp("A colon cancer.")) == [("colon cancer", "X", "D002")]
+    nlp.to_disk(tmp_path / "p")
+    assert _linked(spacy.load(tmp_path / "p")("A colon cancer.")) == [("colon cancer", "X", "D002")]

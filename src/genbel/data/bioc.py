@@ -39,7 +39,7 @@ from genbel.textio import iter_lines, loads_json, read_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_bioc_xml", "read_bioc_json", "write_bioc_xml", "write_bioc_json", "bioc_document"]
+__all__ = ["bioc_document", "read_bioc_json", "read_bioc_xml", "write_bioc_json", "write_bioc_xml"]
 
 _ID_KEYS = ("identifier", "Identifier", "MESH", "mesh", "normalized_id")
 _ID_SPLIT = re.compile(r"[;,|]")
@@ -313,8 +313,8 @@ def _collection_header() -> dict[str, Any]:
 def write_bioc_xml(docs: Iterable[Document | LinkedDocument | Mapping[str, Any]], path: str | Path) -> None:
     """Write documents (linked or not) as one BioC XML collection, atomically."""
     _bioc()
-    from lxml import etree
     from bioc.biocxml.encoder import encode_document
+    from lxml import etree
 
     head = _collection_header()
     with atomic_open(path) as fh:
@@ -340,7 +340,6 @@ def write_bioc_json(docs: Iterable[Document | LinkedDocument | Mapping[str, Any]
 def _write_json(fh: TextIO, docs: Iterable[Any], where: str, bioc: Any) -> None:
     head = json.dumps(_collection_header(), ensure_ascii=False)
     fh.write(head[:-1] + ', "documents": [')
-    for i, ld in enumerate(iter_linked(docs, where)):
-        fh.write(("\n" if i == 0 else ",\n") + json.dumps(bioc.biocjson.toJSON(_to_bioc(ld, where, "JSON")),
-                                                          ensure_ascii=False))
+    fh.writelines(("\n" if i == 0 else ",\n") + json.dumps(bioc.biocjson.toJSON(_to_bioc(ld, where, "JSON")),
+                                                          ensure_ascii=False) for i, ld in enumerate(iter_linked(docs, where)))
     fh.write("\n]}\n")

@@ -29,7 +29,7 @@ from genbel.textio import iter_lines, read_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_brat", "write_brat", "brat_lines"]
+__all__ = ["brat_lines", "read_brat", "write_brat"]
 
 
 def _ref(cid: str) -> str:

@@ -20,7 +20,7 @@ from genbel.data.linked import LinkedDocument, iter_linked
 from genbel.data.model import Document
 from genbel.io import atomic_open
 
-__all__ = ["TABLE_COLUMNS", "table_rows", "write_table", "write_csv", "write_tsv"]
+__all__ = ["TABLE_COLUMNS", "table_rows", "write_csv", "write_table", "write_tsv"]
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "document", "start", "end", "text", "type", "concept_id", "preferred_name", "score", "candidates",

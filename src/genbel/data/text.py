@@ -28,7 +28,7 @@ from genbel.textio import read_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STDIN", "check_not_binary", "TEXT_SPLITS", "TEXT_SUFFIXES", "iter_text_documents", "read_text_documents", "text_documents"]
+__all__ = ["STDIN", "TEXT_SPLITS", "TEXT_SUFFIXES", "check_not_binary", "iter_text_documents", "read_text_documents", "text_documents"]
 
 #: the source name that means standard input
 STDIN = "-"

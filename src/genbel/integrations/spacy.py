@@ -40,13 +40,13 @@ from genbel.deps import require
 
 require("spacy", extra="spacy", feature="the spaCy pipeline components")
 
-from spacy.language import Language  # noqa: E402
-from spacy.tokens import Doc, Span  # noqa: E402
-from spacy.util import filter_spans  # noqa: E402
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
 
-from genbel.data.model import Document, Entity, Passage  # noqa: E402
-from genbel.errors import ConfigError, Errors, InputError  # noqa: E402
-from genbel.kb import KnowledgeBase, open_kb  # noqa: E402
+from genbel.data.model import Document, Entity, Passage
+from genbel.errors import ConfigError, Errors, InputError
+from genbel.kb import KnowledgeBase, open_kb
 
 logger = logging.getLogger(__name__)
 
