@@ -131,12 +131,13 @@ def detect_mentions(
 
 
 def add_preferred_names(docs: Iterable[dict], kb: KnowledgeBase) -> Iterable[dict]:
-    """Linked BigBio dicts whose candidates carry ``preferred_name`` (the concept's name in ``kb``);
-    a linker's ``name`` may be the synonym it matched."""
+    """Linked BigBio dicts whose candidates carry ``preferred_name`` (the concept's name in ``kb``) when
+    the linker did not say which name it gives (a candidate with ``matched`` has its preferred name as
+    ``name``; without it, ``name`` may be the synonym the linker matched)."""
     for d in docs:
         for e in d.get("entities", []):
             for c in e.get("candidates", []):
-                if "preferred_name" not in c:
+                if "preferred_name" not in c and "matched" not in c:
                     concept = kb.get(c["code"])
                     c["preferred_name"] = concept.name if concept is not None else c.get("name", "")
         yield d

@@ -124,3 +124,11 @@ def test_load_corpus_reads_bioc_for_evaluation_with_the_lenient_options(tmp_path
     assert doc.entities[0].offsets == [(19, 32)]
     with raises_code("E523", FormatError, match="occurs twice"):
         read_bioc_json(f, offsets="fix")  # a repeated document is an error unless skip-identical
+
+
+def test_an_infon_without_key_is_a_coded_error(tmp_path):
+    f = tmp_path / "nokey.xml"
+    f.write_text("<collection><source/><date/><key/><document><id>1</id><passage><infon ey='type'>t</infon>"
+                 "<offset>0</offset><text>x</text></passage></document></collection>", encoding="utf-8")
+    with raises_code("E523", FormatError, match="missing attribute 'key'"):
+        read_bioc_xml(f)

@@ -157,8 +157,9 @@ def read_bioc_xml(
     except etree.XMLSyntaxError as e:
         line = e.position[0] if e.position else 1
         raise _fail(f"{p}:{line}", "XML", e.msg or str(e)) from None
-    except (TypeError, ValueError, AttributeError) as e:
-        raise _fail(str(p), "XML", f"not a BioC collection ({e})") from None
+    except (etree.LxmlError, TypeError, ValueError, AttributeError, KeyError) as e:
+        what = f"missing attribute {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+        raise _fail(str(p), "XML", f"not a BioC collection ({what})") from None
     return _documents(collection.documents, str(p), "XML", on_duplicate, offsets)
 
 
