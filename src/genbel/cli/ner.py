@@ -74,7 +74,8 @@ def evaluate_e2e_cmd(
     kb_format: str | None = typer.Option(None, "--kb-format"),
     detector: str = typer.Option(
         "combined", "--detector", help="dictionary | tagger[:PATH] | combined[:TAGGER_PATH]"),
-    mode: str = typer.Option("primary-first", "--mode", help="combined: primary-first | union | intersection"),
+    mode: str = typer.Option("primary-first", "--mode",
+                             help="combined: primary-first (tagger first) | dictionary-first | union | intersection"),
     train_corpus: list[Path] | None = typer.Option(
         None, "--train-corpus", help="Training corpus: its mentions join the dictionary (repeatable)."),
     linker: str = typer.Option("dense:default", "--linker", help="Linker spec, or 'none' to score NER only."),
@@ -115,6 +116,12 @@ def evaluate_e2e_cmd(
             preds.extend(det.detect_batch(texts[b:b + 16]))
             bar.update(len(texts[b:b + 16]))
     detect_s = time.perf_counter() - t0
+    if entity_types:  # spans of the groups of other types are not scored
+        from genbel.data import parse_entity_types
+        from genbel.ner.dictionary import entity_group
+
+        groups = {entity_group(t) for t in parse_entity_types(entity_types) or []}
+        preds = [[s for s in spans if entity_group(s.type) in groups] for spans in preds]
     ner = ner_scores(docs, preds, n_bootstrap=n_bootstrap, seed=seed)
     console.print(_table(f"NER: {det.name} on {corpus.name}", ner))
     chars = sum(len(t) for t in texts)

@@ -4,7 +4,8 @@ Modes of :class:`CombinedDetector` (the first detector is the *primary*, normall
 second the dictionary), chosen on dev data (``docs/benchmarks.md``):
 
 * ``primary-first`` (``tagger-first``): every span of the primary; spans of the others that overlap
-  none of them are added;
+  none of them are added (``dictionary-first`` in :func:`make_combined_detector`: the dictionary is
+  the primary);
 * ``union``: every span of every detector, overlaps resolved longest first;
 * ``intersection``: only spans that all detectors found with the same offsets.
 
@@ -42,14 +43,24 @@ def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-fir
         return []
     if mode == "intersection":
         keys = set.intersection(*[{(s.start, s.end) for s in spans} for spans in span_lists])
-        return [s for s in span_lists[0] if (s.start, s.end) in keys]
-    if mode == "union":
-        return remove_overlaps(s for spans in span_lists for s in spans)
-    kept = list(span_lists[0])
-    for spans in span_lists[1:]:
-        add = [s for s in spans if not any(s.overlaps(k) for k in kept)]
-        kept.extend(add)
-    return sorted(kept, key=lambda s: (s.start, s.end))
+        kept = [s for s in span_lists[0] if (s.start, s.end) in keys]
+    elif mode == "union":
+        kept = remove_overlaps(s for spans in span_lists for s in spans)
+    else:
+        kept = list(span_lists[0])
+        for spans in span_lists[1:]:
+            kept.extend([s for s in spans if not any(s.overlaps(k) for k in kept)])
+    return sorted((_agreed(s, span_lists) for s in kept), key=lambda s: (s.start, s.end))
+
+
+def _agreed(span: Span, span_lists: Sequence[Sequence[Span]]) -> Span:
+    """``span`` with the sources of every detector that found the same offsets, ``+``-joined."""
+    sources: list[str] = []
+    for spans in span_lists:
+        for s in spans:
+            if (s.start, s.end) == (span.start, span.end) and s.source and s.source not in sources:
+                sources.append(s.source)
+    return span.with_(source="+".join(sources)) if len(sources) > 1 else span
 
 
 def tag_short_forms(text: str, spans: Sequence[Span]) -> list[Span]:
@@ -113,6 +124,11 @@ def make_combined_detector(
     (the tagger at PATH); ``tagger=`` may also give the tagger (a detector or a spec)."""
     if kb is None:
         raise ConfigError(Errors.E502.format(what="combined"))
+    dictionary_first = mode == "dictionary-first"
+    if dictionary_first:
+        mode = "primary-first"
+    combine_spans([], mode)  # validates the mode before the tagger is loaded
     tagger_det = create_detector(tagger if tagger is not None else f"tagger:{arg or 'default'}")
     dictionary = create_detector("dictionary", kb, training_docs=training_docs, **options)
-    return CombinedDetector([tagger_det, dictionary], mode, abbreviations=abbreviations)
+    parts = [dictionary, tagger_det] if dictionary_first else [tagger_det, dictionary]
+    return CombinedDetector(parts, mode, abbreviations=abbreviations)
