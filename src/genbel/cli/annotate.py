@@ -101,10 +101,11 @@ def annotate_cmd(
         raise
     dt = time.perf_counter() - t0
     rate = run.n_documents / dt if dt > 0 else float("inf")
+    chars = run.n_characters / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
     err_console.print(
         f"annotated {run.n_documents} documents ({run.n_mentions} mentions linked) in {dt:.1f} s "
-        f"({rate:,.1f} documents/s){resumed} → {out} ({run.format})",
+        f"({rate:,.1f} documents/s, {chars:,.0f} characters/s){resumed} → {out} ({run.format})",
         highlight=False, soft_wrap=True,
     )
 
