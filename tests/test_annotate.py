@@ -174,3 +174,14 @@ def test_overlapping_existing_annotations_are_each_linked_and_written(kb_dir, tm
     for back in (read_documents(tmp_path / "o.xml", keep_annotations=True),
                  read_documents(tmp_path / "brat", keep_annotations=True)):
         assert [e.offsets for e in back[0].entities] == [[(0, 30)], [(9, 35)]]
+
+
+def test_stdin_in_another_encoding_and_undecodable_stdin(kb_dir, tmp_path):
+    out = tmp_path / "o.csv"
+    r = _cli("-", "-o", str(out), "--kb", str(kb_dir), "--detector", "dictionary", "--linker", "exact",
+             "--encoding", "latin-1", input="Colon cancer – Sjögren.".encode("latin-1", "replace"))
+    assert r.exit_code == 0, r.output
+    assert "Colon cancer" in out.read_text(encoding="utf-8")
+    r = runner.invoke(app, ["annotate", "-", "-o", str(tmp_path / "p.csv"), "--kb", str(kb_dir)],
+                      input=b"ok\n\xff bad")
+    assert str(r.exception).startswith("[E157] <stdin>:2")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from genbel.data.model import Document, Passage
-from genbel.errors import Errors, InputError
+from genbel.errors import Errors, FormatError, InputError
 from genbel.textio import read_text
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,24 @@ def text_documents(text: str, doc_id: str, split: str = "file") -> list[Document
     return docs
 
 
+def _read_stdin(encoding: str) -> str:
+    """Standard input decoded as ``encoding`` (bad bytes: E157 naming the line, NUL bytes: E521)."""
+    data = sys.stdin.buffer.read()
+    if b"\x00" in data[:8192] and not encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        raise InputError(Errors.E521.format(path="<stdin>", offset=data.find(b"\x00")))
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        start = data.rfind(b"\n", 0, e.start) + 1
+        raise FormatError(Errors.E157.format(
+            path="<stdin>", line=line, encoding=encoding, data=data[e.start:e.start + 4], offset=e.start - start,
+            reason=e.reason,
+        )) from None
+    except LookupError:
+        raise InputError(Errors.E154.format(value=encoding, option="encoding", known="a Python codec name")) from None
+
+
 def _document(doc_id: str, text: str) -> Document:
     return Document(doc_id, doc_id, [Passage(f"{doc_id}-text", "text", [text], [(0, len(text))])], [])
 
@@ -109,7 +127,7 @@ def iter_text_documents(
     one file at a time. See the module documentation for ``split``, ids and errors."""
     _check_split(split)
     if str(source) == STDIN:
-        text = (stdin or sys.stdin).read().removeprefix("\ufeff")
+        text = (_read_stdin(encoding) if stdin is None else stdin.read()).removeprefix("\ufeff")
         _check_text(text, "<stdin>")
         yield from text_documents(text, "stdin", "file" if split == "file" else "paragraph")
         return
