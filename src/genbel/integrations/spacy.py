@@ -14,7 +14,8 @@
 ``entity_ruler``, a trained ``ner`` or scispacy's models. Like scispacy's ``scispacy_linker`` it sets
 ``ent._.kb_ents`` (a list of ``(concept_id, score)``, best first, at most ``max_entities_per_mention``,
 scores at least ``threshold``) and accepts ``resolve_abbreviations`` (link a short form defined in the
-document as its long form), ``k``, ``threshold`` and ``max_entities_per_mention``; the component's ``kb``
+document as its long form), ``k`` (candidates asked of the linker: distinct concepts, default 5 — a
+generative linker decodes that many beams), ``threshold`` and ``max_entities_per_mention``; the component's ``kb``
 attribute is the genbel :class:`~genbel.kb.KnowledgeBase` (``linker.kb[cid].name``). A scispacy pipeline
 switches by changing one line: ``nlp.add_pipe("scispacy_linker", config={…})`` →
 ``nlp.add_pipe("genbel_linker", config={"kb": "default"})``.
@@ -285,7 +286,7 @@ def make_genbel_ner(nlp: Language, name: str, kb: str, kb_format: str | None, de
 @Language.factory(
     "genbel_linker",
     default_config={
-        "kb": "default", "kb_format": None, "linker": "default", "k": 30, "resolve_abbreviations": True,
+        "kb": "default", "kb_format": None, "linker": "default", "k": 5, "resolve_abbreviations": True,
         "threshold": 0.0, "max_entities_per_mention": 5, "linker_options": {},
     },
 )
