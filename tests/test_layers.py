@@ -17,8 +17,8 @@ LAYERS: dict[str, int] = {
     "data": 3, "trie": 3,
     "encoders": 4, "generation": 4,
     "linkers": 5, "ner": 5,
-    "eval": 6, "training": 6, "pipeline": 6,
-    "cli": 7,
+    "eval": 6, "training": 6, "pipeline": 6, "annotate": 6,
+    "cli": 7, "integrations": 7,
     "__init__": 8,
 }
 

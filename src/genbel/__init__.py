@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "load_corpus": "genbel.data",
     "load_documents": "genbel.data",
     "write_corpus": "genbel.data",
+    "read_documents": "genbel.data.formats",
+    "write_documents": "genbel.data.formats",
     # linkers
     "Candidate": "genbel.linkers",
     "Linker": "genbel.linkers",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         load_documents,
         write_corpus,
     )
+    from genbel.data.formats import read_documents, write_documents
     from genbel.eval import EvaluationResult, evaluate
     from genbel.kb import Concept, KnowledgeBase, augment_kb, default_kb, load_kb, open_kb
     from genbel.linkers import (

@@ -27,6 +27,9 @@ EXTRAS: dict[str, str] = {
     "gguf": "models",
     "psutil": "bench",
     "ahocorasick": "ner",
+    "bioc": "formats",
+    "lxml": "formats",
+    "spacy": "spacy",
 }
 
 

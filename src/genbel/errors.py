@@ -37,7 +37,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E006 = "{path}: file not found"
     E007 = (
-        "{path}: unknown corpus format; expected PubTator or BigBio JSON/JSONL "
+        "{path}: unknown corpus format; expected PubTator, BigBio JSON/JSONL or BioC XML/JSON "
         "(pass --input-format on the command line, format= in Python)"
     )
     E008 = "{path}: not a genbel KB directory (missing {missing})"
@@ -230,6 +230,22 @@ class Errors(metaclass=_ErrorsWithCodes):
     E505 = "{where}: nothing to train the NER tagger on: {reason}"
     E506 = "invalid detector combination {mode!r}; expected one of: {known}"
     E507 = "{where}: the text to detect mentions in must be a str, got {type}"
+
+    # --- raw text in, annotation formats, genbel annotate, spaCy (E520-E539)
+    E520 = "{path}: the file is empty: no text to annotate"
+    E521 = (
+        "{path}: a binary file, not text (NUL byte at byte {offset}); give a text file "
+        "(UTF-16/32 text: --encoding utf-16)"
+    )
+    E522 = "{path}: no document to annotate: {reason}"
+    E523 = "{where}: malformed BioC {fmt}: {reason}"
+    E524 = "{where}: malformed brat annotation line: {reason}"
+    E525 = (
+        "{path}: is a {kind}; the {fmt} output is {expected} (give another --out or --output-format)"
+    )
+    E526 = "{where}: cannot write document {doc_id!r} as {fmt}: {reason}"
+    E527 = "{path}: not a saved genbel spaCy component (missing {missing})"
+    E528 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
 
 
 class GenbelError(Exception):

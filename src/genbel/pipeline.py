@@ -374,7 +374,7 @@ def _chunks(docs: Sequence[Document], start: int, mentions: int) -> Iterable[lis
     size = 0
     for d in docs[start:]:
         chunk.append(d)
-        size += len(d.entities)
+        size += len(d.entities) or 1
         if size >= mentions:
             yield chunk
             chunk, size = [], 0
@@ -396,6 +396,8 @@ def link_to_file(
     resume: bool = False,
     chunk_mentions: int = 256,
     progress: Callable[[int, int], None] | None = None,
+    prepare: Callable[[list[Document]], list[Document]] | None = None,
+    write: Callable[[Iterable[dict], Path], Any] | None = None,
 ) -> LinkRun:
     """Link ``docs`` with ``linker`` and write them, with candidates (:func:`linked_documents`), to ``out``.
 
@@ -408,11 +410,16 @@ def link_to_file(
     input, KB, linker, k …; E456 when they differ) is kept up to its last complete document and
     linking continues after it; without it, a partial file is replaced. ``progress(done, total)`` is
     called with document counts after each chunk. Returns a :class:`LinkRun`.
+
+    ``prepare(chunk)`` (``genbel annotate``: mention detection) turns each chunk of documents into the
+    documents to link, and ``write(documents, out)`` writes the complete output instead of
+    :func:`write_linked` (then ``fmt`` is not checked); a document without entities counts as one
+    mention in a chunk.
     """
     from genbel.data import filter_entity_types
 
     out = Path(out)
-    fmt = output_format(out, fmt)
+    fmt = output_format(out, fmt) if write is None else (fmt or "")
     if entity_types:
         filter_entity_types(docs, entity_types)  # E012 once for the whole input when no type occurs
     settings = dict(settings or {})
@@ -441,6 +448,8 @@ def link_to_file(
             progress(done, len(docs))
         with open(partial, "a", encoding="utf-8", newline="\n") as fh:
             for chunk in _chunks(docs, done, chunk_mentions):
+                if prepare is not None:
+                    chunk = prepare(chunk)
                 results = linker.link_documents(
                     chunk, k=k, expand_abbreviations=expand_abbreviations, entity_types=entity_types
                 )
@@ -451,11 +460,13 @@ def link_to_file(
                 if progress is not None:
                     progress(done, len(docs))
             os.fsync(fh.fileno())
-    _finish(partial, out, fmt)
+    _finish(partial, out, fmt, write)
     return LinkRun(out=out, n_documents=len(docs) - resumed, n_mentions=n_mentions, resumed=resumed)
 
 
-def _finish(partial: Path, out: Path, fmt: str) -> None:
+def _finish(
+    partial: Path, out: Path, fmt: str, write: Callable[[Iterable[dict], Path], Any] | None = None
+) -> None:
     """Write the documents of a complete partial file to ``out`` (atomically) and remove it."""
 
     def documents() -> Iterable[dict]:
@@ -464,5 +475,8 @@ def _finish(partial: Path, out: Path, fmt: str) -> None:
             for line in fh:
                 yield json.loads(line)
 
-    write_linked(documents(), out, fmt)
+    if write is None:
+        write_linked(documents(), out, fmt)
+    else:
+        write(documents(), out)
     partial.unlink()

@@ -61,7 +61,7 @@ def test_errors(tmp_path: Path) -> None:
         load_corpus(odd)
     assert (
         str(exc2.value)
-        == f"[E007] {odd}: unknown corpus format; expected PubTator or BigBio JSON/JSONL "
+        == f"[E007] {odd}: unknown corpus format; expected PubTator, BigBio JSON/JSONL or BioC XML/JSON "
         "(pass --input-format on the command line, format= in Python)"
     )
     empty = tmp_path / "empty.txt"

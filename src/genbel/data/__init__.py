@@ -9,6 +9,7 @@ a registry of public datasets, abbreviation detection and bundled example docume
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,9 @@ CORPUS_FORMATS: dict[str, str] = {
     "bigbio": "bigbio-json",
     "bigbio-jsonl": "bigbio-jsonl",
     "jsonl": "bigbio-jsonl",
+    "bioc-xml": "bioc-xml",
+    "bioc": "bioc-xml",
+    "bioc-json": "bioc-json",
 }
 #: reader options that tolerate the known quirks of public corpora (byte-identical duplicate
 #: documents, mention offsets off by trailing spaces): see :func:`load_documents`
@@ -74,6 +78,7 @@ _WRITE_EXTENSIONS = {
     ".txt": "pubtator",
 }
 _SNIFF_BYTES = 1 << 16
+_BIOC_JSON_HINT = re.compile(r'"(?:bioctype|infons|PubTator3)"\s*:')
 
 
 def _canonical_format(fmt: str, path: str | Path) -> str:
@@ -91,7 +96,9 @@ def detect_corpus_format(path: str | Path) -> str:
     """``"pubtator"``, ``"bigbio-json"`` or ``"bigbio-jsonl"`` from the start of the file's content.
 
     A first non-blank line ``PMID|t|…`` (or ``PMID|a|…``) means PubTator; ``[`` means BigBio JSON;
-    ``{`` means JSONL when the first line is a complete JSON object, else JSON. ``.gz`` files are
+    ``{`` means JSONL when the first line is a complete JSON object, else JSON; BioC XML (``<`` and a
+    ``<collection>``) and BioC JSON (``infons``, ``bioctype`` or ``PubTator3`` keys, see
+    :mod:`genbel.data.bioc`) are ``"bioc-xml"`` and ``"bioc-json"``. ``.gz`` files are
     read through gzip. Raises E006 when the file is missing and E007 when none of these match.
     """
     import json
@@ -104,6 +111,10 @@ def detect_corpus_format(path: str | Path) -> str:
     if not stripped:
         raise FormatError(Errors.E016.format(path=p, reason="the file is empty"))
     first_line = stripped.split("\n", 1)[0].rstrip("\r")
+    if stripped[0] == "<" and ("<collection" in stripped or "<document" in stripped):
+        return "bioc-xml"
+    if stripped[0] in "[{" and _BIOC_JSON_HINT.search(stripped):
+        return "bioc-json"
     if stripped[0] == "[":
         return "bigbio-json"
     if stripped[0] == "{":
@@ -119,7 +130,7 @@ def detect_corpus_format(path: str | Path) -> str:
 
 
 def load_corpus(path: str | Path, format: str | None = None, **opts: Any) -> list[Document]:
-    """Read a corpus file (PubTator or BigBio KB JSON/JSONL) into documents.
+    """Read a corpus file (PubTator, BigBio KB JSON/JSONL, BioC XML/JSON) into documents.
 
     Args:
         path: the file (``.gz`` PubTator files are decompressed).
@@ -139,6 +150,10 @@ def load_corpus(path: str | Path, format: str | None = None, **opts: Any) -> lis
     fmt = _canonical_format(format, p) if format else detect_corpus_format(p)
     if fmt == "pubtator":
         docs = read_pubtator(p, **opts)
+    elif fmt in ("bioc-xml", "bioc-json"):
+        from genbel.data.bioc import read_bioc_json, read_bioc_xml
+
+        docs = (read_bioc_xml if fmt == "bioc-xml" else read_bioc_json)(p, **opts)
     else:
         if p.name.endswith(".gz"):
             raise FormatError(
