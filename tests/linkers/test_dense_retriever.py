@@ -126,12 +126,13 @@ def test_the_shipped_name_vectors_are_the_shipped_encoders_for_the_bundled_kb():
     enc = TextEncoder.load(d / "encoder")
     assert pack is not None and pack.codec == "pq" and pack.fingerprint == encoder_fingerprint(enc)
     kb = open_kb("default")
-    assert pack.info["kb_fingerprint"] == kb.fingerprint()
+    # built from the bundled KB before its main ids changed (fingerprint 2ba10d40…): the ids moved, the
+    # names did not, and the pack is keyed by name, so it still covers every name of the bundled KB
     names = sorted(set(NameTable.from_kb(kb, normalize=True).keys))
     assert len(pack) == len(names)
+    assert pack.get(names)[1].all()
     sample = names[::4000]
     got, found = pack.get(sample)
-    assert found.all()
     cos = (got * enc.encode(sample)).sum(1)
     assert float(cos.min()) > 0.9, cos  # product-quantised: close to, not equal to, the float vectors
 
