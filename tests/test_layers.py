@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     "kb": 2,
     "data": 3, "trie": 3,
     "encoders": 4, "generation": 4,
-    "linkers": 5,
+    "linkers": 5, "ner": 5,
     "eval": 6, "training": 6, "pipeline": 6,
     "cli": 7,
     "__init__": 8,

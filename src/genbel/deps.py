@@ -26,6 +26,7 @@ EXTRAS: dict[str, str] = {
     "faiss": "models",
     "gguf": "models",
     "psutil": "bench",
+    "ahocorasick": "ner",
 }
 
 

@@ -201,6 +201,16 @@ class Errors(metaclass=_ErrorsWithCodes):
         "install them with: pip install 'genbel[{extra}]'"
     )
 
+    # --- mention detection (E500-E519): add new codes of this area directly below this line
+    E500 = "invalid span {start}-{end} ({text!r}): offsets must satisfy 0 <= start < end"
+    E501 = "unknown detector {spec!r}; expected one of: {known} (optionally with :ARG, e.g. tagger:PATH)"
+    E502 = "the {what} detector needs a knowledge base (pass kb=..., or --kb)"
+    E503 = "{path}: not a genbel NER model directory: {reason}"
+    E504 = "invalid NER setting {field}: {reason}"
+    E505 = "{where}: nothing to train the NER tagger on: {reason}"
+    E506 = "invalid detector combination {mode!r}; expected one of: {known}"
+    E507 = "{where}: the text to detect mentions in must be a str, got {type}"
+
     # --- serve (E540-E559): `genbel serve`, its HTTP API and limits; add new codes of this area below
     E540 = "request body is not valid JSON: {reason} (line {line}, column {column})"
     E541 = "{field}: {reason}"
