@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 ABSTRACT = (
     "Familial adenomatous polyposis (FAP) is an inherited colorectal cancer syndrome. "
-    "Women with breast cancer were treated with ibuprofen; one had colon cancer."
+    "Women with breast cancer were treated with ibuprofen; one had colon cancer. In FAP, polyps are many."
 )
 
 
