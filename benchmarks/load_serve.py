@@ -8,10 +8,12 @@ rate limit applies to each client as it would to separate machines (``--server-r
 the default keeps the server's). Clients are closed-loop: each sends its next request when the last is
 answered.
 
-Reports (one JSON object on stdout, and ``--json-out``): requests, mentions, throughput (requests/s and
-mentions/s), latency p50/p95/p99/max, errors by status, server RSS after start-up, after a warm-up and
-after the run, the server's mean linker batch (from /metrics), and the batch CLI's mentions/s on the
-same documents (its own timing, model loading excluded) with the ratio server/CLI.
+Reports (one JSON object on stdout, and ``--json-out``), per round of T seconds (``--rounds``, 2 by
+default, back to back): requests, mentions, throughput (requests/s and mentions/s), latency
+p50/p95/p99/max, errors by status, the server's linker batches (from /metrics) and its RSS after the
+round; RSS after start-up and after a warm-up (every abstract once); and the batch CLI's mentions/s on the
+same documents (its own timing, model loading excluded), run once before and once after the server
+(the machine's load drifts), with the ratio server / mean of the two CLI runs.
 
     .venv/bin/python benchmarks/load_serve.py --clients 16 --seconds 60 --linker dense:default
     .venv/bin/python benchmarks/load_serve.py --clients 4 --seconds 10 --linker tfidf   # a quick run
@@ -152,7 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--max-requests", type=int, default=100_000, help="a bound on the requests sent")
+    ap.add_argument("--max-requests", type=int, default=100_000, help="a bound on the requests sent per round")
+    ap.add_argument("--rounds", type=int, default=2, help="load rounds of --seconds each (RSS after each)")
     ap.add_argument("--linker", default="dense:default")
     ap.add_argument("--kb", default="default")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="PubTator/BigBio abstracts to send")
@@ -185,6 +188,9 @@ def main() -> None:
         "clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count(), "load_before": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:
+        used = [d for d in docs if d.entities]
+        if not args.no_cli:  # the CLI before and after the server run: the machine's load drifts
+            result["batch_cli_before"] = batch_cli(used, args.kb, args.linker, Path(tmp))
         log = open(Path(tmp) / "server.log", "wb")
         t0 = time.perf_counter()
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
@@ -205,14 +211,21 @@ def main() -> None:
                 for b in bodies:
                     c.post("/link", json=b).raise_for_status()
             result["rss_warm_mb"] = round(rss(server.pid) / 2**20, 1)
-            before = server_batches(url)
-            result["load"] = asyncio.run(run_clients(url, bodies, args.clients, args.seconds, args.max_requests,
-                                                     own_addresses=True))
-            after = server_batches(url)
-            n = after["batches"] - before["batches"]
-            result["server_batches"] = after | {"batches_in_run": n}
-            result["rss_after_mb"] = round(rss(server.pid) / 2**20, 1)
-            result["load_after"] = os.getloadavg()
+            rounds = []
+            for _ in range(args.rounds):
+                before = server_batches(url)
+                r = asyncio.run(run_clients(url, bodies, args.clients, args.seconds, args.max_requests,
+                                            own_addresses=True))
+                after = server_batches(url)
+                n = after["batches"] - before["batches"]
+                r["batches"] = n
+                r["mentions_per_batch"] = round(r["mentions"] / n, 1) if n else None
+                r["requests_per_batch"] = round(r["ok"] / n, 2) if n else None
+                r["rss_after_mb"] = round(rss(server.pid) / 2**20, 1)
+                r["load_after"] = os.getloadavg()
+                rounds.append(r)
+            result["rounds"] = rounds
+            result["load"] = rounds[0]
         finally:
             server.terminate()
             try:
@@ -221,9 +234,11 @@ def main() -> None:
                 server.kill()
             log.close()
         if not args.no_cli:
-            used = [d for d in docs if any(e for e in d.entities)]
-            result["batch_cli"] = batch_cli(used, args.kb, args.linker, Path(tmp))
-            result["server_vs_cli"] = round(result["load"]["mentions_per_s"] / result["batch_cli"]["mentions_per_s"], 3)
+            result["batch_cli_after"] = batch_cli(used, args.kb, args.linker, Path(tmp))
+            cli = statistics.fmean([result["batch_cli_before"]["mentions_per_s"],
+                                    result["batch_cli_after"]["mentions_per_s"]])
+            result["batch_cli_mentions_per_s_mean"] = round(cli, 1)
+            result["server_vs_cli"] = [round(r["mentions_per_s"] / cli, 3) for r in result["rounds"]]
             result["load_after_cli"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)

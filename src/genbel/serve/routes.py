@@ -63,18 +63,21 @@ async def link(body: LinkRequest, request: Request) -> dict[str, Any]:
     if len(body.mentions) > cfg.max_mentions:
         raise RequestError(Errors.E545.format(field="mentions", size=len(body.mentions), limit=cfg.max_mentions), 413)
     queries = []
+    # per distinct context (mentions of one abstract share it): its abbreviations, checked once
     abbrevs_of: dict[str, dict[str, str]] = {}
     total = 0
     for i, m in enumerate(body.mentions):
         field = f"mentions[{i}]"
         m = MentionIn(text=m) if isinstance(m, str) else m
         check_mention_text(m.text, f"{field}.text" if m.context is not None else field, cfg)
-        q = _query(m, field, svc, abbrevs_of if body.abbreviations else None)
-        total += len(m.context or "")
-        if total > cfg.max_text_chars * 4:
-            raise RequestError(Errors.E544.format(field="mentions[*].context (all together)", size=total,
-                                                  limit=cfg.max_text_chars * 4), 413)
-        queries.append(q)
+        if m.context is not None and m.context not in abbrevs_of:
+            total += len(m.context)
+            if total > cfg.max_text_chars * 4:
+                raise RequestError(Errors.E544.format(field="mentions[*].context (distinct contexts together)",
+                                                      size=total, limit=cfg.max_text_chars * 4), 413)
+            check_text(m.context, f"{field}.context", cfg)
+            abbrevs_of[m.context] = find_abbreviations(m.context) if body.abbreviations else {}
+        queries.append(_query(m, field, svc, abbrevs_of))
     results = await svc.batcher.link(queries, body.k)
     return {
         "kb": svc.kb.name, "linker": svc.linker_spec,
@@ -184,8 +187,8 @@ def _candidate(c: Candidate, svc: Service) -> dict[str, Any]:
             "score": float(c.score), "url": vocabulary_url(c.concept_id)}
 
 
-def _query(m: MentionIn, field: str, svc: Service, abbrevs_of: dict[str, dict[str, str]] | None) -> MentionQuery:
-    cfg = svc.config
+def _query(m: MentionIn, field: str, svc: Service, abbrevs_of: dict[str, dict[str, str]]) -> MentionQuery:
+    """The query of one mention; its context (if any) is checked and in ``abbrevs_of`` already."""
     group = None
     if m.type is not None:
         if len(m.type) > 100:
@@ -198,7 +201,6 @@ def _query(m: MentionIn, field: str, svc: Service, abbrevs_of: dict[str, dict[st
         if m.start is not None or m.end is not None:
             raise RequestError(Errors.E551.format(field=field, reason="start/end given without a context"))
         return MentionQuery(text=m.text, type=group)
-    check_text(m.context, f"{field}.context", cfg)
     if m.start is None and m.end is None:
         start = m.context.find(m.text)
         if start < 0:
@@ -214,10 +216,6 @@ def _query(m: MentionIn, field: str, svc: Service, abbrevs_of: dict[str, dict[st
         if m.context[start:end] != m.text:
             raise RequestError(Errors.E551.format(
                 field=field, reason=f"context[{start}:{end}] is {m.context[start:end][:80]!r}, not {m.text[:80]!r}"))
-    linked = m.text
-    if abbrevs_of is not None:
-        if m.context not in abbrevs_of:
-            abbrevs_of[m.context] = find_abbreviations(m.context)
-        if abbrevs_of[m.context]:
-            linked = expand_abbreviations(m.text, abbrevs_of[m.context])
+    abbrevs = abbrevs_of[m.context]
+    linked = expand_abbreviations(m.text, abbrevs) if abbrevs else m.text
     return MentionQuery(text=linked, surface=m.text, type=group, context=m.context, start=start, end=end)
