@@ -83,6 +83,7 @@ def main() -> None:
                 page.locator("#q").fill("aspartylglucosaminuria")
                 page.locator("#q").press("Enter")
                 expect(page.locator("#search-results li").first).to_be_visible()
+                page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(args.out), full_page=False)
                 browser.close()
         finally:

@@ -185,7 +185,7 @@ function mentionButton(ent, idx) {
     type: "button", class: `ent ${typeClass(ent.type)}${ent.id ? "" : " nil"}`, "data-index": idx,
     "data-type": ent.type, "data-id": ent.id || "", "aria-pressed": "false", "aria-label": label, title: label,
   }, ent.text);
-  b.addEventListener("click", () => select(idx, true));
+  b.addEventListener("click", () => select(idx));
   b.addEventListener("mouseenter", () => { if (state.selected === null) showEntity(ent); });
   b.addEventListener("focus", () => { if (state.selected === null) showEntity(ent); });
   return b;
@@ -219,13 +219,12 @@ function render(text, entities, unplaced) {
 
 function allEntities() { return [...state.entities, ...state.unplaced]; }
 
-function select(idx, pin) {
+function select(idx) {
   for (const b of document.querySelectorAll("button.ent")) b.setAttribute("aria-pressed", String(Number(b.dataset.index) === idx));
   state.selected = idx;
   if (idx === null) return;
   const ent = allEntities()[idx];
   showEntity(ent);
-  if (pin) $("#panel").focus && $("#panel-h").scrollIntoView({ block: "nearest" });
 }
 
 function vocabLink(id, url) {
