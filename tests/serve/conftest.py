@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
-from genbel.kb.base import KnowledgeBase  # noqa: E402
-from genbel.kb.concept import Concept  # noqa: E402
+from genbel.kb.base import KnowledgeBase
+from genbel.kb.concept import Concept
 
 REPO = Path(__file__).resolve().parents[2]
 

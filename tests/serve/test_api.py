@@ -99,12 +99,12 @@ def test_health_metrics_and_openapi(client) -> None:
     text = client.get("/metrics")
     assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
     m = text.text
-    assert re.search(r'^genbel_http_requests_total\{method="POST",route="/link",status="200"\} 1$', m, re.M)
-    assert re.search(r'^genbel_http_requests_total\{method="POST",route="/link",status="400"\} 1$', m, re.M)
-    assert re.search(r'^genbel_http_request_duration_seconds_bucket\{route="/link",le="\+Inf"\} 2$', m, re.M)
-    assert re.search(r"^genbel_mentions_linked_total 2$", m, re.M)
-    assert re.search(r'^genbel_batch_mentions_bucket\{le="2"\} 1$', m, re.M)
-    assert re.search(r"^process_resident_memory_bytes \d+$", m, re.M)
+    assert re.search(r'^genbel_http_requests_total\{method="POST",route="/link",status="200"\} 1$', m, re.MULTILINE)
+    assert re.search(r'^genbel_http_requests_total\{method="POST",route="/link",status="400"\} 1$', m, re.MULTILINE)
+    assert re.search(r'^genbel_http_request_duration_seconds_bucket\{route="/link",le="\+Inf"\} 2$', m, re.MULTILINE)
+    assert re.search(r"^genbel_mentions_linked_total 2$", m, re.MULTILINE)
+    assert re.search(r'^genbel_batch_mentions_bucket\{le="2"\} 1$', m, re.MULTILINE)
+    assert re.search(r"^process_resident_memory_bytes \d+$", m, re.MULTILINE)
     # every sample line is NAME{labels} VALUE, every family has HELP and TYPE
     for line in m.splitlines():
         assert line.startswith("# ") or re.fullmatch(r'[a-z_]+(\{[^}]*\})? [0-9.e+-]+', line), line

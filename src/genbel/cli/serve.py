@@ -58,8 +58,8 @@ def serve_cmd(
         rate_burst=rate_burst, timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch,
         max_queue=max_queue,
     )
-    common = dict(host=host, port=port, log_level=log_level, access_log=False,
-                  limit_concurrency=4096, timeout_keep_alive=5, server_header=False)
+    common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+              "limit_concurrency": 4096, "timeout_keep_alive": 5, "server_header": False}
     if workers > 1:
         # each worker process builds the app from the settings (and loads the models itself)
         os.environ[CONFIG_ENV] = config.to_json()

@@ -140,7 +140,7 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.cancel()
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any linker failure goes to the requests, as JSON
                 if len(batch) == 1:  # handed to the request (the app's handler turns it into JSON)
                     if not batch[0].future.done():
                         batch[0].future.set_exception(e)
@@ -150,7 +150,7 @@ class MicroBatcher:
                 for item in batch:
                     try:
                         part = await loop.run_in_executor(self.executor, self._link, item.queries, item.k)
-                    except Exception as e1:
+                    except Exception as e1:  # noqa: BLE001
                         if not item.future.done():
                             item.future.set_exception(e1)
                     else:

@@ -7,8 +7,6 @@ per request, ``k``) are checked by the routes, which know the settings, with the
 
 from __future__ import annotations
 
-from typing import Union
-
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -31,7 +29,7 @@ class MentionIn(BaseModel):
 
 class LinkRequest(BaseModel):
     model_config = _STRICT
-    mentions: list[Union[StrictStr, MentionIn]] = Field(
+    mentions: list[StrictStr | MentionIn] = Field(
         description="Mentions to link: strings, or objects with text/context/start/end/type.")
     k: StrictInt = Field(5, description="Candidates per mention (1..the server's --max-k).")
     abbreviations: StrictBool = Field(
