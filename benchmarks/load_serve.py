@@ -10,10 +10,13 @@ answered.
 
 Reports (one JSON object on stdout, and ``--json-out``), per round of T seconds (``--rounds``, 2 by
 default, back to back): requests, mentions, throughput (requests/s and mentions/s), latency
-p50/p95/p99/max, errors by status, the server's linker batches (from /metrics) and its RSS after the
-round; RSS after start-up and after a warm-up (every abstract once); and the batch CLI's mentions/s on the
+p50/p95/p99/max, errors by status, the server's linker batches (from /metrics), the CPU seconds it used
+(and mentions per CPU second) and its RSS after the round; RSS after start-up and after a warm-up (every abstract once); and the batch CLI's mentions/s on the
 same documents (its own timing, model loading excluded), run once before and once after the server
-(the machine's load drifts), with the ratio server / mean of the two CLI runs.
+(the machine's load drifts), with the ratio server / mean of the two CLI runs. Under a shared, loaded
+machine wall-clock rates depend on the CPU share each process gets, so both sides are also given per
+CPU second: the server's CPU during a round, the CLI's CPU for all documents minus a run on one document
+(model loading cancels out).
 
     .venv/bin/python benchmarks/load_serve.py --clients 16 --seconds 60 --linker dense:default
     .venv/bin/python benchmarks/load_serve.py --clients 4 --seconds 10 --linker tfidf   # a quick run
@@ -68,6 +71,15 @@ def rss(pid: int) -> int:
     import psutil
 
     return psutil.Process(pid).memory_info().rss
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used: a figure less bent by other
+    processes' load than wall-clock throughput."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
 
 
 async def run_clients(url: str, bodies: list[dict], clients: int, seconds: float, max_requests: int,
@@ -140,14 +152,24 @@ def batch_cli(docs: list, kb: str, linker: str, workdir: Path) -> dict:
     write_corpus(docs, src, format="pubtator")
     out = workdir / "linked.jsonl"
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     r = subprocess.run([sys.executable, "-m", "genbel.cli.main", "link", str(src), "--kb", kb, "--linker", linker,
                         "-o", str(out), "--abbreviations", "-q"], check=False, capture_output=True, text=True, env=_env())
     total = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     m = re.search(r"linked (\d+) mentions in (\d+) documents in ([0-9.]+) s \(([0-9,.]+) mentions/s\)", r.stderr)
     if r.returncode != 0 or m is None:
         raise SystemExit(f"genbel link failed ({r.returncode}): {r.stderr[-2000:]}")
     return {"mentions": int(m.group(1)), "documents": int(m.group(2)), "link_s": float(m.group(3)),
-            "mentions_per_s": float(m.group(4).replace(",", "")), "wall_with_loading_s": round(total, 1)}
+            "mentions_per_s": float(m.group(4).replace(",", "")), "wall_with_loading_s": round(total, 1),
+            "cpu_with_loading_s": round(cpu, 1)}
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main() -> None:
@@ -214,10 +236,13 @@ def main() -> None:
             rounds = []
             for _ in range(args.rounds):
                 before = server_batches(url)
+                cpu0 = cpu_seconds(server.pid)
                 r = asyncio.run(run_clients(url, bodies, args.clients, args.seconds, args.max_requests,
                                             own_addresses=True))
                 after = server_batches(url)
                 n = after["batches"] - before["batches"]
+                r["server_cpu_s"] = round(cpu_seconds(server.pid) - cpu0, 1)
+                r["mentions_per_server_cpu_s"] = round(r["mentions"] / r["server_cpu_s"], 1) if r["server_cpu_s"] else None
                 r["batches"] = n
                 r["mentions_per_batch"] = round(r["mentions"] / n, 1) if n else None
                 r["requests_per_batch"] = round(r["ok"] / n, 2) if n else None
@@ -234,6 +259,15 @@ def main() -> None:
                 server.kill()
         if not args.no_cli:
             result["batch_cli_after"] = batch_cli(used, args.kb, args.linker, Path(tmp))
+            # CPU per mention of the CLI without its loading: (CPU of all documents - CPU of the first one)
+            # / (mentions of all - mentions of the first), comparable with the server's mentions per CPU second
+            one = batch_cli(used[:1], args.kb, args.linker, Path(tmp))
+            full = statistics.fmean([result["batch_cli_before"]["cpu_with_loading_s"],
+                                     result["batch_cli_after"]["cpu_with_loading_s"]])
+            extra = full - one["cpu_with_loading_s"]
+            result["batch_cli_one_document"] = one
+            result["batch_cli_mentions_per_cpu_s"] = (
+                round((result["batch_cli_after"]["mentions"] - one["mentions"]) / extra, 1) if extra > 0 else None)
             cli = statistics.fmean([result["batch_cli_before"]["mentions_per_s"],
                                     result["batch_cli_after"]["mentions_per_s"]])
             result["batch_cli_mentions_per_s_mean"] = round(cli, 1)

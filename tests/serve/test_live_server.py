@@ -49,3 +49,40 @@ def test_bad_settings_fail_before_serving(tmp_path) -> None:
     assert r.returncode == 2 and "[E006]" in r.stderr and "Traceback" not in r.stderr
     r = _genbel("serve", "--linker", "tfidf", "--port", "70000", "--detector", "none")
     assert r.returncode == 2 and "[E555] --port" in r.stderr
+
+
+def test_workers_each_load_the_models(tmp_path) -> None:
+    """``--workers 2``: uvicorn starts two processes from the factory, each answering with its own models."""
+    import time
+
+    from tests.serve.conftest import free_port, serve_kb
+
+    kb_dir = tmp_path / "kb"
+    serve_kb().save(kb_dir)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genbel.cli.main", "serve", "--kb", str(kb_dir), "--linker", "exact",
+             "--detector", "none", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, (tmp_path / "log").read_text()[-2000:]
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "log").read_text()[-2000:]
+            time.sleep(0.3)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for _ in range(6):
+                r = c.post("/link", json={"mentions": ["colon cancer"]})
+                assert r.json()["results"][0]["candidates"][0]["id"] == "D015179"
+            assert c.get("/health").json()["annotate"] is False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
