@@ -64,6 +64,7 @@ def _register_all() -> None:
     from genbel.cli import link as link_cli; link_cli.register(app)  # noqa: E702
     from genbel.cli import retrieval as retrieval_cli; retrieval_cli.register(app)  # noqa: E702
     from genbel.cli import train as train_cli; train_cli.register(app)  # noqa: E702
+    from genbel.cli import ner as ner_cli; ner_cli.register(app)  # noqa: E702
     from genbel.cli import serve as serve_cli; serve_cli.register(app)  # noqa: E702
 
 
