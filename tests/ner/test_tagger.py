@@ -94,3 +94,22 @@ def test_training_refuses_nothing_to_learn(encoder_dir: Path, tmp_path: Path) ->
         train_ner([make_doc("1", "no mention", [])], tmp_path / "r", NERConfig(base=str(encoder_dir)))
     with raises_code("E504", ConfigError):
         NERConfig(epochs=0).check()
+
+
+@pytest.mark.slow
+def test_shipped_disease_tagger_and_default_detector(tiny_kb) -> None:  # noqa: ANN001
+    from genbel.ner import default_detector
+    from genbel.ner.combine import CombinedDetector
+
+    text = ("Familial adenomatous polyposis (FAP) is an inherited cancer syndrome. FAP patients develop "
+            "colorectal cancer; breast cancer is rare.")
+    tagger = create_detector("tagger:default")
+    assert tagger.types == ["Disorders"]
+    found = {s.text for s in tagger.detect(text)}
+    assert {"Familial adenomatous polyposis", "colorectal cancer", "breast cancer"} <= found
+    det = default_detector(tiny_kb)
+    assert isinstance(det, CombinedDetector) and det.mode == "union"
+    spans = det.detect(text)
+    assert [s.text for s in spans if s.text == "FAP"] == ["FAP", "FAP"]
+    for s in spans:
+        assert text[s.start:s.end] == s.text

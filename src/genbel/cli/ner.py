@@ -74,7 +74,7 @@ def evaluate_e2e_cmd(
     kb_format: str | None = typer.Option(None, "--kb-format"),
     detector: str = typer.Option(
         "combined", "--detector", help="dictionary | tagger[:PATH] | combined[:TAGGER_PATH]"),
-    mode: str = typer.Option("primary-first", "--mode",
+    mode: str = typer.Option("union", "--mode",
                              help="combined: primary-first (tagger first) | dictionary-first | union | intersection"),
     train_corpus: list[Path] | None = typer.Option(
         None, "--train-corpus", help="Training corpus: its mentions join the dictionary (repeatable)."),

@@ -117,7 +117,7 @@ class CombinedDetector(Detector):
 
 
 def make_combined_detector(
-    arg: str | None, kb: Any = None, *, mode: str = "primary-first", abbreviations: bool = True,
+    arg: str | None, kb: Any = None, *, mode: str = "union", abbreviations: bool = True,
     tagger: Detector | str | None = None, training_docs: Any = None, **options: Any,
 ) -> CombinedDetector:
     """Registry factory: ``combined`` (shipped tagger + dictionary over ``kb``), ``combined:PATH``
