@@ -7,6 +7,8 @@ import re
 import time
 from urllib.parse import quote
 
+import pytest
+
 from genbel.data.queries import Candidate
 from genbel.linkers.base import Linker
 from tests.serve.conftest import ABSTRACT
@@ -232,3 +234,23 @@ def test_timeout_is_408_and_the_server_goes_on(make_client) -> None:
     assert_error(c.post("/link", json={"mentions": ["breast cancer"]}), 408, "E547", "0.2 s")
     assert c.get("/health").status_code == 200
     assert 'genbel_rejected_requests_total{reason="timeout"} 1' in c.get("/metrics").text
+
+
+@pytest.mark.slow
+def test_annotate_with_the_shipped_default_detector_over_the_bundled_kb() -> None:
+    """The real defaults of /annotate: the shipped tagger + dictionary over the bundled MEDIC (linker tfidf)."""
+    from fastapi.testclient import TestClient
+
+    from genbel.serve import ServeConfig, create_app, load_service
+
+    svc = load_service(ServeConfig(kb="default", linker="tfidf", detector="default"))
+    text = ("Aspartylglucosaminuria (AGU) is a rare disorder of glycoprotein metabolism. "
+            "AGU is inherited as an autosomal recessive trait.")
+    with TestClient(create_app(svc)) as c:
+        body = c.post("/annotate", json={"text": text, "k": 3}).json()
+    assert body["detector"] == "default"
+    agu = [e for e in body["entities"] if e["text"] == "AGU"]
+    assert len(agu) == 2 and all(e["linked_as"] == "Aspartylglucosaminuria" for e in agu)
+    assert all(e["id"] == "OMIM:208400" and e["url"] == "https://omim.org/entry/208400" for e in agu)
+    for e in body["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"] and e["type"] == "Disorders"
