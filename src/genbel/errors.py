@@ -246,6 +246,26 @@ class Errors(metaclass=_ErrorsWithCodes):
     E526 = "{where}: cannot write document {doc_id!r} as {fmt}: {reason}"
     E527 = "{path}: not a saved genbel spaCy component (missing {missing})"
     E528 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
+    # --- serve (E540-E559): `genbel serve`, its HTTP API and limits; add new codes of this area below
+    E540 = "request body is not valid JSON: {reason} (line {line}, column {column})"
+    E541 = "{field}: {reason}"
+    E542 = "{field}: unknown field {name!r}; known fields: {known}"
+    E543 = "request body of {size} bytes is over the limit of {limit} bytes (genbel serve --max-body)"
+    E544 = "{field}: {size:,} characters is over the limit of {limit:,} (genbel serve --max-text)"
+    E545 = "{field}: {size} mentions is over the limit of {limit} per request (genbel serve --max-mentions)"
+    E546 = (
+        "too many requests from {client}: the limit is {rate:g} per second (burst {burst}); "
+        "retry after {retry:.2f} s (genbel serve --rate-limit)"
+    )
+    E547 = "the request was not answered within {seconds:g} s (genbel serve --timeout); retry later"
+    E548 = "the server is busy ({queued} mentions waiting, limit {limit}); retry after {retry:g} s"
+    E549 = "concept {concept_id!r} is not in the KB {kb!r}"
+    E550 = "no endpoint {method} {path}; the API is described at /docs"
+    E551 = "{field}: {reason}; mention text, context and offsets must agree"
+    E552 = "expected a JSON body (Content-Type: application/json), got {content_type!r}"
+    E553 = "{field}: a token of {size:,} characters without a space is over the limit of {limit:,}"
+    E554 = "internal error while answering {method} {path} ({kind}); the server log has the details"
+    E555 = "{option}: {reason}"
 
 
 class GenbelError(Exception):

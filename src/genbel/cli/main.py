@@ -66,6 +66,7 @@ def _register_all() -> None:
     from genbel.cli import train as train_cli; train_cli.register(app)  # noqa: E702
     from genbel.cli import annotate as annotate_cli; annotate_cli.register(app)  # noqa: E702
     from genbel.cli import ner as ner_cli; ner_cli.register(app)  # noqa: E702
+    from genbel.cli import serve as serve_cli; serve_cli.register(app)  # noqa: E702
 
 
 _register_all()
