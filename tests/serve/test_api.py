@@ -251,6 +251,7 @@ def test_annotate_with_the_shipped_default_detector_over_the_bundled_kb() -> Non
     assert body["detector"] == "default"
     agu = [e for e in body["entities"] if e["text"] == "AGU"]
     assert len(agu) == 2 and all(e["linked_as"] == "Aspartylglucosaminuria" for e in agu)
-    assert all(e["id"] == "OMIM:208400" and e["url"] == "https://omim.org/entry/208400" for e in agu)
+    # the main id is the MeSH one, as CTD defines it (OMIM:208400 is an alternate)
+    assert all(e["id"] == "D054880" and e["url"] == "https://meshb.nlm.nih.gov/record/ui?ui=D054880" for e in agu)
     for e in body["entities"]:
         assert text[e["start"]:e["end"]] == e["text"] and e["type"] == "Disorders"

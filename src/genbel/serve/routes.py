@@ -185,7 +185,7 @@ def _check_k(k: int, max_k: int) -> None:
 
 def _candidate(c: Candidate, svc: Service) -> dict[str, Any]:
     concept = svc.kb.get(c.concept_id)
-    return {"id": c.concept_id, "name": concept.name if concept is not None else c.name, "matched": c.name,
+    return {"id": c.concept_id, "name": concept.name if concept is not None else c.name, "matched": c.matched,
             "score": float(c.score), "url": vocabulary_url(c.concept_id)}
 
 

@@ -57,7 +57,7 @@ def load_service(config: ServeConfig) -> Service:
     from genbel.linkers.default import default_linker
 
     kb = open_kb(config.kb, config.kb_format)
-    linker = default_linker(kb, prefer=config.linker)
+    linker = default_linker(kb, config.linker)
     det = None
     if config.detector:
         from genbel.ner import create_detector
