@@ -156,3 +156,46 @@ def _delta_names(out: Path) -> list[str]:
 
     with safe_open(str(out / "encoder" / "delta.safetensors"), "pt") as f:
         return list(f.keys())
+
+
+def test_train_and_export_commands(tiny_kb, docs, base, tmp_path):
+    from typer.testing import CliRunner
+
+    from genbel.cli.main import app
+    from genbel.data import write_corpus
+
+    kbf = tmp_path / "kb.jsonl"
+    kbf.write_text("\n".join(json.dumps(c.to_dict()) for c in tiny_kb) + "\n")
+    corpus = tmp_path / "train.jsonl"
+    write_corpus(docs, corpus)
+    out = tmp_path / "run"
+    runner = CliRunner()
+    r = runner.invoke(app, ["train-reranker", "--kb", str(kbf), "--train", str(corpus), "--dev", str(corpus),
+                            "--retriever", "tfidf", "--base", str(base), "--out", str(out), "--epochs", "1",
+                            "--folds", "2", "--candidates", "3", "--freeze-layers", "1", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / RERANKER_CONFIG).read_text())
+    assert saved["n_candidates"] == 3 and saved["dev"]["mentions"] == 6
+    assert {"gate_score", "gate_margin", "nil_threshold", "context_window", "retriever_weight"} <= set(saved)
+    r = runner.invoke(app, ["export-reranker", str(out), "--out", str(tmp_path / "ship"), "--delta-from", str(base)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ship" / "encoder" / "delta.safetensors").is_file()
+    r = runner.invoke(app, ["export-reranker", str(out), "--out", str(out), "--delta-from", str(base)])
+    assert r.exit_code != 0 and "E451" in str(r.exception)
+
+
+def test_hardest_lists_first_and_mined_lists_reused(tiny_kb, docs, base, tmp_path, monkeypatch):
+    from genbel.training import reranker as rr
+    from genbel.training.reranker_data import hardest
+
+    lists = _lists()
+    assert [x.margin() for x in lists] == pytest.approx([-0.1, 0.75, 0.4])
+    assert [x.plain for x in hardest(lists, 2)] == ["colon cancer", "polyposis"]
+    assert hardest(lists, None) == lists
+    cfg = RerankerConfig(epochs=1, batch_size=4, n_negatives=1, freeze_layers=1, max_length=24, folds=2)
+    train_reranker(tiny_kb, docs, tmp_path / "run", retriever="tfidf", base=base, config=cfg, progress=False)
+    assert (tmp_path / "run" / "lists.jsonl").is_file()
+    monkeypatch.setattr(rr, "mine_lists", lambda *a, **k: pytest.fail("mined again"))
+    cfg2 = RerankerConfig(**{**cfg.__dict__, "lr": 1e-4, "max_lists": 3})  # other training settings: same lists
+    run = train_reranker(tiny_kb, docs, tmp_path / "run", retriever="tfidf", base=base, config=cfg2, progress=False)
+    assert json.loads((run / RERANKER_CONFIG).read_text())["lists"] == 3

@@ -243,6 +243,11 @@ def train_reranker_cmd(
     layers: int | None = typer.Option(None, "--layers", help="Keep only the first N transformer layers."),
     context_window: int = typer.Option(4, "--context-window", help="Words of context each side (0: none)."),
     folds: int = typer.Option(5, "--folds", help="Leave-one-fold-out mining folds."),
+    max_lists: int | None = typer.Option(
+        None, "--max-lists", help="Train on the N mentions hardest for the retriever (default: all)."
+    ),
+    max_length: int = typer.Option(40, "--max-length", help="Tokens per (mention, name) pair."),
+    context_rate: float = typer.Option(0.3, "--context-rate", help="Share of training lists read with context."),
     augment: bool = typer.Option(
         True, "--augment/--no-augment",
         help="Mine and tune against the KB + training mentions (other folds' for training mentions).",
@@ -268,7 +273,8 @@ def train_reranker_cmd(
     documents = load_documents(train, data_dir)
     kb_obj = open_kb(kb, kb_format)
     cfg = RerankerConfig(epochs=epochs, batch_size=batch_size, n_negatives=negatives, link_candidates=candidates, lr=lr, freeze_layers=freeze,
-                         layers=layers, context_window=context_window, folds=folds, augment=augment, seed=seed)
+                         layers=layers, context_window=context_window, folds=folds, augment=augment, seed=seed,
+                         max_lists=max_lists, max_length=max_length, context_rate=context_rate)
     t0 = time.perf_counter()
     run = train_reranker(kb_obj, documents, out, retriever=retriever, base=base, config=cfg, resume=resume)
     console.print(f"trained the reranker in {time.perf_counter() - t0:.0f} s → {run}")

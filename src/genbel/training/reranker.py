@@ -56,7 +56,7 @@ from genbel.linkers.rerank import (
 )
 from genbel.textio import read_json
 from genbel.training.losses import marginal_nll
-from genbel.training.reranker_data import RerankList, mine_lists
+from genbel.training.reranker_data import RerankList, hardest, mine_lists
 from genbel.training.retriever import freeze_layers
 from genbel.training.run import Checkpoint, RunDirectory, load_checkpoint_safely, seed_all
 
@@ -84,6 +84,7 @@ class RerankerConfig:
     folds: int = 5  #: leave-one-fold-out mining over an augmented KB
     augment: bool = True  #: mine against the KB + the other folds' mentions (the KB + train protocol)
     unique_mentions: bool = True  #: one list per distinct (mention, gold concepts)
+    max_lists: int | None = None  #: train on the N lists hardest for the retriever (``None``: all)
     log_every: int = 10
     seed: int = 0
 
@@ -139,12 +140,12 @@ def train_reranker(
     settings = {"method": "cross-encoder", "kb": kb.fingerprint(), "retriever": retriever, "base": str(base),
                 "documents": len(documents), **asdict(cfg)}
     run.start(settings, resume=resume, free=("epochs", "log_every"), restart=True, resume_needs_checkpoint=False)
+    # a new run keeps lists.jsonl (mined candidates are reused when their key matches)
     seed_all(cfg.seed)
     t_start = time.perf_counter()
     if lists is None:
-        lists = mine_lists(documents, kb, retriever, n_candidates=cfg.mine_candidates, folds=cfg.folds,
-                           augment=cfg.augment, context_window=cfg.context_window,
-                           unique=cfg.unique_mentions, progress=progress)
+        lists = _mined(run, documents, kb, retriever, cfg, progress)
+    lists = hardest(lists, cfg.max_lists)
     if not lists:
         raise InputError(Errors.E017.format(reason="no training mention has a gold concept in the KB"))
     mined_s = time.perf_counter() - t_start
@@ -230,6 +231,33 @@ def train_reranker(
         "steps": step, "training_seconds": seconds, "kb": kb.name, "lists": len(data),
     })
     return run.path
+
+
+LISTS_FILE = "lists.jsonl"
+
+
+def _mined(run: RunDirectory, documents: Sequence[Document], kb: KnowledgeBase, retriever: str,
+           cfg: RerankerConfig, progress: bool) -> list[RerankList]:
+    """The mined candidate lists, kept in ``run/lists.jsonl`` under a key of what they depend on
+    (KB, documents, retriever, mining settings): a rerun with other training settings reuses them."""
+    import hashlib
+
+    key_data = {"kb": kb.fingerprint(), "retriever": retriever, "n": cfg.mine_candidates, "folds": cfg.folds,
+                "augment": cfg.augment, "window": cfg.context_window, "unique": cfg.unique_mentions,
+                "docs": hashlib.sha256("".join(f"{d.document_id}:{len(d.entities)};" for d in documents)
+                                       .encode()).hexdigest()}
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
+    f = run.path / LISTS_FILE
+    if f.is_file():
+        lines = f.read_text(encoding="utf-8").splitlines()
+        if lines and json.loads(lines[0]).get("key") == key:
+            logger.info("reusing the %d candidate lists mined before (%s)", len(lines) - 1, f)
+            return [RerankList.from_dict(json.loads(x)) for x in lines[1:]]
+    lists = mine_lists(documents, kb, retriever, n_candidates=cfg.mine_candidates, folds=cfg.folds,
+                       augment=cfg.augment, context_window=cfg.context_window, unique=cfg.unique_mentions,
+                       progress=progress)
+    atomic_write_text(f, "\n".join([json.dumps({"key": key, **key_data})] + [json.dumps(x.to_dict()) for x in lists]) + "\n")
+    return lists
 
 
 def _install(src: Path, run: Path) -> None:

@@ -43,6 +43,33 @@ class RerankList:
     def gold_retrieved(self) -> bool:
         return any(c in self.gold for c, _, _ in self.candidates)
 
+    def margin(self) -> float:
+        """Best gold retrieval score − best wrong one (−inf when the gold concept was not retrieved):
+        how easy the list is for the retriever alone."""
+        gold = [s for c, _, s in self.candidates if c in self.gold]
+        wrong = [s for c, _, s in self.candidates if c not in self.gold]
+        if not gold:
+            return float("-inf")
+        return max(gold) - (max(wrong) if wrong else 0.0)
+
+    def to_dict(self) -> dict:
+        return {"plain": self.plain, "context": self.context, "gold": sorted(self.gold),
+                "candidates": [list(c) for c in self.candidates]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RerankList:
+        return cls(d["plain"], d["context"], frozenset(d["gold"]), [(str(c), str(n), float(s)) for c, n, s in d["candidates"]])
+
+
+def hardest(lists: Sequence[RerankList], n: int | None) -> list[RerankList]:
+    """The ``n`` lists the retriever finds hardest (smallest gold margin first), in their original
+    order; all when ``n`` is ``None``. Lists the retriever gets right by far teach a reranker that
+    only sees the retriever's unsure cases (the gate) little."""
+    if n is None or n >= len(lists):
+        return list(lists)
+    keep = set(sorted(range(len(lists)), key=lambda i: (lists[i].margin(), i))[: max(0, int(n))])
+    return [x for i, x in enumerate(lists) if i in keep]
+
 
 def fold_of(doc_id: str, folds: int) -> int:
     """A document's fold: a stable hash of its id (independent of corpus order and Python's hash seed)."""
@@ -108,4 +135,4 @@ def mine_lists(
     return out
 
 
-__all__ = ["RerankList", "fold_of", "mine_lists"]
+__all__ = ["RerankList", "fold_of", "hardest", "mine_lists"]
