@@ -71,7 +71,7 @@ def run_protocol(protocol: str, reranker: str, no_gate: bool) -> list[dict]:
     dense = create_linker("dense:default", kb, progress=True)
     built = time.perf_counter() - t0
     rows = []
-    common = dict(k=5, expand_abbreviations=True, n_bootstrap=1000, seed=0, corpus_name=protocol)
+    common = {"k": 5, "expand_abbreviations": True, "n_bootstrap": 1000, "seed": 0, "corpus_name": protocol}
     res = evaluate(docs, kb, dense, **common)
     rows.append(_row("dense:default", protocol, res, {"augmented_names": added, "index_build_s": round(built, 1)}))
     variants = [("", {})] + ([(" (no gate)", {"gate_score": None, "gate_margin": None})] if no_gate else [])

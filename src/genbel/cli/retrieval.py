@@ -267,7 +267,13 @@ def train_reranker_cmd(
     from genbel.kb import open_kb
     from genbel.linkers.rerank import RERANKER_CONFIG, CrossEncoder
     from genbel.textio import read_json
-    from genbel.training.reranker import RerankerConfig, apply_settings, score_dev, train_reranker, tune_reranker
+    from genbel.training.reranker import (
+        RerankerConfig,
+        apply_settings,
+        score_dev,
+        train_reranker,
+        tune_reranker,
+    )
     from genbel.training.reranker_data import mine_lists
 
     check_output(out, [*train, *dev, base, settings_from], stores=[kb], kind="run")

@@ -113,7 +113,7 @@ def training_list(item: RerankList, kb: KnowledgeBase, n_negatives: int) -> tupl
             gold.append(False)
             neg += 1
     if not any(gold):
-        cid = sorted(item.gold)[0]
+        cid = min(item.gold)
         names.insert(0, kb[cid].names[0])
         gold.insert(0, True)
     return names, gold
