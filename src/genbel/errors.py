@@ -186,6 +186,12 @@ class Errors(metaclass=_ErrorsWithCodes):
     E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
+    E470 = "{path}: not a usable reranker: {reason}"
+    E471 = "rerank: nil=true needs a score threshold and this reranker stores none; pass nil_threshold=SCORE"
+    E472 = "linker chain {spec!r}: {name!r} cannot follow another linker; stages that can: {stages}"
+    E473 = "linker chain {spec!r}: option {option!r} names no stage of the chain (stages: {stages})"
+    E474 = "reranker training: {reason}"
+    E475 = "unknown {what} option(s) {options}; known: {known}"
     E451 = "{path}: refusing to write {option} over an input of this command ({input}); choose another path"
     E452 = "{path}: {option} is a directory; give a file path"
     E453 = "{path}: cannot write {option}: {reason}"

@@ -1,4 +1,6 @@
-"""Retrieval commands: ``genbel train-retriever`` (SapBERT / BioSyn) and ``genbel build-index``."""
+"""Retrieval commands: ``genbel train-retriever`` (SapBERT / BioSyn), ``genbel build-index``,
+``genbel export-retriever``, and the cross-encoder reranker's ``genbel train-reranker`` and
+``genbel export-reranker``."""
 
 from __future__ import annotations
 
@@ -219,7 +221,115 @@ def export_retriever_cmd(
     console.print(f"{kind} ({size:.1f} MB) → {path}")
 
 
+def train_reranker_cmd(
+    kb: str = typer.Option(..., "--kb", help="KB dictionary file, built KB directory or 'default'."),
+    kb_format: str | None = typer.Option(None, "--kb-format"),
+    train: list[str] = typer.Option(..., "--train", help="Training corpus file or NAME:SPLIT (repeatable)."),
+    dev: list[str] = typer.Option(
+        [], "--dev", help="Dev corpus (or NAME:SPLIT) to choose the context window, gate and NIL threshold on."
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of registry datasets (for NAME:SPLIT)."),
+    retriever: str = typer.Option(
+        "dense:default", "--retriever", help="Linker spec whose candidates are reranked (and mined)."
+    ),
+    base: str = typer.Option("minilm", "--base", help="Base model: an alias (minilm) or a checkpoint."),
+    out: Path = typer.Option(..., "--out", help="Run directory (config, log, checkpoints, the reranker)."),
+    epochs: int = typer.Option(2, "--epochs"),
+    batch_size: int = typer.Option(8, "--batch-size", help="Mentions per step."),
+    negatives: int = typer.Option(3, "--negatives", help="Hard negatives per mention."),
+    candidates: int = typer.Option(5, "--candidates", help="Concepts reranked per mention when linking."),
+    lr: float = typer.Option(4e-5, "--lr"),
+    head_lr: float = typer.Option(1e-3, "--head-lr", help="Learning rate of the classification head."),
+    warmup: int = typer.Option(20, "--warmup-steps"),
+    freeze: int = typer.Option(3, "--freeze-layers", help="Freeze the embeddings + first N layers (-1: none)."),
+    layers: int | None = typer.Option(None, "--layers", help="Keep only the first N transformer layers."),
+    context_window: int = typer.Option(4, "--context-window", help="Words of context each side (0: none)."),
+    folds: int = typer.Option(5, "--folds", help="Leave-one-fold-out mining folds."),
+    max_lists: int | None = typer.Option(
+        None, "--max-lists", help="Train on the N mentions hardest for the retriever (default: all)."
+    ),
+    max_length: int = typer.Option(40, "--max-length", help="Tokens per (mention, name) pair."),
+    context_rate: float = typer.Option(0.3, "--context-rate", help="Share of training lists read with context."),
+    augment: bool = typer.Option(
+        True, "--augment/--no-augment",
+        help="Mine and tune against the KB + training mentions (other folds' for training mentions).",
+    ),
+    settings_from: Path | None = typer.Option(
+        None, "--settings-from", help="Copy the linking settings chosen on dev by another reranker run."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint in --out."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+) -> None:
+    """Train a cross-encoder reranker on retriever-mined hard negatives (``--linker A+rerank:OUT``)."""
+    from genbel.data import load_documents
+    from genbel.kb import augment_kb as add_mentions
+    from genbel.kb import open_kb
+    from genbel.linkers.rerank import RERANKER_CONFIG, CrossEncoder
+    from genbel.textio import read_json
+    from genbel.training.reranker import (
+        RerankerConfig,
+        apply_settings,
+        score_dev,
+        train_reranker,
+        tune_reranker,
+    )
+    from genbel.training.reranker_data import mine_lists
+
+    check_output(out, [*train, *dev, base, settings_from], stores=[kb], kind="run")
+    _set_threads(threads)
+    documents = load_documents(train, data_dir)
+    kb_obj = open_kb(kb, kb_format)
+    cfg = RerankerConfig(epochs=epochs, batch_size=batch_size, n_negatives=negatives, link_candidates=candidates, lr=lr, head_lr=head_lr, warmup_steps=warmup, freeze_layers=freeze,
+                         layers=layers, context_window=context_window, folds=folds, augment=augment, seed=seed,
+                         max_lists=max_lists, max_length=max_length, context_rate=context_rate)
+    t0 = time.perf_counter()
+    run = train_reranker(kb_obj, documents, out, retriever=retriever, base=base, config=cfg, resume=resume)
+    console.print(f"trained the reranker in {time.perf_counter() - t0:.0f} s → {run}")
+    if settings_from is not None:
+        keep = ("context_window", "retriever_weight", "gate_score", "gate_margin", "nil_threshold", "dev")
+        chosen = {k: v for k, v in read_json(settings_from / RERANKER_CONFIG, expect=dict).items() if k in keep}
+        apply_settings(run, {**chosen, "settings_from": str(settings_from)})
+        console.print(f"linking settings copied from {settings_from}")
+    if dev:
+        t1 = time.perf_counter()
+        dev_docs = load_documents(dev, data_dir)
+        dev_kb = kb_obj
+        if augment:
+            dev_kb = kb_obj.filter()
+            add_mentions(dev_kb, documents)
+        lists = mine_lists(dev_docs, dev_kb, retriever, n_candidates=cfg.link_candidates, augment=False,
+                           context_window=cfg.context_window, unique=False)
+        ce, saved = CrossEncoder.load(run)
+        chosen = tune_reranker(score_dev(ce, lists, int(saved.get("n_candidates", 8))), cfg.context_window)
+        apply_settings(run, chosen)
+        d = chosen["dev"]
+        console.print(
+            f"dev ({d['mentions']} mentions, {time.perf_counter() - t1:.0f} s): R@1 retriever {d['retriever_r1']}, "
+            f"reranked {d['rerank_r1']}, gated {d['gated_r1']} ({100 * d['gated_share']:.0f}% skipped); "
+            f"context_window={chosen['context_window']}, retriever_weight={chosen['retriever_weight']}, "
+            f"NIL threshold {chosen['nil_threshold']}"
+        )
+
+
+def export_reranker_cmd(
+    run: Path = typer.Argument(..., help="A trained reranker directory (from train-reranker)."),
+    out: Path = typer.Option(..., "--out", help="Directory for the shippable copy."),
+    base: str = typer.Option("minilm", "--delta-from", help="Base model the delta is taken from."),
+    weights: str = typer.Option("int8", "--weights", help="int8 or float32 differences."),
+) -> None:
+    """Write a small shippable copy of a trained reranker (a delta over its base model + the head)."""
+    from genbel.training.reranker import export_reranker
+
+    check_output(out, [run, base], kind="dir")
+    path = export_reranker(run, out, base=base, weights=weights)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+    console.print(f"reranker, delta from {base} ({size:.1f} MB) → {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("export-retriever")(export_retriever_cmd)
     app.command("train-retriever")(train_retriever)
     app.command("build-index")(build_index)
+    app.command("train-reranker")(train_reranker_cmd)
+    app.command("export-reranker")(export_reranker_cmd)
