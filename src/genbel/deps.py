@@ -30,6 +30,10 @@ EXTRAS: dict[str, str] = {
     "bioc": "formats",
     "lxml": "formats",
     "spacy": "spacy",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "httpx": "serve",
+    "swagger_ui_bundle": "serve",
 }
 
 

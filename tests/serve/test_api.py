@@ -78,6 +78,13 @@ def test_concepts_by_main_or_alternate_id(client) -> None:
     assert c["name"] == "Colorectal Neoplasms" and "colon cancer" in c["synonyms"]
     assert c["alt_urls"] == {"OMIM:114500": "https://omim.org/entry/114500"}
     assert client.get("/concepts/OMIM:114500").json()["id"] == "D015179"
+    # parents: one in the KB (by an alternate spelling of its id: named, main id), one not in it (id only)
+    assert c["parents"] == [
+        {"id": "D009369", "name": None, "url": "https://meshb.nlm.nih.gov/record/ui?ui=D009369"},
+        {"id": "D001943", "name": "Breast Neoplasms", "url": "https://meshb.nlm.nih.gov/record/ui?ui=D001943"},
+    ]
+    assert c["tree_numbers"] == ["C04.588.274.476.411.307"]
+    assert client.get("/concepts/D001943").json()["parents"] == []
     assert client.get("/concepts/MESH:D001943").json()["definitions"] == ["Tumors or cancer of the human breast."]
     assert client.get("/concepts/UMLS-LOCAL-1").json()["url"] is None
     assert_error(client.get("/concepts/D999999"), 404, "E549", "D999999", "serve-tiny")
@@ -112,7 +119,10 @@ def test_health_metrics_and_openapi(client) -> None:
         assert line.startswith("# ") or re.fullmatch(r'[a-z_]+(\{[^}]*\})? [0-9.e+-]+', line), line
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/link", "/annotate", "/concepts/{concept_id}", "/search", "/health", "/metrics"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # offline: assets from the server
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_page_and_assets_are_served_from_the_package_only(client) -> None:

@@ -18,7 +18,7 @@ from genbel.serve.config import CONFIG_ENV, ServeConfig
 from genbel.serve.errors import install_error_handlers
 from genbel.serve.limits import RequestLimits
 from genbel.serve.metrics import MetricsMiddleware
-from genbel.serve.page import mount_page
+from genbel.serve.page import mount_docs, mount_page
 from genbel.serve.routes import annotate_router, router
 from genbel.serve.schemas import KNOWN_FIELDS
 from genbel.serve.service import Service, load_service
@@ -40,12 +40,14 @@ def create_app(service: Service) -> FastAPI:
         finally:
             await service.batcher.stop()
 
-    app = FastAPI(title="genbel", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="genbel", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is served offline by mount_docs
     app.state.service = service
     app.include_router(router)
     if service.detector is not None:
         app.include_router(annotate_router)
     mount_page(app)
+    mount_docs(app)
     install_error_handlers(app, KNOWN_FIELDS)
     # added last = outermost: metrics see every answer, limits run before routing and body parsing
     app.add_middleware(RequestLimits, config=service.config, metrics=service.metrics)

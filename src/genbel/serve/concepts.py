@@ -33,8 +33,15 @@ def vocabulary_url(concept_id: str) -> str | None:
     return None
 
 
-def concept_record(concept: Concept) -> dict[str, Any]:
-    """``GET /concepts/{id}``: ids, names, types, groups, definitions and the vocabulary page."""
+def concept_record(concept: Concept, kb: KnowledgeBase | None = None) -> dict[str, Any]:
+    """``GET /concepts/{id}``: ids, names, types, groups, definitions, the direct parents in the KB's
+    hierarchy (id, preferred name when ``kb`` has the parent, vocabulary page) and the vocabulary page."""
+    parents = []
+    for pid in concept.parents:
+        parent = kb.get(pid) if kb is not None else None
+        main = parent.id if parent is not None else pid
+        parents.append({"id": main, "name": parent.name if parent is not None else None,
+                        "url": vocabulary_url(main)})
     return {
         "id": concept.id,
         "name": concept.name,
@@ -43,6 +50,8 @@ def concept_record(concept: Concept) -> dict[str, Any]:
         "semantic_types": list(concept.semantic_types),
         "semantic_groups": list(concept.semantic_groups),
         "definitions": list(concept.definitions),
+        "parents": parents,
+        "tree_numbers": list(concept.tree_numbers),
         "url": vocabulary_url(concept.id),
         "alt_urls": {a: u for a in concept.alt_ids if (u := vocabulary_url(a)) is not None},
     }

@@ -134,7 +134,7 @@ async def concept(concept_id: str, request: Request) -> dict[str, Any]:
     c = svc.kb.get(concept_id) if len(concept_id) <= 200 else None
     if c is None:
         raise RequestError(Errors.E549.format(concept_id=concept_id[:200], kb=svc.kb.name), 404)
-    return concept_record(c)
+    return concept_record(c, svc.kb)
 
 
 @router.get("/search", response_model=SearchResponse, responses=_ERRORS, tags=["kb"])

@@ -89,6 +89,12 @@ class AnnotateResponse(BaseModel):
     entities: list[EntityOut]
 
 
+class ParentOut(BaseModel):
+    id: str = Field(description="The parent's main id.")
+    name: str | None = Field(description="The parent's preferred name (None when the KB lacks the parent).")
+    url: str | None
+
+
 class ConceptOut(BaseModel):
     id: str
     name: str
@@ -97,6 +103,8 @@ class ConceptOut(BaseModel):
     semantic_types: list[str]
     semantic_groups: list[str]
     definitions: list[str]
+    parents: list[ParentOut] = Field(description="Direct parents in the KB's hierarchy (empty without one).")
+    tree_numbers: list[str] = Field(description="Tree numbers (MeSH/CTD) where the KB has them.")
     url: str | None
     alt_urls: dict[str, str]
 
