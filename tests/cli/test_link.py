@@ -220,3 +220,18 @@ def test_set_passes_linker_options_to_link_and_evaluate(linker_dir, tmp_path):
     assert json.loads(js.read_text())["n_mentions"] == 5
     r = runner.invoke(app, ["evaluate", str(src), "--kb", str(kb_dir), "--linker", "tfidf", "--set", "oops"])
     assert r.exit_code != 0 and "KEY=VALUE" in (r.output + str(r.exception))
+
+
+def test_an_interrupt_says_where_the_partial_output_is_and_how_to_resume(tmp_path, capsys):
+    import pytest
+
+    from genbel.cli.link import _resume_hint
+    from genbel.pipeline import partial_path
+
+    out = tmp_path / "linked.jsonl"
+    partial_path(out).write_text("{}\n")
+    with pytest.raises(KeyboardInterrupt), _resume_hint(out, "linked"):
+        raise KeyboardInterrupt
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"the documents linked so far are in {partial_path(out)}" in err
+    assert "rerun the same command with --resume to continue" in err

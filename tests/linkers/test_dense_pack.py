@@ -7,7 +7,6 @@ import logging
 import shutil
 
 import numpy as np
-import pytest
 
 from genbel.encoders import TextEncoder, encoder_fingerprint
 from genbel.encoders.projection import fit_pca
@@ -18,21 +17,6 @@ from genbel.linkers.nametable import NameTable
 from genbel.linkers.registry import create_linker
 
 
-@pytest.fixture
-def kb_embeddings(monkeypatch):
-    """The KB names given to the encoder (what a pack must spare)."""
-    texts: list[str] = []
-    encode = TextEncoder.encode
-
-    def counting(self, batch, progress=None, desc="embedding"):
-        if desc == "embedding KB names":
-            texts.extend(batch)
-        return encode(self, batch, progress=progress, desc=desc)
-
-    monkeypatch.setattr(TextEncoder, "encode", counting)
-    return texts
-
-
 def _names(kb):
     return sorted(set(NameTable.from_kb(kb, normalize=True).keys))
 
@@ -41,13 +25,13 @@ def _pack(encoder, texts, path, fingerprint=None):
     return write_name_pack(path, texts, encoder.encode(texts, desc="pack"), fingerprint or encoder_fingerprint(encoder))
 
 
-def test_names_in_the_pack_are_not_embedded_and_link_as_before(encoder, tiny_kb, kb_embeddings, tmp_path):
+def test_names_in_the_pack_are_not_embedded_and_link_as_before(encoder, tiny_kb, embedded, tmp_path):
     names = _names(tiny_kb)
     plain = DenseLinker(tiny_kb, encoder)
-    kb_embeddings.clear()
+    embedded.clear()
     pack = _pack(encoder, names[:-2], tmp_path / "p.safetensors")
     linker = DenseLinker(tiny_kb, encoder, name_pack=pack)
-    assert sorted(kb_embeddings) == names[-2:]
+    assert sorted(embedded) == names[-2:]
     stats = linker.embedding_stats
     assert (stats.embedded, stats.from_store, stats.from_pack) == (2, 0, len(names) - 2)
     assert "from the shipped name vectors" in str(stats)
@@ -58,20 +42,20 @@ def test_names_in_the_pack_are_not_embedded_and_link_as_before(encoder, tiny_kb,
     assert float((a * b).sum(1).min()) > 0.999  # int8 vectors, renormalised
 
 
-def test_a_pack_of_another_encoder_is_ignored(encoder, tiny_kb, kb_embeddings, tmp_path, caplog):
+def test_a_pack_of_another_encoder_is_ignored(encoder, tiny_kb, embedded, tmp_path, caplog):
     names = _names(tiny_kb)
     pack = _pack(encoder, names, tmp_path / "p.safetensors", fingerprint="0" * 64)
     with caplog.at_level(logging.WARNING):
         linker = DenseLinker(tiny_kb, encoder, name_pack=pack)
-    assert "E461" in caplog.text and sorted(kb_embeddings) == names
+    assert "E461" in caplog.text and sorted(embedded) == names
     assert linker.embedding_stats.from_pack == 0
 
 
-def test_the_store_comes_first_and_pack_vectors_are_not_copied_into_it(encoder, tiny_kb, kb_embeddings, tmp_path):
+def test_the_store_comes_first_and_pack_vectors_are_not_copied_into_it(encoder, tiny_kb, embedded, tmp_path):
     names = _names(tiny_kb)
     pack = _pack(encoder, names, tmp_path / "p.safetensors")
     first = cached_dense_linker(tiny_kb, encoder, tmp_path / "c", name_pack=pack)
-    assert kb_embeddings == [] and first.embedding_stats.from_pack == len(names)
+    assert embedded == [] and first.embedding_stats.from_pack == len(names)
     assert not any((tmp_path / "c" / "vectors").rglob("*.sqlite")) or \
         all(p.stat().st_size > 0 for p in (tmp_path / "c" / "vectors").rglob("*.sqlite"))
     again = cached_dense_linker(tiny_kb, encoder, tmp_path / "c", name_pack=pack)
@@ -94,27 +78,27 @@ def _projected_run(run_dir, encoder_kb, tmp_path, k=8):
     return run, projected, names
 
 
-def test_a_retriever_with_a_projection_and_a_pack(run_dir, tiny_kb, kb_embeddings, tmp_path):
+def test_a_retriever_with_a_projection_and_a_pack(run_dir, tiny_kb, embedded, tmp_path):
     run, projected, names = _projected_run(run_dir, tiny_kb, tmp_path)
     linker = load_retriever(run, tiny_kb, cache_dir=tmp_path / "cache")
     assert linker.encoder.dim == 8 and linker.index.d == 8
     assert encoder_fingerprint(linker.encoder) == encoder_fingerprint(projected)
-    assert kb_embeddings == names[-1:]  # only the name the pack lacks
+    assert embedded == names[-1:]  # only the name the pack lacks
     qv = linker.encoder.encode(["breast tumour"])  # queries go through the projection too
     np.testing.assert_allclose(qv, projected.encode(["breast tumour"]), atol=1e-6)
     assert linker.candidates(["breast tumour"], 1)[0][0].concept_id == "D001"
     # the cached index is found again by the projected encoder's fingerprint
-    kb_embeddings.clear()
+    embedded.clear()
     again = load_retriever(run, tiny_kb, cache_dir=tmp_path / "cache")
-    assert kb_embeddings == [] and again.index.d == 8
+    assert embedded == [] and again.index.d == 8
     # name_pack=None embeds every name
     fresh = load_retriever(run, tiny_kb, cache_dir=False, name_pack=None)
     assert fresh.embedding_stats.from_pack == 0 and fresh.embedding_stats.embedded == len(names)
 
 
-def test_dense_default_uses_the_shipped_pack(run_dir, tiny_kb, kb_embeddings, tmp_path, monkeypatch):
+def test_dense_default_uses_the_shipped_pack(run_dir, tiny_kb, embedded, tmp_path, monkeypatch):
     run, _, names = _projected_run(run_dir, tiny_kb, tmp_path)
     monkeypatch.setattr(ld, "shipped_retriever_dir", lambda: run)
     monkeypatch.setenv("GENBEL_CACHE", str(tmp_path / "home"))
     linker = create_linker("dense:default", tiny_kb)
-    assert kb_embeddings == names[-1:] and linker.embedding_stats.from_pack == len(names) - 1
+    assert embedded == names[-1:] and linker.embedding_stats.from_pack == len(names) - 1

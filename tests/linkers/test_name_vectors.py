@@ -46,20 +46,6 @@ def _kb(n: int = 100, extra: int = 0, name: str = "kb") -> KnowledgeBase:
     return KnowledgeBase(concepts, name=name)
 
 
-@pytest.fixture
-def embedded(monkeypatch):
-    """The KB names given to the encoder (what a store must spare)."""
-    texts: list[str] = []
-    encode = TextEncoder.encode
-
-    def counting(self, batch, progress=None, desc="embedding"):
-        if desc == "embedding KB names":
-            texts.extend(batch)
-        return encode(self, batch, progress=progress, desc=desc)
-
-    monkeypatch.setattr(TextEncoder, "encode", counting)
-    return texts
-
 
 def _vectors(linker: DenseLinker) -> np.ndarray:
     return linker.index.reconstruct_n(0, linker.index.ntotal)

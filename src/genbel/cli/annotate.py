@@ -60,7 +60,7 @@ def annotate_cmd(
     name, score) and ranked candidates. Documents are written to OUT.partial as they are done; OUT
     appears when all are. After an interrupt, rerun the same command with --resume."""
     from genbel.annotate import annotate_to_file, is_folder_format, make_detector, make_linker
-    from genbel.cli.link import _progress_bar
+    from genbel.cli.link import _progress_bar, _resume_hint
     from genbel.data.formats import output_format_of, read_documents
     from genbel.io import check_output
     from genbel.kb import open_kb
@@ -85,20 +85,11 @@ def annotate_cmd(
         "detector_spec": None if keep_annotations else detector,
     }
     t0 = time.perf_counter()
-    try:
-        with _progress_bar(disable=quiet) as progress:
-            run = annotate_to_file(
-                docs, out, kb=kb_obj, linker=lk, detector=det, fmt=fmt, k=k,
-                expand_abbreviations=abbreviations, settings=settings, resume=resume, progress=progress,
-            )
-    except KeyboardInterrupt:
-        if partial_path(out).exists():
-            err_console.print(
-                f"the documents annotated so far are in {partial_path(out)}; "
-                "rerun the same command with --resume to continue",
-                highlight=False, soft_wrap=True,
-            )
-        raise
+    with _resume_hint(out, "annotated"), _progress_bar(disable=quiet, desc="annotating") as progress:
+        run = annotate_to_file(
+            docs, out, kb=kb_obj, linker=lk, detector=det, fmt=fmt, k=k,
+            expand_abbreviations=abbreviations, settings=settings, resume=resume, progress=progress,
+        )
     dt = time.perf_counter() - t0
     rate = run.n_documents / dt if dt > 0 else float("inf")
     chars = run.n_characters / dt if dt > 0 else float("inf")

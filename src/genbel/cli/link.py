@@ -121,21 +121,12 @@ def link_cmd(
         "linker_options": options,
     }
     t0 = time.perf_counter()
-    try:
-        with _progress_bar(disable=quiet) as progress:
-            run = link_to_file(
-                docs, lk, out, kb_name=kb_obj.name, fmt=fmt, k=k, expand_abbreviations=abbreviations,
-                entity_types=parse_entity_types(entity_types), settings=settings, resume=resume,
-                progress=progress,
-            )
-    except KeyboardInterrupt:
-        if partial_path(out).exists():
-            err_console.print(
-                f"the documents linked so far are in {partial_path(out)}; "
-                "rerun the same command with --resume to continue",
-                highlight=False, soft_wrap=True,
-            )
-        raise
+    with _resume_hint(out, "linked"), _progress_bar(disable=quiet) as progress:
+        run = link_to_file(
+            docs, lk, out, kb_name=kb_obj.name, fmt=fmt, k=k, expand_abbreviations=abbreviations,
+            entity_types=parse_entity_types(entity_types), settings=settings, resume=resume,
+            progress=progress,
+        )
     dt = time.perf_counter() - t0
     rate = run.n_mentions / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
@@ -151,11 +142,28 @@ def link_cmd(
 
 
 @contextmanager
-def _progress_bar(disable: bool = False) -> Iterator[Callable[[int, int], None]]:
+def _resume_hint(out: Path, done: str) -> Iterator[None]:
+    """On Ctrl-C, say where the documents ``done`` so far are and how to continue (then re-raise)."""
+    from genbel.pipeline import partial_path
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        if partial_path(out).exists():
+            err_console.print(
+                f"the documents {done} so far are in {partial_path(out)}; "
+                "rerun the same command with --resume to continue",
+                highlight=False, soft_wrap=True,
+            )
+        raise
+
+
+@contextmanager
+def _progress_bar(disable: bool = False, desc: str = "linking") -> Iterator[Callable[[int, int], None]]:
     """A documents progress bar on stderr (tqdm), shown only on a terminal and without --quiet."""
     from tqdm import tqdm
 
-    bar = tqdm(unit="doc", desc="linking", disable=disable or not sys.stderr.isatty(), file=sys.stderr)
+    bar = tqdm(unit="doc", desc=desc, disable=disable or not sys.stderr.isatty(), file=sys.stderr)
 
     def update(done: int, total: int) -> None:
         if bar.total != total:  # the first call: documents already in a resumed partial output

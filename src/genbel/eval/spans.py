@@ -17,6 +17,7 @@ does for recall): each resample draws the documents with replacement and recompu
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -117,20 +118,20 @@ def gold_spans(doc: Document, type_of: Callable[[str], str] = entity_group) -> l
     return sorted({(e.start, e.end, type_of(e.type)) for e in doc.entities})
 
 
+def _grouper(typed: bool, type_of: Callable[[str], str]) -> Callable[[str], str]:
+    """The scoring type of an entity type: ``type_of`` (memoised), or ``"*"`` when not ``typed``."""
+    if not typed:
+        return lambda t: "*"
+    return functools.lru_cache(maxsize=None)(type_of)
+
+
 def ner_scores(
     docs: Sequence[Document], predictions: Sequence[Sequence[Span]], *, typed: bool = True,
     n_bootstrap: int = 1000, seed: int = 0, type_of: Callable[[str], str] = entity_group,
 ) -> SpanResult:
     """NER P/R/F1 (exact and overlap; overall and per type) of ``predictions[i]`` (spans over
     ``docs[i].text``)."""
-    cache: dict[str, str] = {}
-
-    def group(t: str) -> str:
-        if not typed:
-            return "*"
-        if t not in cache:
-            cache[t] = type_of(t)
-        return cache[t]
+    group = _grouper(typed, type_of)
 
     golds = [[(s, e, group(t)) for s, e, t in gold_spans(d, lambda x: x)] for d in docs]
     preds = [[(s.start, s.end, group(s.type)) for s in ps] for ps in predictions]
@@ -188,14 +189,7 @@ def end_to_end_scores(
 ) -> SpanResult:
     """Strict end-to-end P/R/F1: ``linked[i][j]`` are the concept ids ranked for
     ``sorted(predictions[i])[j]`` (only the first counts)."""
-    cache: dict[str, str] = {}
-
-    def group(t: str) -> str:
-        if not typed:
-            return "*"
-        if t not in cache:
-            cache[t] = type_of(t)
-        return cache[t]
+    group = _grouper(typed, type_of)
 
     rows_by_type: dict[str | None, list[tuple[int, int, int, int]]] = {None: []}
     n_nil = n_nil_pred = 0

@@ -43,7 +43,7 @@ require("spacy", extra="spacy", feature="the spaCy pipeline components")
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.util import filter_spans, minibatch
 
 from genbel.data.model import Document, Entity, Passage
 from genbel.errors import ConfigError, Errors, InputError
@@ -162,14 +162,8 @@ class GenbelNERComponent(_KBComponent):
     def pipe(self, stream: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
         from genbel.annotate import detect_mentions
 
-        batch: list[Doc] = []
-        for doc in stream:
-            batch.append(doc)
-            if len(batch) >= batch_size:
-                yield from self._set_ents(batch, detect_mentions)
-                batch = []
-        if batch:
-            yield from self._set_ents(batch, detect_mentions)
+        for batch in minibatch(stream, size=batch_size):
+            yield from self._set_ents(list(batch), detect_mentions)
 
     def _set_ents(self, docs: list[Doc], detect: Any) -> list[Doc]:
         found = detect([_document(d, i) for i, d in enumerate(docs)], self.detector)
@@ -229,14 +223,8 @@ class GenbelLinkerComponent(_KBComponent):
         return next(iter(self.pipe([doc])))
 
     def pipe(self, stream: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
-        batch: list[Doc] = []
-        for doc in stream:
-            batch.append(doc)
-            if len(batch) >= batch_size:
-                yield from self._link(batch)
-                batch = []
-        if batch:
-            yield from self._link(batch)
+        for batch in minibatch(stream, size=batch_size):
+            yield from self._link(list(batch))
 
     def _type(self, label: str) -> str:
         """The entity's label when it names a semantic group of the KB (linkers may restrict to it)."""
