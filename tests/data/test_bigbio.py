@@ -208,3 +208,23 @@ def test_unicode_written_verbatim(tmp_path: Path) -> None:
     write_bigbio_json([d], tmp_path / "a.json")
     assert "Sjögren" in (tmp_path / "a.json").read_text(encoding="utf-8")
     assert read_bigbio_json(tmp_path / "a.json")[0].to_dict() == d.to_dict()
+
+
+def test_linked_output_reads_its_gold_not_its_predictions() -> None:
+    """``genbel link`` output: ``normalized`` is the prediction, the corpus' gold is ``gold_normalized``.
+
+    Reading it back (``genbel evaluate linked.json``) must take the gold, or the evaluation scores the
+    linker against its own predictions (100 %)."""
+    from genbel.data.linked import LinkedConcept, LinkedDocument
+
+    gold = document_from_dict(_doc_dict())
+    out = LinkedDocument(gold, [(LinkedConcept("D009369", "Neoplasms", 0.4),)]).to_dict()
+    assert out["entities"][0]["normalized"][0]["db_id"] == "D009369"  # the prediction
+    back = document_from_dict(out)
+    assert back.entities[0].gold_ids == ["D003110"]
+    assert LinkedDocument.from_dict(out).to_dict() == out  # round trip keeps prediction and gold apart
+    del out["entities"][0]["gold_normalized"]  # linked without gold (raw text): no gold, not the prediction
+    assert document_from_dict(out).entities[0].gold_ids == []
+    out["entities"][0]["gold_normalized"] = {"db_id": "x"}
+    with raises_code("E016", FormatError, match="gold_normalized"):
+        document_from_dict(out)

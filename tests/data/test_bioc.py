@@ -132,3 +132,16 @@ def test_an_infon_without_key_is_a_coded_error(tmp_path):
                  "<offset>0</offset><text>x</text></passage></document></collection>", encoding="utf-8")
     with raises_code("E523", FormatError, match="missing attribute 'key'"):
         read_bioc_xml(f)
+
+
+def test_linked_bioc_keeps_gold_apart_from_predictions(tmp_path) -> None:
+    """identifier = the prediction; the input's gold travels as gold_identifier and is what is read back."""
+    ld = _linked()
+    gold = {e.id: e.gold_ids for e in ld.document.entities}
+    out = tmp_path / "o.xml"
+    write_bioc_xml([ld], out)
+    [back] = read_bioc_xml(out)
+    assert {e.id: e.gold_ids for e in back.entities} == gold
+    ld.document.entities[0].normalized.clear()  # no gold in the input: none read back (not the prediction)
+    write_bioc_xml([ld], out)
+    assert read_bioc_xml(out)[0].entities[0].gold_ids == []

@@ -153,15 +153,20 @@ def document_from_dict(obj: Any, where: str = "<input>", offsets: str = "error")
                 Errors.E016.format(path=eloc, reason=f"{len(texts)} text pieces but {len(offs)} offsets")
             )
         norms: list[Normalization] = []
-        raw_norms = e.get("normalized")
+        # genbel's own linked output (``genbel link``/``annotate``): ``normalized`` is the prediction and the
+        # corpus' annotation, if it had one, was kept as ``gold_normalized`` (genbel.data.linked) — read that,
+        # so evaluating or re-linking a linked file never takes predictions for gold.
+        linked = "candidates" in e
+        field_name = "gold_normalized" if linked else "normalized"
+        raw_norms = e.get(field_name)
         if raw_norms is not None and not isinstance(raw_norms, list):
             raise FormatError(
                 Errors.E016.format(
-                    path=eloc, reason=f"field 'normalized' must be list, got {type(raw_norms).__name__}"
+                    path=eloc, reason=f"field {field_name!r} must be list, got {type(raw_norms).__name__}"
                 )
             )
         for j, n in enumerate(raw_norms or []):
-            nloc = f"{eloc} normalized #{j}"
+            nloc = f"{eloc} {field_name} #{j}"
             norms.append(
                 Normalization(
                     str(_require(n, "db_name", nloc, str)), str(_require(n, "db_id", nloc, (str, int)))

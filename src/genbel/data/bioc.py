@@ -16,7 +16,9 @@ Writing (:func:`write_bioc_xml`, :func:`write_bioc_json`): one collection, one B
 document, one passage per passage text, each entity an annotation of the passage that holds its
 start, with infons ``type``, ``identifier`` (the top concept, ``-`` for none) and, for a linked
 entity, ``name`` (its preferred name), ``score`` and ``candidates`` (JSON ``[[id, name, score], …]``,
-best first; BioC infons are strings). Documents are written one at a time, atomically.
+best first; BioC infons are strings) and ``gold_identifier`` (the input's own ids, when it had any: read
+back as the entity's gold, so ``genbel evaluate`` on a linked file never takes predictions for gold).
+Documents are written one at a time, atomically.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ def _int(value: Any, where: str, fmt: str, name: str) -> int:
 
 
 def _ids(infons: Mapping[str, Any]) -> list[Normalization]:
-    for key in _ID_KEYS:
+    # genbel's linked output: ``identifier`` is the prediction; the gold, if the input had one, is
+    # ``gold_identifier`` (so evaluating a linked file never scores the linker against itself)
+    for key in ("gold_identifier",) if "candidates" in infons else _ID_KEYS:
         raw = infons.get(key)
         if raw is None:
             continue
@@ -286,6 +290,9 @@ def _to_bioc(ld: LinkedDocument, where: str, fmt: str) -> Any:
             ann.infons["name"] = le.candidates[0].name
             ann.infons["score"] = _score(le.candidates[0].score)
             ann.infons["candidates"] = json.dumps([[c.id, c.name, c.score] for c in le.candidates], ensure_ascii=False)
+            gold = [n.db_id for n in e.normalized if n.db_id.strip()]
+            if gold:
+                ann.infons["gold_identifier"] = ",".join(gold)
         for s, t in e.offsets:
             ann.add_location(bioc.BioCLocation(s, t - s))
         home = next((bp for s, t, bp in reversed(bpassages) if s <= e.start), None)
