@@ -134,7 +134,7 @@ def _quiet_ray_data(ray: Any) -> None:
     """Our bar counts shards; Ray Data's own bars and plan logs only when genbel logs at INFO."""
     verbose = logging.getLogger("genbel").getEffectiveLevel() <= logging.INFO
     ray.data.DataContext.get_current().enable_progress_bars = verbose
-    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def run_job(
