@@ -57,10 +57,20 @@ class DatasetRun:
     n_mentions: int
     seconds: float
     workers: int
+    #: seconds until the first output shard was written (Ray start, actor setup, one shard), and its documents
+    first_shard_seconds: float = 0.0
+    first_shard_documents: int = 0
 
     @property
     def documents_per_second(self) -> float:
         return self.n_documents / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def steady_documents_per_second(self) -> float:
+        """Documents/s after the first shard: without Ray's start and the actors' model loading."""
+        dt = self.seconds - self.first_shard_seconds
+        n = self.n_documents - self.first_shard_documents
+        return n / dt if dt > 0 and n > 0 else float("nan")
 
 
 @contextmanager
@@ -169,15 +179,18 @@ def run_job(
     todo = [s for s in shards if s.index not in done]
     by_index = {s.index: s for s in todo}
     t0 = time.perf_counter()
+    first: list[float] = []  # seconds and documents at the first shard written
     n_docs = n_mentions = written = 0
     if todo:
         n_docs, n_mentions, written = _run(todo, by_index, out, job, shards, done, workers=workers,
                                            batch_docs=batch_docs, cpus=cpus_per_worker, gpus=gpus_per_worker,
-                                           progress=progress, address=address)
+                                           progress=progress, address=address, t0=t0, first=first)
     seconds = time.perf_counter() - t0
-    run = DatasetRun(out, len(shards), written, len(done), n_docs, n_mentions, seconds, workers)
+    first_s, first_n = first if first else (0.0, 0)
+    run = DatasetRun(out, len(shards), written, len(done), n_docs, n_mentions, seconds, workers, first_s, int(first_n))
     finish_run(out, settings, shards, documents=n_docs, mentions=n_mentions, seconds=round(seconds, 3),
-               workers=workers, skipped=len(done))
+               workers=workers, skipped=len(done), first_shard_seconds=round(first_s, 3),
+               first_shard_documents=int(first_n))
     logger.info("%s: %d shards written, %d skipped, %d documents in %.1f s", out, written, len(done), n_docs, seconds)
     return run
 
@@ -185,6 +198,7 @@ def run_job(
 def _run(
     todo: list[Shard], by_index: dict[int, Shard], out: Path, job: Job, shards: list[Shard], done: set[int],
     *, workers: int, batch_docs: int, cpus: float, gpus: float | None, progress: bool | None, address: str | None,
+    t0: float, first: list[float],
 ) -> tuple[int, int, int]:
     from tqdm import tqdm
 
@@ -224,6 +238,8 @@ def _run(
                     del pending[shard.index]
                     written += 1
                     n_docs += len(docs)
+                    if not first:
+                        first += [time.perf_counter() - t0, len(docs)]
                     n_mentions += sum(m for _, m in got.values())
                     bar.update(1)
                     bar.set_postfix(documents=n_docs, refresh=False)
@@ -232,9 +248,9 @@ def _run(
         except Exception as e:  # a worker died, ran out of memory, or a bug in a linker: say so, keep the shards
             if not isinstance(e, ray.exceptions.RayError) and type(e).__module__.split(".")[0] != "ray":
                 raise
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            head = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise GenbelError(Errors.E586.format(
-                kind=type(e).__name__, reason=first, done=len(done) + written,
+                kind=type(e).__name__, reason=head, done=len(done) + written,
             )) from e
         finally:
             bar.close()
