@@ -53,7 +53,7 @@ def print_run(run: DatasetRun, verb: str) -> None:
     skipped = f", {run.n_skipped} already done" if run.n_skipped else ""
     err_console.print(
         f"{verb} {run.n_documents} documents ({run.n_mentions} mentions linked) in {run.n_written} shards"
-        f"{skipped} in {run.seconds:.1f} s ({run.documents_per_second:,.1f} documents/s, {run.workers} "
-        f"workers, Ray startup and model loading included) → {run.out}/",
+        f"{skipped} in {run.seconds:.1f} s ({run.documents_per_second:,.1f} documents/s with {run.workers} "
+        f"worker{'s' if run.workers != 1 else ''}, Ray's start and model loading included) → {run.out}/",
         highlight=False, soft_wrap=True,
     )
