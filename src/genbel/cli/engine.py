@@ -23,7 +23,7 @@ def engine_option() -> str:
     return typer.Option(
         "local", "--engine",
         help="local: one process (default). ray: INPUT is a folder, glob or file of shards (JSONL, Parquet, "
-        "PubTator, BioC, text), OUT a folder with one output shard per input shard (pip install 'genbel[distributed]').",
+        "PubTator, BioC, text), OUT a folder with one output shard per input shard (pip install 'genbel\\[distributed]').",
     )
 
 
