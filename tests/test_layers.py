@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "encoders": 4, "generation": 4,
     "linkers": 5, "ner": 5,
     "eval": 6, "training": 6, "pipeline": 6, "annotate": 6,
-    "cli": 7, "integrations": 7, "serve": 7,
+    "cli": 7, "integrations": 7, "serve": 7, "distributed": 7,
     "__init__": 8,
 }
 

@@ -34,6 +34,8 @@ EXTRAS: dict[str, str] = {
     "uvicorn": "serve",
     "httpx": "serve",
     "swagger_ui_bundle": "serve",
+    "ray": "distributed",
+    "pyarrow": "distributed",
 }
 
 

@@ -252,6 +252,23 @@ class Errors(metaclass=_ErrorsWithCodes):
     E526 = "{where}: cannot write document {doc_id!r} as {fmt}: {reason}"
     E527 = "{path}: not a saved genbel spaCy component (missing {missing})"
     E528 = "spaCy component {name!r}: invalid setting {field}={value!r}: {reason}"
+    # --- genbel.distributed: annotation and linking at scale on Ray (E580-E589)
+    E580 = (
+        "{shard}: bad input shard, no output written for it: {reason}; the output shards finished so far "
+        "are kept (fix the shard, then rerun the same command with --resume)"
+    )
+    E581 = "{source}: no input shard: {reason}"
+    E582 = "{out}: input shards {first} and {second} would both be written to {name}; rename one of them"
+    E583 = "{option} applies only with --engine ray"
+    E584 = (
+        "{where}: not a document record: {reason} (expected a BigBio document with passages, or an id "
+        "(id, document_id or pmid) with text or title/abstract)"
+    )
+    E585 = "{out}: the output folder lies inside the input folder {input}; choose a folder outside it"
+    E586 = (
+        "the Ray run stopped ({kind}): {reason}; the {done} output shards finished so far are kept: "
+        "rerun the same command with --resume to continue"
+    )
     # --- serve (E540-E559): `genbel serve`, its HTTP API and limits; add new codes of this area below
     E540 = "request body is not valid JSON: {reason} (line {line}, column {column})"
     E541 = "{field}: {reason}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from genbel.cli.engine import batch_docs_option, check_engine, engine_option, print_run, workers_option
 from genbel.data.formats import INPUT_FORMATS, OUTPUT_FORMATS
 from genbel.data.text import TEXT_SPLITS
 
@@ -53,18 +54,36 @@ def annotate_cmd(
         False, "--resume", help="Continue an interrupted run from OUT.partial (same input and settings)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: str = engine_option(),
+    workers: int | None = workers_option(),
+    batch_docs: int | None = batch_docs_option(),
 ) -> None:
     """Find the biomedical mentions of INPUT and link each to KB concepts.
 
     Every entity is written with its offsets into the input text, type, top concept (id, preferred
     name, score) and ranked candidates. Documents are written to OUT.partial as they are done; OUT
-    appears when all are. After an interrupt, rerun the same command with --resume."""
+    appears when all are. After an interrupt, rerun the same command with --resume.
+
+    With --engine ray, INPUT holds shards and OUT is a folder: one output shard per input shard
+    (--output-format, default jsonl); --resume skips the shards already written."""
+    from genbel.linkers.registry import parse_options
+
+    if check_engine(engine, workers, batch_docs):
+        from genbel.distributed import BATCH_DOCS, annotate_dataset
+
+        run = annotate_dataset(
+            input_path, out, kb=kb, kb_format=kb_format, linker=linker, linker_options=parse_options(linker_options),
+            detector=detector, keep_annotations=keep_annotations, k=k, expand_abbreviations=abbreviations,
+            input_format=input_format, output_format=out_format or "bigbio-jsonl", split=split, encoding=encoding,
+            workers=workers or 1, batch_docs=batch_docs or BATCH_DOCS, resume=resume, progress=False if quiet else None,
+        )
+        print_run(run, "annotated")
+        return
     from genbel.annotate import annotate_to_file, is_folder_format, make_detector, make_linker
     from genbel.cli.link import _progress_bar, _resume_hint
     from genbel.data.formats import output_format_of, read_documents
     from genbel.io import check_output
     from genbel.kb import open_kb
-    from genbel.linkers.registry import parse_options
     from genbel.pipeline import linker_path, partial_path
 
     fmt = output_format_of(out, out_format)

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from genbel.cli.engine import batch_docs_option, check_engine, engine_option, print_run, workers_option
 from genbel.io import check_output
 from genbel.linkers.default import DEFAULT_LINKER
 from genbel.pipeline import INPUT_FORMATS
@@ -74,11 +75,17 @@ def link_cmd(
         help="Continue an interrupted run: keep the documents already in OUT.partial (same settings).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: str = engine_option(),
+    workers: int | None = workers_option(),
+    batch_docs: int | None = batch_docs_option(),
 ) -> None:
     """Link every mention of INPUT and write ranked candidates per entity.
 
     Documents are written to OUT.partial as they are linked; OUT appears when all are done. After an
-    interrupt, rerun the same command with --resume to continue where it stopped."""
+    interrupt, rerun the same command with --resume to continue where it stopped.
+
+    With --engine ray, INPUT holds shards and OUT is a folder: one output shard per input shard
+    (--output-format json|jsonl, default jsonl); --resume skips the shards already written."""
     from genbel.data import parse_entity_types
     from genbel.linkers.default import default_linker
     from genbel.linkers.registry import parse_options, resolve_alias
@@ -94,6 +101,22 @@ def link_cmd(
         read_input,
     )
 
+    if check_engine(engine, workers, batch_docs):
+        from genbel.distributed import BATCH_DOCS, link_dataset
+
+        options = generative_options(
+            linker, constrained=constrained, restrict_to_group=group_restriction, num_beams=num_beams,
+            batch_size=batch_size,
+        )
+        options.update(parse_options(linker_options))
+        run = link_dataset(
+            input_path, out, kb=kb, kb_format=kb_format, linker=linker, linker_options=options, k=k,
+            expand_abbreviations=abbreviations, entity_types=parse_entity_types(entity_types),
+            input_format=input_format, output_format=out_format or "jsonl", workers=workers or 1,
+            batch_docs=batch_docs or BATCH_DOCS, resume=resume, progress=False if quiet else None,
+        )
+        print_run(run, "linked")
+        return
     fmt = output_format(out, out_format)
     linker = resolve_alias(linker) if linker is not None else None
     inputs = [input_path, linker_path(linker)]
