@@ -235,3 +235,29 @@ def test_residual_run_starts_at_the_retriever_and_caches_frozen_layers(tiny_kb, 
     with raises_code("E476", ConfigError):
         train_reranker(tiny_kb, [], tmp_path / "r2", base=base, config=RerankerConfig(pair_text="synonym"),
                        lists=_lists(), progress=False)
+
+
+def test_train_reranker_command_residual(tiny_kb, docs, base, tmp_path):
+    from typer.testing import CliRunner
+
+    from genbel.cli.main import app
+    from genbel.data import write_corpus
+
+    kbf = tmp_path / "kb.jsonl"
+    kbf.write_text("\n".join(json.dumps(c.to_dict()) for c in tiny_kb) + "\n")
+    corpus = tmp_path / "train.jsonl"
+    write_corpus(docs, corpus)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train-reranker", "--kb", str(kbf), "--train", str(corpus), "--dev", str(corpus),
+                                 "--retriever", "tfidf", "--base", str(base), "--out", str(out), "--epochs", "1",
+                                 "--folds", "2", "--candidates", "3", "--freeze-layers", "1", "--threads", "1",
+                                 "--residual", "--pair-text", "both", "--train-pooler", "--context-rate", "0"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / RERANKER_CONFIG).read_text())
+    assert saved["residual"] is True and saved["pair_text"] == "both"
+    # the weight the run learned (and its multiples) joined the fixed grid of weights tried on dev
+    tried = {row["retriever_weight"] for row in saved["dev"]["grid"]}
+    assert len(tried - {0.0, 1.0, 2.0, 5.0, 10.0}) >= 4
+    r = CliRunner().invoke(app, ["train-reranker", "--kb", str(kbf), "--train", str(corpus), "--out",
+                                 str(tmp_path / "r2"), "--pair-text", "synonym", "--base", str(base)])
+    assert r.exit_code != 0 and "E476" in str(r.exception)
