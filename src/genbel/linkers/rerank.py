@@ -299,7 +299,8 @@ class RerankLinker(Linker):
     Parameters: ``retriever`` (a :class:`Linker`), ``cross_encoder``, ``n_candidates`` (concepts
     reranked per mention), ``names_per_concept``, ``context_window`` (words each side; 0: the mention
     alone), ``gate_score``/``gate_margin`` (``None``: rerank every mention), ``nil``/``nil_threshold``,
-    ``retriever_weight``, ``cache_size`` (pairs remembered across calls), ``batch_size``.
+    ``retriever_weight``, ``pair_text`` (:data:`PAIR_TEXTS`), ``cache_size`` (pairs remembered across calls),
+    ``batch_size``.
     """
 
     name = "rerank"
