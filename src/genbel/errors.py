@@ -192,6 +192,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     E473 = "linker chain {spec!r}: option {option!r} names no stage of the chain (stages: {stages})"
     E474 = "reranker training: {reason}"
     E475 = "unknown {what} option(s) {options}; known: {known}"
+    E476 = "rerank: pair_text={value!r} is not a way of showing a candidate; use one of {known}"
     E451 = "{path}: refusing to write {option} over an input of this command ({input}); choose another path"
     E452 = "{path}: {option} is a directory; give a file path"
     E453 = "{path}: cannot write {option}: {reason}"

@@ -81,10 +81,12 @@ def test_concept_score_is_best_of_its_names(tiny_kb, cross_encoder):
     linker = RerankLinker(tiny_kb, FixedRetriever(ROWS), cross_encoder, n_candidates=3, names_per_concept=3)
     got = {c.concept_id: c for c in linker.link(["colon cancer"], k=3)[0]}
     for cid in ("D001", "D002", "D003"):
-        names = linker.names(next(c for c in ROWS["colon cancer"] if c.concept_id == cid))
+        retrieved = next(c for c in ROWS["colon cancer"] if c.concept_id == cid)
+        names = linker.names(retrieved)
         logits = cross_encoder.score(["colon cancer"] * len(names), names)
         assert got[cid].score == pytest.approx(float(logits.max()), abs=1e-5)
-        assert got[cid].name == names[int(np.argmax(logits))]
+        # the retrieved name stays; the name that scored best is what the concept was matched by
+        assert got[cid].name == retrieved.name and got[cid].matched == names[int(np.argmax(logits))]
 
 
 def test_gate_cache_tail_and_empty(tiny_kb, cross_encoder):
@@ -182,3 +184,17 @@ def test_shipped_reranker_missing_is_a_clear_error(tiny_kb, monkeypatch, tmp_pat
     with pytest.raises(FormatError) as e:
         create_linker("tfidf+rerank:default", tiny_kb)
     assert "E300" in str(e.value)
+
+
+def test_pair_text_shows_the_matched_synonym(tiny_kb, cross_encoder):
+    from genbel.linkers.rerank import candidate_text
+
+    assert candidate_text("Colonic Neoplasms", "colon cancer", "name") == "Colonic Neoplasms"
+    assert candidate_text("Colonic Neoplasms", "colon cancer", "matched") == "colon cancer"
+    assert candidate_text("Colonic Neoplasms", "colon cancer", "both") == "colon cancer ; Colonic Neoplasms"
+    assert candidate_text("Colonic Neoplasms", "colonic  neoplasms", "both") == "colonic  neoplasms"
+    linker = RerankLinker(tiny_kb, FixedRetriever(ROWS), cross_encoder, n_candidates=3, pair_text="both")
+    got = linker.link(["colon cancer"], k=3)[0]
+    assert {c.concept_id for c in got} == {c.concept_id for c in ROWS["colon cancer"]}
+    with raises_code("E476", ConfigError):
+        RerankLinker(tiny_kb, FixedRetriever(ROWS), cross_encoder, pair_text="synonym")

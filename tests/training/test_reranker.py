@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from genbel.errors import ConfigError, InputError
 from genbel.linkers.registry import create_linker
@@ -199,3 +200,64 @@ def test_hardest_lists_first_and_mined_lists_reused(tiny_kb, docs, base, tmp_pat
     cfg2 = RerankerConfig(**{**cfg.__dict__, "lr": 1e-4, "max_lists": 3})  # other training settings: same lists
     run = train_reranker(tiny_kb, docs, tmp_path / "run", retriever="tfidf", base=base, config=cfg2, progress=False)
     assert json.loads((run / RERANKER_CONFIG).read_text())["lists"] == 3
+
+
+def test_residual_lists_follow_retrieval_order():
+    from genbel.training.reranker import fit_retriever_weight, residual_list
+
+    item = RerankList("x", "x", frozenset({"D003"}), [("D001", "a", 0.9), ("D002", "b", 0.5), ("D003", "c", 0.1)],
+                      matched=["syn a", "b", "c"])
+    # the gold concept ranks 3rd, beyond 1 + 1 negatives: it replaces the last candidate
+    assert residual_list(item, 1) == (["a", "c"], [False, True], [0.9, 0.1])
+    assert residual_list(item, 1, pair_text="both")[0] == ["syn a ; a", "c"]
+    assert residual_list(RerankList("x", "x", frozenset({"D009"}), [("D001", "a", 0.9)]), 3) is None
+    # the retrieval score alone ranks gold first on these lists: the larger the weight, the lower the loss
+    easy = [(["a", "b"], [True, False], [0.9, 0.5]), (["c", "d"], [True, False], [0.8, 0.7])]
+    mixed = [*easy, (["e", "f"], [False, True], [0.9, 0.6])]
+    assert fit_retriever_weight(easy) > 100 and 1.0 <= fit_retriever_weight(mixed) < 20
+
+
+def test_residual_run_starts_at_the_retriever_and_caches_frozen_layers(tiny_kb, base, tmp_path):
+    cfg = RerankerConfig(epochs=1, batch_size=2, n_negatives=2, freeze_layers=1, max_length=24, warmup_steps=1,
+                         residual=True, pair_text="both", train_pooler=True, lr=1e-3)
+    run = train_reranker(tiny_kb, [], tmp_path / "run", base=base, config=cfg, lists=_lists(), progress=False)
+    saved = json.loads((run / RERANKER_CONFIG).read_text())
+    assert saved["residual"] is True and saved["pair_text"] == "both" and saved["retriever_weight"] > 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert all("retriever_weight" in r for r in log if "loss" in r)
+    # the same run without the frozen-layer cache: the same kind of model, scores of the same pairs
+    ce, _ = CrossEncoder.load(run)
+    with torch.no_grad():
+        a, b = ["colon cancer", "polyposis"], ["colon cancer", "breast cancer ; APC"]
+        direct = ce.model(**ce.tokenize(a, b)).logits.squeeze(-1)
+        cached = ce.logits_from_states(ce.prefix_states(a, b, 1), 1)
+    assert cached.numpy() == pytest.approx(direct.numpy(), abs=1e-2)
+    with raises_code("E476", ConfigError):
+        train_reranker(tiny_kb, [], tmp_path / "r2", base=base, config=RerankerConfig(pair_text="synonym"),
+                       lists=_lists(), progress=False)
+
+
+def test_train_reranker_command_residual(tiny_kb, docs, base, tmp_path):
+    from typer.testing import CliRunner
+
+    from genbel.cli.main import app
+    from genbel.data import write_corpus
+
+    kbf = tmp_path / "kb.jsonl"
+    kbf.write_text("\n".join(json.dumps(c.to_dict()) for c in tiny_kb) + "\n")
+    corpus = tmp_path / "train.jsonl"
+    write_corpus(docs, corpus)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train-reranker", "--kb", str(kbf), "--train", str(corpus), "--dev", str(corpus),
+                                 "--retriever", "tfidf", "--base", str(base), "--out", str(out), "--epochs", "1",
+                                 "--folds", "2", "--candidates", "3", "--freeze-layers", "1", "--threads", "1",
+                                 "--residual", "--pair-text", "both", "--train-pooler", "--context-rate", "0"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / RERANKER_CONFIG).read_text())
+    assert saved["residual"] is True and saved["pair_text"] == "both"
+    # the weight the run learned (and its multiples) joined the fixed grid of weights tried on dev
+    tried = {row["retriever_weight"] for row in saved["dev"]["grid"]}
+    assert len(tried - {0.0, 1.0, 2.0, 5.0, 10.0}) >= 4
+    r = CliRunner().invoke(app, ["train-reranker", "--kb", str(kbf), "--train", str(corpus), "--out",
+                                 str(tmp_path / "r2"), "--pair-text", "synonym", "--base", str(base)])
+    assert r.exit_code != 0 and "E476" in str(r.exception)

@@ -257,6 +257,14 @@ def train_reranker_cmd(
     settings_from: Path | None = typer.Option(
         None, "--settings-from", help="Copy the linking settings chosen on dev by another reranker run."
     ),
+    residual: bool = typer.Option(
+        False, "--residual/--no-residual",
+        help="Learn a correction of the retrieval score (logit = cross-encoder + w x score; starts at the retriever).",
+    ),
+    pair_text: str = typer.Option(
+        "name", "--pair-text", help="What a pair shows of a candidate: name (preferred), matched (synonym) or both."
+    ),
+    train_pooler: bool = typer.Option(False, "--train-pooler/--freeze-pooler", help="Fine-tune the pooler too."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint in --out."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
@@ -282,7 +290,8 @@ def train_reranker_cmd(
     kb_obj = open_kb(kb, kb_format)
     cfg = RerankerConfig(epochs=epochs, batch_size=batch_size, n_negatives=negatives, link_candidates=candidates, lr=lr, head_lr=head_lr, warmup_steps=warmup, freeze_layers=freeze,
                          layers=layers, context_window=context_window, folds=folds, augment=augment, seed=seed,
-                         max_lists=max_lists, max_length=max_length, context_rate=context_rate)
+                         max_lists=max_lists, max_length=max_length, context_rate=context_rate, residual=residual,
+                         pair_text=pair_text, train_pooler=train_pooler)
     t0 = time.perf_counter()
     run = train_reranker(kb_obj, documents, out, retriever=retriever, base=base, config=cfg, resume=resume)
     console.print(f"trained the reranker in {time.perf_counter() - t0:.0f} s → {run}")
@@ -301,7 +310,8 @@ def train_reranker_cmd(
         lists = mine_lists(dev_docs, dev_kb, retriever, n_candidates=cfg.link_candidates, augment=False,
                            context_window=cfg.context_window, unique=False)
         ce, saved = CrossEncoder.load(run)
-        chosen = tune_reranker(score_dev(ce, lists, int(saved.get("n_candidates", 8))), cfg.context_window)
+        chosen = tune_reranker(score_dev(ce, lists, int(saved.get("n_candidates", 8)), pair_text=cfg.pair_text),
+                               cfg.context_window, learned_weight=saved.get("retriever_weight") if residual else None)
         apply_settings(run, chosen)
         d = chosen["dev"]
         console.print(

@@ -4,8 +4,12 @@ A retriever (any :class:`~genbel.linkers.base.Linker`, ``dense:default`` by defa
 top ``n_candidates`` concepts of a mention; a :class:`CrossEncoder` (MiniLM with a
 sequence-classification head, one logit) reads ``(mention, name)`` pairs jointly, in the style of
 xMEN's and ANGEL's rerankers, and the concepts are re-ordered by their logit. A concept's score is
-the maximum over the names scored for it: the name the retriever matched, then its other names in KB
-order (``names_per_concept``), plus ``retriever_weight`` × the retrieval score.
+the maximum over the texts scored for it — first its :func:`candidate_text` (``pair_text``: the
+preferred name, the synonym the retriever matched, or both as ``"matched ; preferred"``), then its
+other names in KB order (``names_per_concept``) — plus ``retriever_weight`` × the retrieval score. A
+*residual* reranker (trained with ``residual=True``, :mod:`genbel.training.reranker`) learned its
+logit as a correction of exactly that weighted retrieval score. The output keeps each concept's
+preferred ``name``; ``matched`` is the name that scored best when another name than the first won.
 
 The mention side is the text to link (the long form when abbreviations are expanded) and, when the
 query has its document and ``context_window`` > 0, up to that many words of its sentence on each side
@@ -73,7 +77,10 @@ DEFAULT_RETRIEVER = "dense:default"
 
 #: settings of a trained reranker a linker reads from ``reranker.json`` (options override them)
 LINK_SETTINGS = ("n_candidates", "names_per_concept", "context_window", "gate_score", "gate_margin",
-                 "nil_threshold", "retriever_weight")
+                 "nil_threshold", "retriever_weight", "pair_text")
+#: what the second segment of a pair shows of a candidate: its preferred name, the name or synonym
+#: the retriever matched it by, or both (``"matched ; preferred"`` when they differ)
+PAIR_TEXTS = ("name", "matched", "both")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
@@ -94,6 +101,16 @@ def mention_side(query: MentionQuery, window: int = 0) -> str:
         right = right[: first.start()]
     lw, rw = left.split()[-window:], right.split()[:window]
     return " ".join([*lw, "[", text, "]", *rw])
+
+
+def candidate_text(name: str, matched: str, mode: str = "name") -> str:
+    """The second segment of a pair for a candidate with preferred ``name`` found by ``matched``
+    (:data:`PAIR_TEXTS`)."""
+    if mode == "name" or not matched:
+        return name
+    if mode == "matched" or " ".join(matched.lower().split()) == " ".join(name.lower().split()):
+        return matched
+    return f"{matched} ; {name}"
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -165,6 +182,53 @@ class CrossEncoder:
         """``(len(a),)`` logits of the pairs, with gradients."""
         return self.model(**self.tokenize(a, b)).logits.squeeze(-1)
 
+    # ------------------------------------------------------------------ a frozen prefix computed once
+    def _mask(self, hidden: torch.Tensor, attention: torch.Tensor) -> Any:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=attention)
+
+    def prefix_states(self, a: Sequence[str], b: Sequence[str], n_layers: int) -> list[torch.Tensor]:
+        """The hidden states of each pair after the embeddings and the first ``n_layers`` layers
+        (``(tokens, hidden)`` float16, no gradients, dropout off): what a training run with those
+        layers frozen can compute once instead of at every step (:meth:`logits_from_states`)."""
+        base = self.model.base_model
+        out: list[torch.Tensor] = [torch.empty(0)] * len(a)
+        order = sorted(range(len(a)), key=lambda i: len(a[i]) + len(b[i]))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for s in range(0, len(order), self.batch_size):
+                    idx = order[s : s + self.batch_size]
+                    enc = self.tokenize([a[i] for i in idx], [b[i] for i in idx])
+                    h = base.embeddings(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"))
+                    mask = self._mask(h, enc["attention_mask"])
+                    for layer in base.encoder.layer[:n_layers]:
+                        h = layer(h, mask)
+                    lengths = enc["attention_mask"].sum(1).tolist()
+                    for r, i in enumerate(idx):
+                        out[i] = h[r, : int(lengths[r])].to(torch.float16).clone()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def logits_from_states(self, states: Sequence[torch.Tensor], n_layers: int) -> torch.Tensor:
+        """``(len(states),)`` logits, with gradients, of pairs whose first ``n_layers`` layers were
+        computed by :meth:`prefix_states`."""
+        base = self.model.base_model
+        width = max(int(x.shape[0]) for x in states)
+        hidden = torch.zeros(len(states), width, int(states[0].shape[1]))
+        attention = torch.zeros(len(states), width, dtype=torch.long)
+        for r, x in enumerate(states):
+            hidden[r, : x.shape[0]] = x.float()
+            attention[r, : x.shape[0]] = 1
+        mask = self._mask(hidden, attention)
+        for layer in base.encoder.layer[n_layers:]:
+            hidden = layer(hidden, mask)
+        pooled = base.pooler(hidden)
+        return self.model.classifier(self.model.dropout(pooled)).squeeze(-1)
+
     def score(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         """``(len(a),)`` float32 logits; batches of similar length, no gradients."""
         out = np.zeros(len(a), dtype=np.float32)
@@ -235,7 +299,8 @@ class RerankLinker(Linker):
     Parameters: ``retriever`` (a :class:`Linker`), ``cross_encoder``, ``n_candidates`` (concepts
     reranked per mention), ``names_per_concept``, ``context_window`` (words each side; 0: the mention
     alone), ``gate_score``/``gate_margin`` (``None``: rerank every mention), ``nil``/``nil_threshold``,
-    ``retriever_weight``, ``cache_size`` (pairs remembered across calls), ``batch_size``.
+    ``retriever_weight``, ``pair_text`` (:data:`PAIR_TEXTS`), ``cache_size`` (pairs remembered across calls),
+    ``batch_size``.
     """
 
     name = "rerank"
@@ -254,6 +319,7 @@ class RerankLinker(Linker):
         nil: bool = False,
         nil_threshold: float | None = None,
         retriever_weight: float = 0.0,
+        pair_text: str = "name",
         cache_size: int = 200_000,
         batch_size: int | None = None,
     ) -> None:
@@ -262,6 +328,8 @@ class RerankLinker(Linker):
                 raise ConfigError(Errors.E023.format(value=value, field=field, constraint=">= 1"))
         if int(context_window) < 0:
             raise ConfigError(Errors.E023.format(value=context_window, field="context_window", constraint=">= 0"))
+        if pair_text not in PAIR_TEXTS:
+            raise ConfigError(Errors.E476.format(value=pair_text, known=", ".join(PAIR_TEXTS)))
         if not isinstance(retriever, Linker):
             raise ConfigError(Errors.E029.format(what="rerank: retriever", expected="a Linker or a linker spec",
                                                  got=type(retriever).__name__))
@@ -279,6 +347,7 @@ class RerankLinker(Linker):
         if nil and nil_threshold is None:
             raise ConfigError(Errors.E471)
         self.retriever_weight = float(retriever_weight)
+        self.pair_text = pair_text
         self.cache_size = int(cache_size)
         self._cache: dict[tuple[str, str], float] = {}
         self.stats = {"queries": 0, "gated": 0, "nil": 0, "pairs_scored": 0, "pairs_cached": 0}
@@ -296,8 +365,9 @@ class RerankLinker(Linker):
             self.gate_margin is None or top - second >= self.gate_margin)
 
     def names(self, cand: Candidate) -> list[str]:
-        """The names scored for a candidate concept: the matched one, then others in KB order."""
-        names = [cand.name]
+        """The texts scored for a candidate concept: its :func:`candidate_text` (``pair_text``), then
+        its other names in KB order (``names_per_concept``)."""
+        names = [candidate_text(cand.name, cand.matched, self.pair_text)]
         if self.names_per_concept > 1:
             concept = self.kb.get(cand.concept_id)
             for n in concept.names if concept is not None else ():
@@ -331,7 +401,7 @@ class RerankLinker(Linker):
                k: int) -> list[list[Candidate]]:
         """Re-order retrieved candidates (best first, at most ``k``) with the gate, cache and NIL rule."""
         out: list[list[Candidate]] = [[] for _ in queries]
-        work: list[tuple[int, list[Candidate], list[int]]] = []  # query, candidates, pair → candidate
+        work: list[tuple[int, list[Candidate], list[int], list[str]]] = []  # query, candidates, pair → candidate, first texts
         pairs: list[tuple[str, str]] = []
         for i, (q, cands) in enumerate(zip(queries, retrieved)):
             self.stats["queries"] += 1
@@ -342,14 +412,17 @@ class RerankLinker(Linker):
                 continue
             side = mention_side(q, self.context_window)
             owners: list[int] = []
+            firsts: list[str] = []
             for j, c in enumerate(cands[: self.n_candidates]):
-                for n in self.names(c):
+                texts = self.names(c)
+                firsts.append(texts[0])
+                for n in texts:
                     pairs.append((side, n))
                     owners.append(j)
-            work.append((i, cands, owners))
+            work.append((i, cands, owners, firsts))
         scores = self.pair_scores(pairs)
         pos = 0
-        for i, cands, owners in work:
+        for i, cands, owners, first in work:
             s = scores[pos : pos + len(owners)]
             start = pos
             pos += len(owners)
@@ -362,7 +435,8 @@ class RerankLinker(Linker):
             if self.nil_threshold is not None and ranked and ranked[0][0] < self.nil_threshold:
                 self.stats["nil"] += 1
                 continue  # no concept of the KB: an empty candidate list
-            row = [replace(cands[j], name=pairs[t][1], score=float(v)) for v, j, t in ranked[:k]]
+            row = [replace(cands[j], score=float(v), matched=cands[j].matched if pairs[t][1] == first[j] else pairs[t][1])
+                   for v, j, t in ranked[:k]]
             last = row[-1].score if row else 0.0
             for c in cands[self.n_candidates :]:
                 if len(row) >= k:
@@ -423,5 +497,5 @@ def _rerank_factory(kb: KnowledgeBase, path: str | None = None, **options: Any) 
     return load_reranker(path, kb, retriever, **options)
 
 
-__all__ = ["CrossEncoder", "RerankLinker", "load_reranker", "mention_side", "resolve_reranker",
+__all__ = ["PAIR_TEXTS", "CrossEncoder", "RerankLinker", "candidate_text", "load_reranker", "mention_side", "resolve_reranker",
            "shipped_reranker_path"]

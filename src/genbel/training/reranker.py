@@ -49,8 +49,10 @@ from genbel.kb.base import KnowledgeBase
 from genbel.linkers.rerank import (
     ENCODER_DIR,
     HEAD_FILE,
+    PAIR_TEXTS,
     RERANKER_CONFIG,
     CrossEncoder,
+    candidate_text,
     write_head,
     write_settings,
 )
@@ -85,6 +87,17 @@ class RerankerConfig:
     augment: bool = True  #: mine against the KB + the other folds' mentions (the KB + train protocol)
     unique_mentions: bool = True  #: one list per distinct (mention, gold concepts)
     max_lists: int | None = None  #: train on the N lists hardest for the retriever (``None``: all)
+    #: learn a correction of the retrieval score: logit = cross-encoder + w × retrieval score, the head
+    #: starting at 0 (so training starts at the retriever's ranking) and w learned from a value fitted
+    #: on the training lists; each list is the top 1 + ``n_negatives`` candidates in retrieval order
+    residual: bool = False
+    weight_lr: float = 0.05  #: learning rate of w (``residual``)
+    pair_text: str = "name"  #: what a pair shows of a candidate (:data:`~genbel.linkers.rerank.PAIR_TEXTS`)
+    train_pooler: bool = False  #: fine-tune the pooler under the head too
+    #: compute the frozen layers of every training pair once (when ``freeze_layers`` > 0 and every list
+    #: is read one way, ``context_rate`` 0 or 1), then train the top layers on those states: the
+    #: same model, several times fewer operations per step (no dropout in the frozen layers)
+    cache_frozen: bool = True
     log_every: int = 10
     seed: int = 0
 
@@ -96,20 +109,24 @@ def _check(cfg: RerankerConfig) -> None:
             raise ConfigError(Errors.E023.format(value=getattr(cfg, name), field=name, constraint=">= 1"))
     if not 0.0 <= cfg.context_rate <= 1.0:
         raise ConfigError(Errors.E023.format(value=cfg.context_rate, field="context_rate", constraint="in [0, 1]"))
+    if cfg.pair_text not in PAIR_TEXTS:
+        raise ConfigError(Errors.E476.format(value=cfg.pair_text, known=", ".join(PAIR_TEXTS)))
 
 
-def training_list(item: RerankList, kb: KnowledgeBase, n_negatives: int) -> tuple[list[str], list[bool]]:
+def training_list(item: RerankList, kb: KnowledgeBase, n_negatives: int,
+                  pair_text: str = "name") -> tuple[list[str], list[bool]]:
     """The names of one training list and which are gold: every retrieved gold concept, then the
     ``n_negatives`` best-ranked wrong ones; the gold concept's first name when none was retrieved."""
     names: list[str] = []
     gold: list[bool] = []
     neg = 0
-    for cid, name, _ in item.candidates:
+    for i, (cid, name, _) in enumerate(item.candidates):
+        text = candidate_text(name, item.matched_name(i), pair_text)
         if cid in item.gold:
-            names.append(name)
+            names.append(text)
             gold.append(True)
         elif neg < n_negatives:
-            names.append(name)
+            names.append(text)
             gold.append(False)
             neg += 1
     if not any(gold):
@@ -117,6 +134,41 @@ def training_list(item: RerankList, kb: KnowledgeBase, n_negatives: int) -> tupl
         names.insert(0, kb[cid].names[0])
         gold.insert(0, True)
     return names, gold
+
+
+def residual_list(item: RerankList, n_negatives: int,
+                  pair_text: str = "name") -> tuple[list[str], list[bool], list[float]] | None:
+    """A training list of a residual reranker, as it will be seen when linking: the top
+    ``1 + n_negatives`` candidates in retrieval order with their retrieval scores (the best-ranked
+    gold candidate replaces the last one when it ranks lower); ``None`` when no gold concept was
+    retrieved (no reranking can fix those)."""
+    n = 1 + int(n_negatives)
+    keep = list(range(min(n, len(item.candidates))))
+    golds = [i for i, (cid, _, _) in enumerate(item.candidates) if cid in item.gold]
+    if not golds:
+        return None
+    if golds[0] >= n:
+        keep[-1] = golds[0]
+    texts = [candidate_text(item.candidates[i][1], item.matched_name(i), pair_text) for i in keep]
+    return texts, [item.candidates[i][0] in item.gold for i in keep], [item.candidates[i][2] for i in keep]
+
+
+def fit_retriever_weight(data: Sequence[tuple[list[str], list[bool], list[float]]]) -> float:
+    """The weight w minimising the listwise loss of ``w × retrieval score`` alone on training lists
+    (a log-spaced grid from 1 to 1000): where a residual reranker starts."""
+    grid = np.geomspace(1.0, 1000.0, 61)
+    best, best_loss = 1.0, float("inf")
+    for w in grid:
+        losses = []
+        for _, gold, scores in data:
+            z = w * np.asarray(scores, dtype=np.float64)
+            z -= z.max()
+            g = np.asarray(gold, dtype=bool)
+            losses.append(np.log(np.exp(z).sum()) - np.log(np.exp(z[g]).sum()))
+        loss = float(np.mean(losses)) if losses else float("inf")
+        if loss < best_loss:
+            best, best_loss = float(w), loss
+    return best
 
 
 def train_reranker(
@@ -149,32 +201,59 @@ def train_reranker(
     if not lists:
         raise InputError(Errors.E017.format(reason="no training mention has a gold concept in the KB"))
     mined_s = time.perf_counter() - t_start
-    data = [training_list(item, kb, cfg.n_negatives) for item in lists]
+    if cfg.residual:
+        kept = [(item, residual_list(item, cfg.n_negatives, cfg.pair_text)) for item in lists]
+        lists = [item for item, d in kept if d is not None]
+        data = [d for _, d in kept if d is not None]
+        if not data:
+            raise InputError(Errors.E017.format(reason="the retriever found the gold concept of no training mention"))
+    else:
+        data = [(*training_list(item, kb, cfg.n_negatives, cfg.pair_text), []) for item in lists]
     ce = CrossEncoder.from_base(base, layers=cfg.layers, max_length=cfg.max_length)
     freeze_layers(ce.model.base_model, cfg.freeze_layers)
     pooler = getattr(ce.model.base_model, "pooler", None)
-    if cfg.freeze_layers >= 0 and pooler is not None:  # the head learns on the base's pooler
+    if cfg.freeze_layers >= 0 and pooler is not None and not cfg.train_pooler:  # the head learns on the base's pooler
         for p in pooler.parameters():
             p.requires_grad_(False)
+    weight = torch.nn.Parameter(torch.zeros(()), requires_grad=cfg.residual)
+    if cfg.residual:  # start at the retriever's ranking: a zero correction, w fitted on the training lists
+        with torch.no_grad():
+            for p in ce.model.classifier.parameters():
+                p.zero_()
+            weight.fill_(fit_retriever_weight(data))
+        logger.info("residual reranker: retrieval-score weight starts at %.2f", float(weight.detach()))
     head = list(ce.model.classifier.parameters())
     head_ids = {id(p) for p in head}
     body = [p for p in ce.model.parameters() if p.requires_grad and id(p) not in head_ids]
-    opt = torch.optim.AdamW([
+    groups = [
         {"params": body, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
         {"params": head, "lr": cfg.head_lr, "weight_decay": 0.0},
-    ])
+    ]
+    if cfg.residual:
+        groups.append({"params": [weight], "lr": cfg.weight_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups)
     steps_per_epoch = (len(data) + cfg.batch_size - 1) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total)))
     logger.info("reranker training: %d lists, %d steps per epoch, %d trainable parameters", len(data),
                 steps_per_epoch, sum(p.numel() for p in body) + sum(p.numel() for p in head))
+    cached: dict[tuple[str, str], torch.Tensor] | None = None
+    if cfg.cache_frozen and cfg.freeze_layers > 0 and cfg.context_rate in (0.0, 1.0):
+        keys = sorted({(lists[i].context if cfg.context_rate else lists[i].plain, n)
+                       for i in range(len(data)) for n in data[i][0]})
+        t1 = time.perf_counter()
+        states = ce.prefix_states([x for x, _ in keys], [y for _, y in keys], cfg.freeze_layers)
+        cached = dict(zip(keys, states))
+        logger.info("frozen layers of %d distinct pairs computed once in %.0f s", len(keys), time.perf_counter() - t1)
     ckpt = _resume(run, ce) if resume else None
     start_epoch, step = 0, 0
     if ckpt is not None:
         load_checkpoint_safely(lambda: (opt.load_state_dict(ckpt.tensors("optimizer")),
                                         sched.load_state_dict(ckpt.tensors("scheduler"))), ckpt.path)
         start_epoch, step = ckpt.number, int(ckpt.state["step"])
+        with torch.no_grad():
+            weight.fill_(float(ckpt.state.get("retriever_weight", float(weight.detach()))))
         ckpt.restore_rng()
         logger.info("resuming after epoch %d (step %d)", start_epoch, step)
     for epoch in range(start_epoch, cfg.epochs):
@@ -193,15 +272,19 @@ def train_reranker(
             b: list[str] = []
             pos = torch.zeros(len(idx), width, dtype=torch.bool)
             pad = torch.ones(len(idx), width, dtype=torch.bool)
+            retrieval: list[float] = []
             for r, i in enumerate(idx):
-                names, gold = data[i]
+                names, gold, rscores = data[i]
                 side = lists[i].context if rng.random() < cfg.context_rate else lists[i].plain
                 for c, (n, g) in enumerate(zip(names, gold)):
                     a.append(side)
                     b.append(n)
                     pos[r, c] = g
                     pad[r, c] = False
-            flat = ce.logits(a, b)
+                retrieval.extend(rscores)
+            flat = ce.logits_from_states([cached[p] for p in zip(a, b)], cfg.freeze_layers) if cached else ce.logits(a, b)
+            if cfg.residual:
+                flat = flat + weight * torch.tensor(retrieval, dtype=flat.dtype)
             logits = torch.full((len(idx), width), float("-inf"))
             logits = logits.masked_scatter(~pad, flat)
             loss = marginal_nll(logits, pos)
@@ -214,10 +297,12 @@ def train_reranker(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
             if step % cfg.log_every == 0:
-                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])))
+                run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
+                        **({"retriever_weight": round(float(weight.detach()), 4)} if cfg.residual else {}))
         ce.model.eval()
         run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), seconds=round(time.perf_counter() - t0, 1))
-        run.write_checkpoint(epoch + 1, {"step": step}, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+        run.write_checkpoint(epoch + 1, {"step": step, "retriever_weight": float(weight.detach())},
+                             {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
                              write=lambda d: ce.save(d / "model"))
         run.prune(keep=1)
     seconds = round(time.perf_counter() - t_start, 1)
@@ -227,7 +312,9 @@ def train_reranker(
     write_settings(run.path, {
         "method": "cross-encoder", "base": str(base), "retriever": retriever, "layers": ce.layers,
         "max_length": ce.max_length, "n_candidates": cfg.link_candidates, "names_per_concept": 1,
-        "context_window": 0, "trained_context_window": cfg.context_window, "retriever_weight": 0.0,
+        "context_window": cfg.context_window if cfg.context_rate >= 1.0 else 0,
+        "trained_context_window": cfg.context_window, "retriever_weight": round(float(weight.detach()), 4),
+        "residual": cfg.residual, "pair_text": cfg.pair_text,
         "steps": step, "training_seconds": seconds, "kb": kb.name, "lists": len(data),
     })
     return run.path
@@ -293,9 +380,10 @@ class DevScores:
     gold: list[np.ndarray]
 
 
-def score_dev(ce: CrossEncoder, lists: Sequence[RerankList], n_candidates: int, progress: bool = True) -> DevScores:
+def score_dev(ce: CrossEncoder, lists: Sequence[RerankList], n_candidates: int, progress: bool = True,
+              pair_text: str = "name") -> DevScores:
     """Score the first ``n_candidates`` candidates of each dev list with the cross-encoder, with and
-    without context."""
+    without context (candidates shown as ``pair_text`` says)."""
     a_plain: list[str] = []
     a_ctx: list[str] = []
     b: list[str] = []
@@ -303,10 +391,10 @@ def score_dev(ce: CrossEncoder, lists: Sequence[RerankList], n_candidates: int, 
     for item in lists:
         cands = item.candidates[:n_candidates]
         spans.append((len(b), len(b) + len(cands)))
-        for _, name, _ in cands:
+        for i, (_, name, _) in enumerate(cands):
             a_plain.append(item.plain)
             a_ctx.append(item.context)
-            b.append(name)
+            b.append(candidate_text(name, item.matched_name(i), pair_text))
     logger.info("scoring %d dev pairs with and without context", len(b))
     plain = ce.score(a_plain, b)
     ctx = ce.score(a_ctx, b) if any(x != y for x, y in zip(a_plain, a_ctx)) else plain
@@ -334,17 +422,22 @@ def _top1(logits: list[np.ndarray], retrieval: list[np.ndarray], gold: list[np.n
     return out
 
 
-def tune_reranker(scores: DevScores, trained_window: int, *, gate_tolerance: float = 0.25) -> dict[str, Any]:
+def tune_reranker(scores: DevScores, trained_window: int, *, gate_tolerance: float = 0.25,
+                  learned_weight: float | None = None) -> dict[str, Any]:
     """Choose the linking settings on dev (see the module docstring). Returns the settings and the
-    dev figures behind them."""
+    dev figures behind them. ``learned_weight``: the retrieval-score weight a residual reranker
+    learned; it and multiples of it (0.5–2×) join the grid of weights tried."""
     n = len(scores.gold)
     if n == 0:
         raise InputError(Errors.E474.format(reason="no dev mention has a gold concept in the KB"))
     retr = float(np.mean([bool(len(g)) and bool(g[0]) for g in scores.gold])) * 100
     best: tuple[float, int, float] | None = None
     table = []
+    weights = [0.0, 1.0, 2.0, 5.0, 10.0]
+    if learned_weight:
+        weights = sorted({*weights, *(round(float(learned_weight) * m, 4) for m in (0.5, 0.75, 1.0, 1.5, 2.0))})
     for window, logits in ((0, scores.plain), (trained_window, scores.context)):
-        for w in (0.0, 1.0, 2.0, 5.0, 10.0):
+        for w in weights:
             r1 = float(_top1(logits, scores.retrieval, scores.gold, w).mean()) * 100
             table.append({"context_window": window, "retriever_weight": w, "r1": round(r1, 2)})
             if best is None or r1 > best[0] + 1e-9:

@@ -32,12 +32,21 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RerankList:
     """One training mention: its text alone and with context, gold concept ids (main ids), and the
-    retrieved candidates ``(concept id, matched name, retrieval score)``, best first."""
+    retrieved candidates ``(concept id, preferred name, retrieval score)``, best first, with
+    ``matched[i]`` the name or synonym the retriever matched candidate ``i`` by (the preferred name
+    when unknown)."""
 
     plain: str
     context: str
     gold: frozenset[str]
     candidates: list[tuple[str, str, float]]
+    matched: list[str] | None = None
+
+    def matched_name(self, i: int) -> str:
+        """The name the retriever matched candidate ``i`` by."""
+        if self.matched is not None and i < len(self.matched) and self.matched[i]:
+            return self.matched[i]
+        return self.candidates[i][1]
 
     @property
     def gold_retrieved(self) -> bool:
@@ -53,12 +62,18 @@ class RerankList:
         return max(gold) - (max(wrong) if wrong else 0.0)
 
     def to_dict(self) -> dict:
-        return {"plain": self.plain, "context": self.context, "gold": sorted(self.gold),
-                "candidates": [list(c) for c in self.candidates]}
+        out = {"plain": self.plain, "context": self.context, "gold": sorted(self.gold),
+               "candidates": [list(c) for c in self.candidates]}
+        if self.matched is not None:
+            out["matched"] = list(self.matched)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> RerankList:
-        return cls(d["plain"], d["context"], frozenset(d["gold"]), [(str(c), str(n), float(s)) for c, n, s in d["candidates"]])
+        matched = d.get("matched")
+        return cls(d["plain"], d["context"], frozenset(d["gold"]),
+                   [(str(c), str(n), float(s)) for c, n, s in d["candidates"]],
+                   [str(m) for m in matched] if matched is not None else None)
 
 
 def hardest(lists: Sequence[RerankList], n: int | None) -> list[RerankList]:
@@ -127,7 +142,8 @@ def mine_lists(
         cands = linker.link([q for q, _ in fold_queries], k=n_candidates)
         for (q, gold), cs in zip(fold_queries, cands):
             out.append(RerankList(plain=mention_side(q, 0), context=mention_side(q, context_window), gold=gold,
-                                  candidates=[(c.concept_id, c.name, float(c.score)) for c in cs]))
+                                  candidates=[(c.concept_id, c.name, float(c.score)) for c in cs],
+                                  matched=[c.matched for c in cs]))
     found = sum(r.gold_retrieved for r in out)
     logger.info("mined %d lists; the gold concept is among the %d candidates of %d (%.1f%%), first for %d",
                 len(out), n_candidates, found, 100 * found / max(1, len(out)),
