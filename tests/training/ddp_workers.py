@@ -166,7 +166,7 @@ def _gathered_gradient(encoder: str, cfg: dict) -> dict:
     from genbel.encoders import TextEncoder
     from genbel.training.distributed import setup
     from genbel.training.losses import infonce_loss, multi_similarity_loss
-    from genbel.training.retriever import _pair_embeddings
+    from genbel.training.retriever import _pair_embeddings, _wrap_encoder
 
     dist = setup("cpu")
     batch = [("breast cancer", "breast tumor", 0), ("colon cancer", "colorectal cancer", 1),
@@ -180,7 +180,7 @@ def _gathered_gradient(encoder: str, cfg: dict) -> dict:
         return infonce_loss(emb, labels, 0.05)
 
     shared = TextEncoder.load(encoder)
-    model = dist.wrap(shared.model, find_unused=True)
+    model = _wrap_encoder(shared, dist)
     shared.model.train()
     loss = loss_of(_pair_embeddings(shared, model, batch, dist))
     loss.backward()

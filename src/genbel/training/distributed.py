@@ -119,8 +119,9 @@ class DistContext:
 
         dev = next(model.parameters()).device
         ids = [dev.index] if dev.type == "cuda" else None
+        # buffers (rotary frequencies, position ids) are equal on every rank: no exchange per forward
         return DistributedDataParallel(
-            model, device_ids=ids, broadcast_buffers=False, find_unused_parameters=find_unused
+            model, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=find_unused
         )
 
     def average_grad(self, params: Sequence[torch.nn.Parameter]) -> None:
@@ -139,9 +140,15 @@ class DistContext:
         the rank that owns it."""
         if not self.enabled:
             return [tensor]
+        import warnings
+
         from torch.distributed.nn.functional import all_gather
 
-        return list(all_gather(tensor))
+        with warnings.catch_warnings():
+            # torch suggests its private _functional_collectives instead, whose backward needs a
+            # reduce-scatter that gloo lacks; this one sums the gradients through all-to-all on gloo
+            warnings.filterwarnings("ignore", message=".*all_gather is deprecated", category=FutureWarning)
+            return list(all_gather(tensor))
 
     def gather_padded(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`gather` for pieces whose first dimension differs across ranks (a short last batch):
@@ -347,8 +354,10 @@ def launch(nproc: int, argv: Sequence[str] | None = None, module: str = "genbel.
     try:
         torchrun.main(cmd)
     except ChildFailedError as e:
-        logger.error("a training process failed: %s", e.format_msg().splitlines()[0] if e.failures else e)
-        return 1
+        codes = sorted({f.exitcode for f in e.failures.values()})
+        logger.error("training process(es) %s failed (exit code %s); the error is printed above",
+                     ", ".join(str(r) for r in sorted(e.failures)), "/".join(map(str, codes)))
+        return max((c for c in codes if c and c > 0), default=1)
     return 0
 
 

@@ -280,7 +280,7 @@ def train_sapbert(
     logger.info(
         "SapBERT-style training: %d KB synonym pairs, %d training mentions", len(base_pairs), len(mentions)
     )
-    dist.check_same("training data", {"pairs": _digest(base_pairs), "mentions": _digest(mentions)})
+    dist.check_same("training data", {"pairs": _digest(base_pairs), "mentions": _digest(_canonical(mentions))})
 
     n_train = freeze_layers(enc.model, cfg.freeze_layers)
     logger.info("%d trainable parameters", n_train)
@@ -302,8 +302,7 @@ def train_sapbert(
         start_epoch, step = ckpt.number, int(ckpt.state["step"])
         ckpt.restore_rng(dist.rank, dist.world_size)  # dropout masks continue as in an uninterrupted run
         logger.info("resuming after epoch %d (step %d)", start_epoch, step)
-    # the pooler of a BERT checkpoint is trainable but unused by mean/CLS pooling of the last layer
-    model = dist.wrap(enc.model, find_unused=True)
+    model = _wrap_encoder(enc, dist)
     enc.model.train()
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total:
@@ -353,6 +352,33 @@ def train_sapbert(
         "method": "sapbert", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": 0.0,
         "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
     }, prior=concept_prior(documents, kb) if documents else None, dist=dist)
+
+
+class _LastHidden(torch.nn.Module):
+    """An encoder's transformer returning only its last hidden states (what the pooling reads)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> Any:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        return BaseModelOutput(last_hidden_state=self.model(**inputs).last_hidden_state)
+
+
+def _wrap_encoder(enc: TextEncoder, dist: DistContext) -> torch.nn.Module:
+    """The encoder's model as it trains: itself with one process; with several, in
+    DistributedDataParallel, showing it only the last hidden states, so that the pooler of a BERT
+    checkpoint (trainable, unused by mean/CLS pooling) is seen as unused and left out."""
+    if not dist.enabled:
+        return enc.model
+    return dist.wrap(_LastHidden(enc.model), find_unused=True)
+
+
+def _canonical(mentions: Sequence[TrainingMention]) -> list[tuple[str, list[int]]]:
+    """Mentions as plain data whose text does not depend on set order (which differs between processes)."""
+    return [(m.key, sorted(m.concepts)) for m in mentions]
 
 
 def _digest(items: Sequence[Any]) -> str:
@@ -462,7 +488,7 @@ def train_biosyn(
         )
     run = _start_run(out_dir, {"method": "biosyn", "kb": kb.fingerprint(), "base_encoder": enc.source,
                                "mentions": len(mentions), **asdict(cfg)}, resume, dist)
-    dist.check_same("training data", {"mentions": _digest(mentions)})
+    dist.check_same("training data", {"mentions": _digest(_canonical(mentions))})
     logger.info("BioSyn training: %d mentions (%d duplicates, %d NIL, %d not in KB skipped)",
                 rep.kept, rep.duplicates, rep.nil, rep.not_in_kb)
     seed_all(cfg.seed)
@@ -484,7 +510,7 @@ def train_biosyn(
         start_epoch, step = ckpt.number, int(ckpt.state["step"])
         ckpt.restore_rng(dist.rank, dist.world_size)
         logger.info("resuming after epoch %d (step %d, λ=%.3f)", start_epoch, step, lam.item())
-    model = dist.wrap(enc.model, find_unused=True)
+    model = _wrap_encoder(enc, dist)
     row_concept = torch.from_numpy(table.row_concept)
     cand: np.ndarray | None = None
     for epoch in range(start_epoch, cfg.epochs):
