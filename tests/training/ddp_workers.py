@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -46,8 +46,9 @@ def _entry(rank: int, world: int, port: int, jobs: dict[str, tuple[str, dict]], 
         where = Path(out, name)
         where.mkdir(parents=True, exist_ok=True)
         writes.update(checkpoints=0, final=0)
+        t0 = time.perf_counter()
         result = JOBS[job](rank, where, **kwargs)
-        result["writes"] = dict(writes)
+        result["writes"], result["seconds"] = dict(writes), round(time.perf_counter() - t0, 1)
         (where / f"rank{rank}.json").write_text(json.dumps(result))
     from genbel.training.distributed import teardown
 

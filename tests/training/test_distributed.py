@@ -89,11 +89,33 @@ def test_nproc_option_under_torchrun_must_match(monkeypatch):
         relaunch(0)
 
 
+def test_checkpoint_keeps_every_ranks_random_state(tmp_path, caplog):
+    from genbel.training.run import RunDirectory, rng_state
+
+    run = RunDirectory(tmp_path, unit="step")
+    torch.manual_seed(1)
+    first = rng_state()
+    torch.manual_seed(2)
+    second = rng_state()
+    path = run.write_checkpoint(3, {"step": 3, "world_size": 2}, rng_states=[first, second])
+    assert sorted(p.name for p in path.iterdir()) == ["rng-rank1.json", "rng.json", "state.json"]
+    ckpt = run.read_checkpoint(path)
+    ckpt.restore_rng(rank=1, world_size=2)
+    assert torch.equal(torch.get_rng_state(), torch.tensor(second["torch"], dtype=torch.uint8))
+    ckpt.restore_rng(rank=0, world_size=2)
+    assert torch.equal(torch.get_rng_state(), torch.tensor(first["torch"], dtype=torch.uint8))
+    with caplog.at_level("WARNING"):  # a third process: no state of its own, rank 0's is used
+        ckpt.restore_rng(rank=2, world_size=3)
+    assert "[E595]" in caplog.text
+    assert torch.equal(torch.get_rng_state(), torch.tensor(first["torch"], dtype=torch.uint8))
+
+
 # ---------------------------------------------------------------- the two-process runs, started once
-GENERATIVE = dict(
-    batch_size=4, lr=1e-2, warmup_ratio=0.0, max_steps=4, save_every=2, log_every=1, lora_r=4,
-    lora_alpha=8, lora_dropout=0.0, seed=0, context_chars=0, include_group=True, keep_checkpoints=5,
-)
+GENERATIVE = {
+    "batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.0, "max_steps": 4, "save_every": 2, "log_every": 1,
+    "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "seed": 0, "context_chars": 0, "include_group": True,
+    "keep_checkpoints": 5,
+}
 # 17 SapBERT pairs in batches of 4: the last batch of an epoch has one pair, so one rank has none
 RETRIEVER = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "log_every": 1}
 RETRIEVERS = {
@@ -197,3 +219,38 @@ def test_retriever_two_processes_train_like_one(tmp_path, still_encoder, two, na
     _same_curve(_losses(two / "cut"), _losses(two / "full"))
     _one_writer(ranks, finals=2)
     _checkpoint_of_two(two / "full" / "checkpoints" / "epoch-2")
+
+
+# ---------------------------------------------------------------- the command line, through torchrun
+@pytest.mark.slow  # three interpreters (the command, torchrun's two workers) import torch: ~30-60 s
+def test_train_retriever_nproc_2_runs_under_torchrun(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli.test_retrieval_cli import MEDIC, PUBTATOR
+    from tests.linkers.retrieval_fixtures import make_tiny_encoder
+
+    (tmp_path / "kb.txt").write_text(MEDIC)
+    (tmp_path / "train.pubtator").write_text(PUBTATOR)
+    make_tiny_encoder(tmp_path / "enc")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "genbel.cli.main", "train-retriever", "--method", "sapbert", "--kb",
+             str(tmp_path / "kb.txt"), "--kb-format", "medic", "--train", str(tmp_path / "train.pubtator"),
+             "--encoder", str(tmp_path / "enc"), "--out", str(tmp_path / "run"), "--epochs", "2", *args],
+            capture_output=True, text=True, env=env, timeout=600, check=False,
+        )
+
+    done = cli("--batch-size", "4", "--nproc", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("trained sapbert retriever") == 1  # rank 0 reports, once
+    run = tmp_path / "run"
+    assert (run / "index" / "faiss.index").is_file() and (run / "encoder").is_dir()
+    _checkpoint_of_two(run / "checkpoints" / "epoch-2")
+    assert [r["epoch"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "epoch_loss" in r] == [1, 2]
+    bad = cli("--batch-size", "3", "--nproc", "2")
+    assert bad.returncode != 0 and "[E590]" in bad.stderr

@@ -166,9 +166,13 @@ class DistContext:
         """The sum of ``value`` over ranks (a plain number, no gradient)."""
         if not self.enabled:
             return float(value)
-        t = torch.tensor(float(value), dtype=torch.float64)
+        t = torch.tensor(float(value), dtype=torch.float64, device=self._comm_device())
         torch.distributed.all_reduce(t)
         return float(t)
+
+    def _comm_device(self) -> torch.device:
+        """Where tensors exchanged by the process group live: NCCL exchanges GPU tensors only."""
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
 
     def all_gather_object(self, obj: T) -> list[T]:
         if not self.enabled:
@@ -242,9 +246,7 @@ def _rebuild(kind: str, message: str) -> Exception:
 
     cls = getattr(errors, kind, None)
     if isinstance(cls, type) and issubclass(cls, GenbelError):
-        e = cls.__new__(cls)
-        Exception.__init__(e, message)
-        return e
+        return cls(message)
     return RuntimeError(f"rank 0 failed: {message}")
 
 
