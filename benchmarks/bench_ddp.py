@@ -140,6 +140,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--dropout", action="store_true")
+    ap.add_argument("--variants", default="1x1,1x2,2x1",
+                    help="processes x threads per process; the reference 1x1 is read from --work when not run")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_ddp"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "ddp.json"))
     args = ap.parse_args()
@@ -148,11 +150,12 @@ def main() -> None:
         return
     if not (DATA / "medic").is_dir():
         sys.exit(f"needs the staged data in {DATA}")
+    variants = [tuple(int(x) for x in v.split("x")) for v in args.variants.split(",")]
     results: list[dict] = []
     load = os.getloadavg()
     for trainer in args.trainers.split(","):
         for rnd in range(args.rounds):
-            for nproc, threads in VARIANTS:
+            for nproc, threads in variants:
                 out = Path(args.work) / f"{trainer}-{nproc}p{threads}t-r{rnd}"
                 if out.exists():
                     import shutil
@@ -166,11 +169,13 @@ def main() -> None:
                 results.append(res)
                 print(f"{trainer} {nproc}p x {threads}t round {rnd}: {res['step_s']} s/step "
                       f"(load {before:.1f} -> {res['load_after']:.1f})", file=sys.stderr, flush=True)
-    table = ["| trainer | processes x threads | s/step (median) | max abs loss diff vs 1p x 1t | "
-             "max rel diff | load (1-min, before/after) |", "|---|---|---|---|---|---|"]
+    table = [("| trainer | processes x threads | s/step (median) | max abs loss diff vs 1p x 1t | "
+              "max rel diff | load (1-min, before/after) |"), "|---|---|---|---|---|---|"]
     for trainer in args.trainers.split(","):
         ref = [r for r in results if r["trainer"] == trainer and (r["nproc"], r["threads"]) == (1, 1)]
-        for nproc, threads in VARIANTS:
+        if not ref:  # measured by an earlier invocation
+            ref = [json.loads((Path(args.work) / f"{trainer}-1p1t-r0" / "bench.json").read_text())]
+        for nproc, threads in variants:
             runs = [r for r in results if r["trainer"] == trainer and (r["nproc"], r["threads"]) == (nproc, threads)]
             a = [row[1] for row in runs[0]["rows"]]
             b = [row[1] for row in ref[0]["rows"]]
