@@ -89,6 +89,16 @@ def test_nproc_option_under_torchrun_must_match(monkeypatch):
         relaunch(0)
 
 
+def test_an_error_on_rank_0_is_raised_with_its_class_on_the_others():
+    from genbel.errors import KBError
+    from genbel.training.distributed import _rebuild
+
+    e = _rebuild("ConfigError", "[E352] run: different settings")
+    assert type(e) is ConfigError and str(e) == "[E352] run: different settings"
+    assert type(_rebuild("KBError", "[E101] x")) is KBError
+    assert isinstance(_rebuild("OSError", "disk full"), RuntimeError)
+
+
 def test_checkpoint_keeps_every_ranks_random_state(tmp_path, caplog):
     from genbel.training.run import RunDirectory, rng_state
 

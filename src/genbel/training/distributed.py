@@ -242,10 +242,13 @@ class DistContext:
 
 def _rebuild(kind: str, message: str) -> Exception:
     """An error raised on rank 0, re-raised on another rank with the same class and message."""
-    from genbel import errors
-
-    cls = getattr(errors, kind, None)
-    if isinstance(cls, type) and issubclass(cls, GenbelError):
+    todo, known = [GenbelError], {}
+    while todo:  # GenbelError and its subclasses by name
+        c = todo.pop()
+        known[c.__name__] = c
+        todo.extend(c.__subclasses__())
+    cls = known.get(kind)
+    if cls is not None:
         return cls(message)
     return RuntimeError(f"rank 0 failed: {message}")
 
