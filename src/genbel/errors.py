@@ -216,6 +216,26 @@ class Errors(metaclass=_ErrorsWithCodes):
         "install them with: pip install 'genbel[{extra}]'"
     )
 
+    # --- several training processes: torchrun / DistributedDataParallel (E590-E599)
+    E590 = (
+        "{field}={value} cannot be split over {world} processes: the global batch must be a multiple of "
+        "the number of processes (e.g. {lower} or {upper}), so that every process trains on the same share"
+    )
+    E591 = (
+        "the training processes were started with different {what} ({fields}); start every rank with "
+        "the same command and options"
+    )
+    E592 = (
+        "the training processes built different {what} ({fields}); every rank must read the same files "
+        "(a shared folder) with the same settings"
+    )
+    E593 = "cannot join the torchrun process group: {reason}; start with `torchrun --nproc_per_node N -m genbel.cli.main ...`"
+    E594 = "--nproc {value}: {reason}"
+    E595 = (
+        "{path}: the checkpoint was written by {found} process(es) and holds no random state for rank "
+        "{rank}; resuming with {world} processes continues with rank 0's (the run is no longer bit-for-bit "
+        "the uninterrupted one)"
+    )
     # --- KB hierarchy and main ids, shared tokenizers (E560-E569)
     E560 = (
         "KB {kb} has no hierarchy (no concept has a parent link), so --hierarchy cannot score against it; "

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from genbel.cli.nproc import NPROC_OPTION, relaunch
 from genbel.io import check_output, output_errors
 from genbel.pipeline import linker_path
 
@@ -75,12 +76,17 @@ def train_retriever(
         "--init-index",
         help="biosyn: a dense index of this KB built with --encoder (skips one KB embedding).",
     ),
+    nproc: int | None = NPROC_OPTION,
 ) -> None:
     """Train a dense retriever (SapBERT-style or BioSyn) on CPU, saved for ``--linker dense|biosyn:OUT``."""
+    relaunch(nproc)
     from genbel.errors import ConfigError, Errors
     from genbel.linkers.dense import load_retriever
     from genbel.linkers.dense_index import index_vectors
+    from genbel.training.distributed import setup
     from genbel.training.retriever import BiosynConfig, SapbertConfig, train_biosyn, train_sapbert
+
+    main = setup("cpu").is_main  # under torchrun: rank 0 reports and builds the index
 
     check_output(out, [*train, encoder, init_index], stores=[kb], kind="run")
     _set_threads(threads)
@@ -100,7 +106,8 @@ def train_retriever(
     if augment and documents:
         index_kb = open_kb(kb, kb_format)
         n = add_mentions(index_kb, documents)
-        console.print(f"the index KB is augmented with {n} training mention strings")
+        if main:
+            console.print(f"the index KB is augmented with {n} training mention strings")
     t0 = time.perf_counter()
     if method == "sapbert":
         cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
@@ -128,6 +135,8 @@ def train_retriever(
             vectors = index_vectors(init_index, kb_obj, built_for)
         run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors,
                            resume=resume)
+    if not main:
+        return
     console.print(f"trained {method} retriever in {time.perf_counter() - t0:.0f} s → {run}")
     if index:
         linker = load_retriever(run, index_kb, progress=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from genbel.cli.nproc import NPROC_OPTION
 from genbel.io import check_output
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,12 @@ def train_cmd(
     ),
     device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT."),
+    nproc: int | None = NPROC_OPTION,
 ) -> None:
     """Fine-tune a generative linker (causal or seq2seq, LoRA or full) on annotated, synthetic and KB data."""
+    from genbel.cli.nproc import relaunch
+
+    relaunch(nproc)
     from genbel.data import parse_entity_types
     from genbel.training.config import TrainConfig
     from genbel.training.trainer import Trainer
@@ -148,7 +153,10 @@ def train_cmd(
         check_output(out, [config, dev_corpus, init, *train_corpus, *synthetic], stores=[kb], kind="run")
     cfg = TrainConfig.parse(data, where="genbel train")
     final = Trainer(cfg).train(resume=resume)
-    typer.echo(str(final))
+    from genbel.training.distributed import setup
+
+    if setup(cfg.device).is_main:  # under torchrun: rank 0 reports
+        typer.echo(str(final))
 
 
 def synth_cmd(

@@ -146,10 +146,11 @@ class TextEncoder:
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
 
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """``(len(texts), dim)`` unit vectors, with gradients (call in train mode for training)."""
+    def embed(self, texts: Sequence[str], model: torch.nn.Module | None = None) -> torch.Tensor:
+        """``(len(texts), dim)`` unit vectors, with gradients (call in train mode for training);
+        ``model`` runs instead of :attr:`model` (e.g. it wrapped in DistributedDataParallel)."""
         batch = self.tokenize(texts)
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        out = (model or self.model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return self._pool(out.last_hidden_state, batch["attention_mask"])
 
     def encode(

@@ -47,15 +47,17 @@ def multi_similarity_loss(
     return (pos_term + neg_term).mean()
 
 
-def marginal_nll(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+def marginal_nll(logits: torch.Tensor, positive: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """BioSyn's synonym marginalisation: mean over rows with a positive of
-    ``−log Σ_{positive} softmax(logits)``; rows without a positive candidate are left out."""
+    ``−log Σ_{positive} softmax(logits)``; rows without a positive candidate are left out.
+    ``reduction="sum"``: their sum (a share of a batch split over several processes)."""
     has = positive.any(1)
-    if not bool(has.any()):
-        return logits.sum() * 0.0
+    if not bool(has.any()):  # a zero that keeps the graph (masked -inf logits would make it NaN)
+        return logits.masked_fill(~torch.isfinite(logits), 0.0).sum() * 0.0
     log_all = torch.logsumexp(logits, dim=1)
     log_pos = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
-    return (log_all - log_pos)[has].mean()
+    per_row = (log_all - log_pos)[has]
+    return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
 __all__ = ["infonce_loss", "marginal_nll", "multi_similarity_loss"]

@@ -96,6 +96,8 @@ def _linear_targets(model) -> list[str]:
 
 
 def _accepts(model, arg: str) -> bool:
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module  # the model inside the wrapper
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
         return arg in inspect.signature(base.forward).parameters
@@ -109,8 +111,10 @@ def compute_loss(
     architecture: str,
     label_smoothing: float = 0.0,
     keep_logits: bool | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean cross-entropy over target tokens (labels != -100)."""
+    """Mean cross-entropy over target tokens (labels != -100); ``reduction="sum"`` gives their sum
+    (a share of a batch split over several processes, divided by the whole batch's token count)."""
     labels = batch["labels"]
     if architecture == "causal":
         kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -139,4 +143,5 @@ def compute_loss(
         lab.reshape(-1),
         ignore_index=IGNORE,
         label_smoothing=label_smoothing,
+        reduction=reduction,
     )

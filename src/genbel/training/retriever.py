@@ -24,7 +24,11 @@ Both write a run directory (:mod:`genbel.training.run`, the run framework of eve
                                  concepts that share a name, as the corpus' annotators would)
 
 Runs are deterministic for a fixed ``seed`` (data order, sampling and initialisation) and
-resumable at epoch boundaries (``resume=True``). The losses are in :mod:`genbel.training.losses`, the
+resumable at epoch boundaries (``resume=True``). Under ``torchrun`` (:mod:`genbel.training.distributed`)
+each rank embeds its share of every batch with the encoder in DistributedDataParallel; SapBERT's
+in-batch losses see the whole batch (the embeddings are all-gathered with their gradient, in the
+one-process order), BioSyn's per-mention losses are summed per rank over the batch's mention count;
+rank 0 writes the run directory. The losses are in :mod:`genbel.training.losses`, the
 training mentions and synonym pairs in :mod:`genbel.training.retriever_data`; smaller copies of the
 trained encoder for shipping are written by :mod:`genbel.encoders.compact` (:func:`export_retriever`).
 """
@@ -60,6 +64,8 @@ from genbel.linkers.dense import RETRIEVER_CONFIG
 from genbel.linkers.dense_index import build_faiss_index
 from genbel.linkers.nametable import NameTable, concept_prior
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
+from genbel.training import distributed
+from genbel.training.distributed import DistContext
 from genbel.training.losses import infonce_loss, marginal_nll, multi_similarity_loss
 from genbel.training.retriever_data import MentionReport, TrainingMention, synonym_pairs, training_mentions
 from genbel.training.run import Checkpoint, RunDirectory, load_checkpoint_safely, seed_all
@@ -119,25 +125,41 @@ class BiosynConfig:
 
 
 # ====================================================================== run directory
-def _start_run(out_dir: str | Path, settings: Mapping[str, Any], resume: bool) -> RunDirectory:
+def _start_run(out_dir: str | Path, settings: Mapping[str, Any], resume: bool,
+               dist: DistContext | None = None) -> RunDirectory:
     """The run directory of a retriever training: a new run (``resume=False``) replaces earlier
-    checkpoints and log; a resumed one must have the same settings (``epochs`` may grow)."""
+    checkpoints and log; a resumed one must have the same settings (``epochs`` may grow). With
+    several processes, their settings must agree (``E591``) and rank 0 prepares the directory."""
+    dist = dist or DistContext()
+    dist.check_same("settings", settings)
     run = RunDirectory(out_dir, unit="epoch")
-    run.start(settings, resume=resume, free=("epochs",), restart=True, resume_needs_checkpoint=False)
+    dist.on_main(lambda: run.start(settings, resume=resume, free=("epochs",), restart=True,
+                                   resume_needs_checkpoint=False))
     return run
 
 
 def _save_epoch(run: RunDirectory, epoch: int, encoder: TextEncoder, state: dict[str, Any],
-                tensors: dict[str, Any]) -> None:
-    """Checkpoint after ``epoch`` (encoder + ``tensors`` + RNG + ``state``); only the newest is kept
-    (each is a full encoder copy)."""
-    run.write_checkpoint(epoch, state, tensors, write=lambda d: encoder.save(d / "encoder"))
-    run.prune(keep=1)
+                tensors: dict[str, Any], dist: DistContext | None = None) -> None:
+    """Checkpoint after ``epoch`` (encoder + ``tensors`` + RNG + ``state``), written by rank 0 with
+    every rank's random state; only the newest is kept (each is a full encoder copy)."""
+    dist = dist or DistContext()
+    rngs = dist.rng_states() if dist.enabled else None
+
+    def write() -> None:
+        run.write_checkpoint(epoch, {**state, "world_size": dist.world_size}, tensors,
+                             write=lambda d: encoder.save(d / "encoder"), rng_states=rngs)
+        run.prune(keep=1)
+
+    dist.on_main(write)
 
 
-def _resume(run: RunDirectory, encoder: TextEncoder) -> Checkpoint | None:
-    """The last checkpoint with its encoder weights loaded into ``encoder`` (``None``: start over)."""
-    ckpt = run.last_checkpoint()
+def _resume(run: RunDirectory, encoder: TextEncoder, dist: DistContext | None = None) -> Checkpoint | None:
+    """The last checkpoint (the one rank 0 finds) with its encoder weights loaded into ``encoder``
+    (``None``: start over)."""
+    dist = dist or DistContext()
+    found = run.last_checkpoint() if dist.is_main else None
+    path = dist.broadcast(str(found.path) if found is not None else None)
+    ckpt = run.read_checkpoint(path) if path is not None else None
     if ckpt is not None:
         weights = load_checkpoint_safely(lambda: TextEncoder.load(ckpt.path / "encoder"), ckpt.path)
         encoder.model.load_state_dict(weights.model.state_dict())
@@ -145,9 +167,15 @@ def _resume(run: RunDirectory, encoder: TextEncoder) -> Checkpoint | None:
 
 
 def _finish(run: RunDirectory, encoder: TextEncoder, retriever: dict[str, Any],
-            prior: dict[str, int] | None = None) -> Path:
+            prior: dict[str, int] | None = None, dist: DistContext | None = None) -> Path:
     """Write the trained retriever into the run directory: ``encoder/``, ``concept_prior.json``
-    (when the run had training mentions) and ``retriever.json``, each atomically."""
+    (when the run had training mentions) and ``retriever.json``, each atomically (by rank 0)."""
+    dist = dist or DistContext()
+    return Path(dist.on_main(lambda: _write_result(run, encoder, retriever, prior)))
+
+
+def _write_result(run: RunDirectory, encoder: TextEncoder, retriever: dict[str, Any],
+                  prior: dict[str, int] | None) -> Path:
     encoder.save(run.path / "encoder")
     prior_file = run.path / PRIOR_FILE
     if prior:
@@ -218,6 +246,8 @@ def train_sapbert(
     """
     cfg = config or SapbertConfig()
     _check_positive("batch_size", cfg.batch_size)
+    dist = distributed.setup("cpu")
+    dist.per_rank(cfg.batch_size)
     _check_positive("temperature", cfg.temperature)
     if cfg.loss not in ("infonce", "multi-similarity"):
         raise ConfigError(
@@ -230,7 +260,7 @@ def train_sapbert(
     if documents is not None:
         mentions, rep = training_mentions(documents, kb, table, unique=cfg.unique_mentions)
     run = _start_run(out_dir, {"method": "sapbert", "kb": kb.fingerprint(), "base_encoder": enc.source,
-                               "mentions": len(mentions), **asdict(cfg)}, resume)
+                               "mentions": len(mentions), **asdict(cfg)}, resume, dist)
     seed_all(cfg.seed)
     rng = random.Random(cfg.seed)
     concept_filter = None
@@ -250,6 +280,7 @@ def train_sapbert(
     logger.info(
         "SapBERT-style training: %d KB synonym pairs, %d training mentions", len(base_pairs), len(mentions)
     )
+    dist.check_same("training data", {"pairs": _digest(base_pairs), "mentions": _digest(_canonical(mentions))})
 
     n_train = freeze_layers(enc.model, cfg.freeze_layers)
     logger.info("%d trainable parameters", n_train)
@@ -263,14 +294,15 @@ def train_sapbert(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total))
     )
-    ckpt = _resume(run, enc) if resume else None
+    ckpt = _resume(run, enc, dist) if resume else None
     start_epoch, step = 0, 0
     if ckpt is not None:
         load_checkpoint_safely(lambda: (opt.load_state_dict(ckpt.tensors("optimizer")),
                                         sched.load_state_dict(ckpt.tensors("scheduler"))), ckpt.path)
         start_epoch, step = ckpt.number, int(ckpt.state["step"])
-        ckpt.restore_rng()  # dropout masks continue as in an uninterrupted run
+        ckpt.restore_rng(dist.rank, dist.world_size)  # dropout masks continue as in an uninterrupted run
         logger.info("resuming after epoch %d (step %d)", start_epoch, step)
+    model = _wrap_encoder(enc, dist)
     enc.model.train()
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total:
@@ -285,15 +317,14 @@ def train_sapbert(
         erng.shuffle(pairs)
         t0 = time.time()
         bar = tqdm(range(0, len(pairs), cfg.batch_size), desc=f"sapbert epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, unit="step")
+                   disable=not (progress and dist.is_main), unit="step")
         losses: list[float] = []
         for s in bar:
             if step >= total:
                 break
             batch = pairs[s : s + cfg.batch_size]
-            texts = [a for a, _, _ in batch] + [b for _, b, _ in batch]
             labels = torch.tensor([c for _, _, c in batch] * 2)
-            emb = enc.embed(texts)
+            emb = _pair_embeddings(enc, model, batch, dist)
             if cfg.loss == "infonce":
                 loss = infonce_loss(emb, labels, cfg.temperature)
             else:
@@ -308,33 +339,97 @@ def train_sapbert(
             step += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            if step % cfg.log_every == 0:
+            if step % cfg.log_every == 0 and dist.is_main:
                 run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
                         lr=sched.get_last_lr()[0])
-        run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
-                seconds=round(time.time() - t0, 1))
+        if dist.is_main:
+            run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
+                    seconds=round(time.time() - t0, 1))
         _save_epoch(run, epoch + 1, enc, {"step": step},
-                    {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+                    {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, dist)
     enc.model.eval()
     return _finish(run, enc, {
         "method": "sapbert", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": 0.0,
         "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
-    }, prior=concept_prior(documents, kb) if documents else None)
+    }, prior=concept_prior(documents, kb) if documents else None, dist=dist)
+
+
+class _LastHidden(torch.nn.Module):
+    """An encoder's transformer returning only its last hidden states (what the pooling reads)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> Any:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        return BaseModelOutput(last_hidden_state=self.model(**inputs).last_hidden_state)
+
+
+def _wrap_encoder(enc: TextEncoder, dist: DistContext) -> torch.nn.Module:
+    """The encoder's model as it trains: itself with one process; with several, in
+    DistributedDataParallel, showing it only the last hidden states, so that the pooler of a BERT
+    checkpoint (trainable, unused by mean/CLS pooling) is seen as unused and left out."""
+    if not dist.enabled:
+        return enc.model
+    return dist.wrap(_LastHidden(enc.model), find_unused=True)
+
+
+def _canonical(mentions: Sequence[TrainingMention]) -> list[tuple[str, list[int]]]:
+    """Mentions as plain data whose text does not depend on set order (which differs between processes)."""
+    return [(m.key, sorted(m.concepts)) for m in mentions]
+
+
+def _digest(items: Sequence[Any]) -> str:
+    """A short hash of training items (what the ranks compare: they must build the same data)."""
+    import hashlib
+
+    return f"{len(items)}:" + hashlib.sha1(repr(list(items)).encode()).hexdigest()[:16]
+
+
+def _embed_share(enc: TextEncoder, model: torch.nn.Module, texts: Sequence[str],
+                 placeholder: str) -> torch.Tensor:
+    """This rank's embeddings of ``texts``; with no text (a short last batch split over more ranks
+    than it has items) a ``(0, dim)`` tensor that still runs the model once, so that the gradient
+    exchange of DistributedDataParallel sees every parameter on every rank."""
+    if texts:
+        return enc.embed(texts, model=model)
+    return enc.embed([placeholder], model=model)[:0]
+
+
+def _pair_embeddings(enc: TextEncoder, model: torch.nn.Module, batch: Sequence[tuple[str, str, int]],
+                     dist: DistContext) -> torch.Tensor:
+    """Embeddings of a batch of pairs in the one-process order (every first name, then every second):
+    each rank embeds its contiguous share of the pairs, and the shares are all-gathered with their
+    gradient (:meth:`DistContext.gather_padded`) so that in-batch losses see the global batch."""
+    if not dist.enabled:
+        return enc.embed([a for a, _, _ in batch] + [b for _, b, _ in batch], model=model)
+    mine = dist.shard(batch)
+    local = _embed_share(enc, model, [a for a, _, _ in mine] + [b for _, b, _ in mine], batch[0][0])
+    parts = dist.gather_padded(local)
+    halves = [len(p) // 2 for p in parts]
+    return torch.cat([p[:h] for p, h in zip(parts, halves)] + [p[h:] for p, h in zip(parts, halves)])
 
 
 # ====================================================================== BioSyn
 def _biosyn_candidates(
     mentions: Sequence[TrainingMention], enc: TextEncoder, table: NameTable, sparse: SparseLinker,
     n_sparse: int, topk: int, progress: bool, name_vectors: np.ndarray | None = None,
+    dist: DistContext | None = None,
 ) -> np.ndarray:
     """``(len(mentions), topk)`` candidate name rows: the ``n_sparse`` best TF-IDF names, then the
-    best dense names not already chosen (BioSyn's candidate mix)."""
+    best dense names not already chosen (BioSyn's candidate mix). With several processes each
+    embeds its share of the KB names and every rank gets them all."""
+    dist = dist or DistContext()
     keys = [m.key for m in mentions]
     _, s_rows = sparse.search_names(keys, topk)
     d_rows = np.zeros((len(keys), 0), dtype=np.int64)
     if topk > n_sparse:
         if name_vectors is None:
-            name_vectors = enc.encode(table.keys, progress=progress, desc="embedding KB names")
+            mine = enc.encode(list(dist.shard(table.keys)), progress=progress and dist.is_main,
+                              desc="embedding KB names")
+            name_vectors = torch.cat(dist.gather_padded(torch.from_numpy(mine))).numpy()
         index = build_faiss_index(name_vectors, "flat")
         _, d_rows = index.search(enc.encode(keys, progress=False), min(len(table), topk + n_sparse))
     out = np.zeros((len(keys), topk), dtype=np.int64)
@@ -376,6 +471,8 @@ def train_biosyn(
     """
     cfg = config or BiosynConfig()
     _check_positive("batch_size", cfg.batch_size)
+    dist = distributed.setup("cpu")
+    dist.per_rank(cfg.batch_size)
     _check_positive("temperature", cfg.temperature)
     if cfg.topk < 2:
         raise ConfigError(Errors.E023.format(value=cfg.topk, field="topk", constraint=">= 2"))
@@ -390,7 +487,8 @@ def train_biosyn(
             Errors.E017.format(reason=f"no training mention has a gold concept in the KB ({asdict(rep)})")
         )
     run = _start_run(out_dir, {"method": "biosyn", "kb": kb.fingerprint(), "base_encoder": enc.source,
-                               "mentions": len(mentions), **asdict(cfg)}, resume)
+                               "mentions": len(mentions), **asdict(cfg)}, resume, dist)
+    dist.check_same("training data", {"mentions": _digest(_canonical(mentions))})
     logger.info("BioSyn training: %d mentions (%d duplicates, %d NIL, %d not in KB skipped)",
                 rep.kept, rep.duplicates, rep.nil, rep.not_in_kb)
     seed_all(cfg.seed)
@@ -403,15 +501,16 @@ def train_biosyn(
          "weight_decay": cfg.weight_decay},
         {"params": [lam], "lr": cfg.sparse_lr, "weight_decay": 0.0},
     ])
-    ckpt = _resume(run, enc) if resume else None
+    ckpt = _resume(run, enc, dist) if resume else None
     start_epoch, step = 0, 0
     if ckpt is not None:
         load_checkpoint_safely(lambda: opt.load_state_dict(ckpt.tensors("optimizer")), ckpt.path)
         with torch.no_grad():
             lam.fill_(float(ckpt.state["sparse_weight"]))
         start_epoch, step = ckpt.number, int(ckpt.state["step"])
-        ckpt.restore_rng()
+        ckpt.restore_rng(dist.rank, dist.world_size)
         logger.info("resuming after epoch %d (step %d, λ=%.3f)", start_epoch, step, lam.item())
+    model = _wrap_encoder(enc, dist)
     row_concept = torch.from_numpy(table.row_concept)
     cand: np.ndarray | None = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -422,7 +521,7 @@ def train_biosyn(
                 n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
                 raise ConfigError(Errors.E310.format(n_vectors=n_vectors, n_names=len(table)))
             cand = _biosyn_candidates(mentions, enc, table, sparse, n_sparse, topk, progress,
-                                      name_vectors=initial_name_vectors if first else None)
+                                      name_vectors=initial_name_vectors if first else None, dist=dist)
         keys = [m.key for m in mentions]
         sparse_scores = torch.from_numpy(sparse.pair_scores(keys, cand))
         cand_t = torch.from_numpy(cand)
@@ -441,36 +540,67 @@ def train_biosyn(
         enc.model.train()
         losses: list[float] = []
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"biosyn epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, unit="step")
+                   disable=not (progress and dist.is_main), unit="step")
         for s in bar:
-            idx = torch.tensor(order[s : s + cfg.batch_size])
-            rows = cand_t[idx]
-            uniq, inv = torch.unique(rows, return_inverse=True)
-            q = enc.embed([keys[i] for i in idx.tolist()])
-            c = enc.embed([table.keys[r] for r in uniq.tolist()])
-            dense = torch.einsum("bd,bkd->bk", q, c[inv])
-            logits = (dense + lam * sparse_scores[idx]) / cfg.temperature
-            logits = logits.masked_fill(dup[idx], float("-inf"))
-            loss = marginal_nll(logits, positive[idx])
+            loss, value = _biosyn_loss(enc, model, order[s : s + cfg.batch_size], keys, table, cand_t,
+                                       sparse_scores, dup, positive, lam, cfg.temperature, dist)
             opt.zero_grad()
             loss.backward()
+            dist.average_grad([lam])  # λ lives outside the wrapped encoder
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
             opt.step()
             step += 1
-            losses.append(loss.item())
+            losses.append(value)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lam=f"{lam.item():.3f}")
-            if step % cfg.log_every == 0:
+            if step % cfg.log_every == 0 and dist.is_main:
                 run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
                         sparse_weight=lam.item())
         enc.model.eval()
-        run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), sparse_weight=lam.item(),
-                candidate_recall=recall, seconds=round(time.time() - t0, 1))
+        if dist.is_main:
+            run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), sparse_weight=lam.item(),
+                    candidate_recall=recall, seconds=round(time.time() - t0, 1))
         _save_epoch(run, epoch + 1, enc, {"step": step, "sparse_weight": lam.item()},
-                    {"optimizer": opt.state_dict()})
+                    {"optimizer": opt.state_dict()}, dist)
     return _finish(run, enc, {
         "method": "biosyn", "pooling": enc.pooling, "max_length": enc.max_length, "sparse_weight": lam.item(),
         "base_encoder": enc.source, "steps": step, "kb": kb.name, "mentions": rep.kept,
-    }, prior=concept_prior(train_documents, kb))
+    }, prior=concept_prior(train_documents, kb), dist=dist)
+
+
+def _biosyn_loss(
+    enc: TextEncoder, model: torch.nn.Module, batch: Sequence[int], keys: Sequence[str], table: NameTable,
+    cand_t: torch.Tensor, sparse_scores: torch.Tensor, dup: torch.Tensor, positive: torch.Tensor,
+    lam: torch.Tensor, temperature: float, dist: DistContext,
+) -> tuple[torch.Tensor, float]:
+    """``(loss to backpropagate, the batch's mean loss)`` for a batch of mention positions.
+
+    One process: the mean over the batch. Several: each rank embeds its share of the mentions and
+    their candidates in one forward pass, sums its mentions' losses and divides by the number of
+    mentions with a positive in the whole batch (times the number of processes, which the
+    gradient average divides back out)."""
+    idx = torch.tensor(list(dist.shard(batch) if dist.enabled else batch), dtype=torch.long)
+    rows = cand_t[idx]
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    mention_texts = [keys[i] for i in idx.tolist()]
+    name_texts = [table.keys[r] for r in uniq.tolist()]
+    if not dist.enabled:
+        q = enc.embed(mention_texts, model=model)
+        c = enc.embed(name_texts, model=model)
+    else:  # one forward pass per step: DistributedDataParallel exchanges gradients once per pass
+        both = _embed_share(enc, model, mention_texts + name_texts, keys[batch[0]])
+        q, c = both[: len(mention_texts)], both[len(mention_texts):]
+    dense = torch.einsum("bd,bkd->bk", q, c[inv]) if len(idx) else q.sum() * 0.0
+    logits = (dense + lam * sparse_scores[idx]) / temperature
+    logits = logits.masked_fill(dup[idx], float("-inf"))
+    if not dist.enabled:
+        loss = marginal_nll(logits, positive[idx])
+        return loss, loss.item()
+    n_global = int(positive[torch.tensor(list(batch))].any(1).sum())
+    total = marginal_nll(logits, positive[idx], reduction="sum") if len(idx) else logits.sum() * 0.0
+    share = total / max(n_global, 1)
+    if not len(idx):
+        share = share + both.sum() * 0.0  # keeps the encoder in this rank's graph
+    return share * dist.world_size, dist.all_sum(float(share.detach()))
 
 
 def export_retriever(

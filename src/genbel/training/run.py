@@ -25,7 +25,7 @@ import pickle
 import random
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,15 +131,30 @@ class Checkpoint:
         """The content of ``<name>.pt`` (tensors and plain data only, see :func:`load_tensors`)."""
         return load_tensors(self.path / f"{name}.pt")
 
-    def restore_rng(self) -> None:
+    def restore_rng(self, rank: int = 0, world_size: int = 1) -> None:
         """Restore the random states saved with the checkpoint (``E351`` when they are missing, as
-        in a checkpoint of an older genbel, which kept them in a pickle: such a run cannot resume)."""
+        in a checkpoint of an older genbel, which kept them in a pickle: such a run cannot resume).
+
+        Rank ``r > 0`` of a run with several processes restores its own states (``rng-rank<r>.json``);
+        a checkpoint written by fewer processes has none for it, and rank 0's are used (``E595``,
+        logged)."""
         f = self.path / RNG_FILE
         if not f.is_file():
             raise ConfigError(Errors.E351.format(
                 path=self.path, reason=f"{RNG_FILE} is missing (a checkpoint of an older genbel?); start a new run"
             ))
+        own = self.path / rank_rng_file(rank)
+        if rank > 0 and own.is_file():
+            f = own
+        elif rank > 0:
+            found = int(self.state.get("world_size", 1))
+            logger.warning(Errors.E595.format(path=self.path, found=found, rank=rank, world=world_size))
         restore_rng(_read_json(f))
+
+
+def rank_rng_file(rank: int) -> str:
+    """The random-state file of rank ``rank`` in a checkpoint (rank 0's is :data:`RNG_FILE`)."""
+    return RNG_FILE if rank == 0 else f"rng-rank{rank}.json"
 
 
 class RunDirectory:
@@ -239,16 +254,22 @@ class RunDirectory:
         state: Mapping[str, Any],
         tensors: Mapping[str, Any] | None = None,
         write: Callable[[Path], None] | None = None,
+        rng_states: Sequence[Mapping[str, Any]] | None = None,
     ) -> Path:
         """Write checkpoint ``number`` atomically: ``write(dir)`` (e.g. a saved model), each of
-        ``tensors`` as ``<name>.pt``, the random states and ``state.json``."""
+        ``tensors`` as ``<name>.pt``, the random states and ``state.json``.
+
+        ``rng_states`` are the random states of every rank of a run with several processes (rank
+        order, from :meth:`genbel.training.distributed.DistContext.rng_states`); by default this
+        process's."""
 
         def build(d: Path) -> None:
             if write is not None:
                 write(d)
             for name, obj in (tensors or {}).items():
                 save_tensors(d / f"{name}.pt", obj)
-            (d / RNG_FILE).write_text(json.dumps(rng_state()), encoding="utf-8")
+            for rank, st in enumerate(rng_states or [rng_state()]):
+                (d / rank_rng_file(rank)).write_text(json.dumps(st), encoding="utf-8")
             (d / STATE_FILE).write_text(json.dumps(dict(state), indent=1), encoding="utf-8")
 
         return atomic_dir(self.checkpoint_path(number), build)
@@ -284,6 +305,7 @@ __all__ = [
     "RunDirectory",
     "load_checkpoint_safely",
     "load_tensors",
+    "rank_rng_file",
     "restore_rng",
     "rng_state",
     "save_tensors",

@@ -19,10 +19,19 @@ A small torch loop:
 
 ``<run>/config.json`` records every setting, ``<run>/data_report.json`` what the data builders kept
 and dropped, ``<run>/log.jsonl`` the loss, learning rate and dev metrics over time.
+
+Under ``torchrun`` (several processes, :mod:`genbel.training.distributed`) every rank builds the
+same batches and trains on its share of each (``batch_size / N`` examples; the model in
+DistributedDataParallel); each rank's loss is its sum of token losses divided by the token count
+of the whole batch, so that the averaged gradient, the logged loss, the step count and the
+learning-rate schedule are those of one process with the same ``batch_size``. Rank 0 writes the
+run directory, evaluates and saves the final linker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
@@ -41,6 +50,7 @@ from genbel.generation.encoding import DocumentPromptEncoder, PromptEncoder
 from genbel.generation.prompts import PromptFormat
 from genbel.io import atomic_write_text
 from genbel.kb.base import KnowledgeBase
+from genbel.training import distributed
 from genbel.training.config import RESUME_FREE, TrainConfig
 from genbel.training.data import SOURCES, build_training_data, load_kb_from_config
 from genbel.training.encode import IGNORE, Encoded, collate, encode_example
@@ -81,6 +91,10 @@ class Trainer:
         self.evaluate_fn = evaluate
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        #: this process's place among the training processes (one process outside torchrun)
+        self.dist = distributed.setup(cfg.device)
+        self.dist.per_rank(cfg.batch_size)  # E590 before any work
+        self.dist.check_same("settings", {k: v for k, v in cfg.model_dump().items() if k != "num_threads"})
         seed_all(cfg.seed)
         self.kb = kb if kb is not None else load_kb_from_config(cfg)
         self.model, self.tokenizer, self.architecture, self.base_model_ref = load_model_and_tokenizer(
@@ -113,6 +127,9 @@ class Trainer:
             else (self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         )
         self._encode_all()
+        self.dist.check_same("training data", self._data_summary())
+        #: the model that trains: DistributedDataParallel around :attr:`model` with several processes
+        self.train_model = self.dist.wrap(self.model)
 
     # ------------------------------------------------------------------ setup
     def _config(self):
@@ -120,10 +137,19 @@ class Trainer:
         return m.config
 
     def _device(self) -> torch.device:
-        d = self.cfg.device
-        if d == "auto":
-            d = "cuda" if torch.cuda.is_available() else "cpu"
-        return torch.device(d)
+        return self.dist.device(self.cfg.device)
+
+    def _data_summary(self) -> dict:
+        """What every rank must agree on: examples per source, their token lengths, the dev set."""
+        import hashlib
+
+        lengths = ",".join(str(_length(e)) for e in self.encoded)
+        return {
+            "examples": {s: len(self.data.sources[s]) for s in self.order},
+            "lengths": hashlib.sha1(lengths.encode()).hexdigest()[:16],
+            "dev": len(self.dev_encoded),
+            "batches": len(self.sampler),
+        }
 
     def _encode_all(self) -> None:
         self.encoded: list[Encoded] = []
@@ -193,6 +219,22 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             return compute_loss(self.model, batch, self.architecture, self.cfg.label_smoothing)
 
+    def _train_loss(self, idx: Sequence[int]) -> tuple[torch.Tensor, float]:
+        """``(loss to backpropagate, its share of the global batch's mean loss)`` for one batch of
+        global indices. One process: the mean token loss. Several: this rank's share of the batch,
+        summed over its target tokens and divided by the batch's token count (times the number of
+        processes, which DistributedDataParallel's gradient average divides back out)."""
+        if not self.dist.enabled:
+            loss = self._loss(self._batch(idx))
+            return loss, float(loss.detach())
+        batch = self._batch(self.dist.shard(idx))
+        n_tokens = self.dist.all_sum(int((batch["labels"] != IGNORE).sum()))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            total = compute_loss(self.train_model, batch, self.architecture, self.cfg.label_smoothing,
+                                 reduction="sum")
+        share = total / max(n_tokens, 1)
+        return share * self.dist.world_size, float(share.detach())
+
     # ------------------------------------------------------------------ state
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
@@ -201,13 +243,21 @@ class Trainer:
         return self.run.checkpoints()
 
     def save_checkpoint(self, step: int, opt, sched, pos: dict, history: dict) -> Path:
-        path = self.run.write_checkpoint(
-            step,
-            {"step": step, **pos, **history},
-            {"trainable": self.trainable_state(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
-        )
-        self.run.prune(self.cfg.keep_checkpoints, protect=[history.get("best_checkpoint")])
-        return path
+        """Write checkpoint ``step`` (rank 0, once; every rank's random state goes in it)."""
+        rngs = self.dist.rng_states() if self.dist.enabled else None
+
+        def write() -> Path:
+            path = self.run.write_checkpoint(
+                step,
+                {"step": step, **pos, **history, "world_size": self.dist.world_size},
+                {"trainable": self.trainable_state(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict()},
+                rng_states=rngs,
+            )
+            self.run.prune(self.cfg.keep_checkpoints, protect=[history.get("best_checkpoint")])
+            return path
+
+        return Path(self.dist.on_main(write))
 
     def load_checkpoint(self, path: Path, opt, sched) -> dict:
         ckpt = self.run.read_checkpoint(path)
@@ -220,7 +270,7 @@ class Trainer:
 
         weights = load_checkpoint_safely(read, path)
         self._load_trainable(weights, path)
-        load_checkpoint_safely(ckpt.restore_rng, path)
+        load_checkpoint_safely(lambda: ckpt.restore_rng(self.dist.rank, self.dist.world_size), path)
         return ckpt.state
 
     def _load_trainable(self, weights: dict[str, torch.Tensor], path: Path) -> None:
@@ -271,13 +321,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _prepare_run_dir(self, resume: bool) -> None:
-        self.run.start(
-            self.cfg.model_dump(),
-            resume=resume,
-            free=RESUME_FREE,
-            read_settings=lambda p: TrainConfig.read(p).model_dump(),
-        )
-        atomic_write_text(self.run_dir / "data_report.json", json.dumps(self.data.report, indent=2) + "\n")
+        def prepare() -> None:
+            self.run.start(
+                self.cfg.model_dump(),
+                resume=resume,
+                free=RESUME_FREE,
+                read_settings=lambda p: TrainConfig.read(p).model_dump(),
+            )
+            atomic_write_text(self.run_dir / "data_report.json", json.dumps(self.data.report, indent=2) + "\n")
+
+        self.dist.on_main(prepare)  # rank 0 writes; its errors (E350, E352) stop every rank
 
     def train(self, resume: bool = False, save_final: bool = True, stop_after: int | None = None) -> Path:
         """Run the loop; returns the final linker directory (or the run dir if ``save_final`` is False).
@@ -291,14 +344,16 @@ class Trainer:
         opt, sched = self._optim()
         step, epoch, batch_in_epoch = 0, 0, 0
         history: dict = {"best_score": None, "best_checkpoint": None, "best_step": None}
-        if resume:
-            ckpt = self.checkpoints()[-1]
+        if resume:  # every rank resumes from the checkpoint rank 0 found
+            ckpt = Path(self.dist.broadcast(str(self.checkpoints()[-1]) if self.dist.is_main else None))
             st = self.load_checkpoint(ckpt, opt, sched)
             step, epoch, batch_in_epoch = st["step"], st["epoch"], st["batch_in_epoch"]
             history = {k: st.get(k) for k in history}
             logger.info("resumed from %s (step %d)", ckpt, step)
         self.model.train()
-        bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        main = self.dist.is_main
+        bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not main)
         batches = self.sampler.batches(epoch)
         t0, running, n_run = time.time(), 0.0, 0
         best_state = None
@@ -307,14 +362,18 @@ class Trainer:
         while step < stop_at:
             opt.zero_grad(set_to_none=True)
             acc = 0.0
-            for _ in range(self.cfg.grad_accum):
+            for micro in range(self.cfg.grad_accum):
                 if batch_in_epoch >= len(batches):
                     epoch, batch_in_epoch = epoch + 1, 0
                     batches = self.sampler.batches(epoch)
-                loss = self._loss(self._batch(batches[batch_in_epoch])) / self.cfg.grad_accum
-                loss.backward()
-                acc += float(loss.detach())
+                # gradients are exchanged once per optimizer step, on the last micro-batch
+                sync = micro == self.cfg.grad_accum - 1 or not self.dist.enabled
+                with contextlib.nullcontext() if sync else self.train_model.no_sync():
+                    loss, value = self._train_loss(batches[batch_in_epoch])
+                    (loss / self.cfg.grad_accum).backward()
+                acc += value / self.cfg.grad_accum
                 batch_in_epoch += 1
+            acc = self.dist.all_sum(acc) if self.dist.enabled else acc
             if self.cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(
                     [p for p in self.model.parameters() if p.requires_grad], self.cfg.max_grad_norm
@@ -326,7 +385,10 @@ class Trainer:
             n_run += 1
             bar.update(1)
             bar.set_postfix(loss=f"{acc:.4f}", epoch=epoch)
-            if deadline is not None and time.time() > deadline and step < stop_at:
+            over = deadline is not None and time.time() > deadline
+            if deadline is not None and self.dist.enabled:
+                over = bool(self.dist.broadcast(over))  # rank 0's clock decides for every rank
+            if over and step < stop_at:
                 logger.warning(
                     "time budget of %s min reached at step %d of %d; stopping",
                     self.cfg.max_minutes,
@@ -346,14 +408,14 @@ class Trainer:
                 }
                 running, n_run = 0.0, 0
             is_eval = (self.cfg.eval_every and step % self.cfg.eval_every == 0) or last
-            if is_eval:
-                metrics, score = self._evaluate(step)
+            if is_eval:  # on rank 0; every rank gets the metrics (they decide which checkpoint is kept)
+                metrics, score = self.dist.on_main(functools.partial(self._evaluate, step))
                 rec = {"step": step, **rec, **metrics}
                 if score is not None and (history["best_score"] is None or score > history["best_score"]):
                     history.update(best_score=score, best_step=step, best_checkpoint=f"step-{step:07d}")
                     best_state = self.trainable_state()
                     logger.info("step %d: new best %s", step, metrics)
-            if rec:
+            if rec and main:
                 self.run.log(**rec)
             saved = step % self.cfg.save_every == 0 or last or (is_eval and history["best_step"] == step)
             interrupted = stop_after is not None and step >= stop_after and step < stop_at
@@ -373,7 +435,7 @@ class Trainer:
                 best_state = load_checkpoint_safely(lambda: best.tensors("trainable"), best.path)
             logger.info("using the best checkpoint %s", history["best_checkpoint"])
             self._load_trainable(best_state, self.run_dir)
-        return self.save_linker(self.run_dir / "final")
+        return Path(self.dist.on_main(lambda: self.save_linker(self.run_dir / "final")))
 
     # ------------------------------------------------------------------ output
     def save_linker(self, out: Path) -> Path:
