@@ -53,6 +53,14 @@ def annotate_cmd(
         False, "--resume", help="Continue an interrupted run from OUT.partial (same input and settings)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    document_level: bool = typer.Option(
+        False, "--document-level",
+        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
+        "with the shipped generative model or the generative --linker.",
+    ),
+    ensemble: bool = typer.Option(
+        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
+    ),
 ) -> None:
     """Find the biomedical mentions of INPUT and link each to KB concepts.
 
@@ -68,6 +76,13 @@ def annotate_cmd(
     from genbel.pipeline import linker_path, partial_path
 
     fmt = output_format_of(out, out_format)
+    doc_options: dict = {}
+    if document_level or ensemble:
+        from genbel.linkers.default import document_level_spec
+
+        linker, doc_options = document_level_spec(
+            linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level"
+        )
     inputs = [None if input_path == "-" else Path(input_path), linker_path(linker)]
     check_output(out, inputs, stores=[kb], kind="dir" if is_folder_format(fmt) else "file")
     check_output(partial_path(out), inputs, stores=[kb])
@@ -76,7 +91,7 @@ def annotate_cmd(
     )
     kb_obj = open_kb(kb, kb_format)
     det = None if keep_annotations else make_detector(detector, kb_obj)
-    options = parse_options(linker_options)
+    options = {**doc_options, **parse_options(linker_options)}
     lk = make_linker(linker, kb_obj, **options)
     settings = {
         "kb_fingerprint": kb_obj.fingerprint(),
