@@ -69,3 +69,33 @@ def test_batches_and_padding():
     assert inputs["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]
     s2s = [EncodedQuery([5, 6], [2, 9]), EncodedQuery([5], [2, 9, 9]), EncodedQuery([7], [2, 8])]
     assert batches(s2s, [0, 1, 2], 4, "seq2seq") == [[2, 0], [1]]  # one decoder-prompt length per batch
+
+
+def _summary(beams):
+    return [[(b.name, b.codes, round(b.logprob, 5)) for b in bs] for bs in beams]
+
+
+def test_step_callback_reports_every_decoding_step_and_changes_no_beam(linker):
+    qs = [parse_markup(s) for s in SENTENCES]
+    d = linker.decoder
+    enc = [d.encoder.encode(q) for q in qs[:3]]
+    scopes = d.scopes.resolve(qs[:3], None, True, [f"q{i}" for i in range(3)], False)
+    plain = d.generate_batch(enc, scopes, True, 3)
+    steps: list[tuple[int, int]] = []
+    reported = d.generate_batch(enc, scopes, True, 3, on_step=lambda s, most: steps.append((s, most)))
+    assert _summary(reported) == _summary(plain)
+    assert steps and [s for s, _ in steps] == list(range(1, len(steps) + 1))
+    assert {most for _, most in steps} == {d.trie_depth} and len(steps) <= d.trie_depth
+
+
+def test_early_stopping_is_a_decoder_setting_shared_by_its_variants(linker):
+    d = linker.decoder
+    assert d.early_stopping is False and d.generation_config(3, 4).early_stopping is False
+    d.early_stopping = True
+    try:
+        assert d.with_encoder(d.encoder).generation_config(3, 4).early_stopping is True
+        qs = [parse_markup(s) for s in SENTENCES]
+        beams = d.generate(qs, num_beams=3, batch_size=4, restrict_to_group=True)
+        assert all(b.name in linker.text_to_code for bs in beams for b in bs) and any(beams)
+    finally:
+        d.early_stopping = False

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -59,10 +59,28 @@ def copy_beams(beams: Sequence[Beam]) -> list[Beam]:
     return [dataclasses.replace(b, codes=list(b.codes)) for b in beams]
 
 
+class _StepCallback:
+    """A ``StoppingCriteria`` that never stops: it reports each decoding step (progress bars)."""
+
+    def __init__(self, on_step: Callable[[int, int], None], max_steps: int) -> None:
+        self.on_step = on_step
+        self.max_steps = max_steps
+        self.step = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.step += 1
+        self.on_step(self.step, self.max_steps)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 class BeamSearchDecoder:
     """Beam search of one model over one candidate trie, with the prompts of one encoder.
 
-    ``constrained`` (default for :meth:`generate`), ``share_prompt_cache`` (causal models: compute
+    ``constrained`` (default for :meth:`generate`), ``early_stopping`` (``False``: a query's beam
+    search ends when its ``num_beams`` hypotheses are finished and the best running beam, scored as if
+    it ended now, is below the worst of them — Hugging Face's default heuristic; ``True``: as soon as
+    ``num_beams`` hypotheses are finished; the batch runs until all its queries end),
+    ``share_prompt_cache`` (causal models: compute
     the prompt's key/value states once per query, not once per beam) and
     ``share_prompt_across_beams`` (causal models with plain full-attention layers: keep those states
     once per query during beam search) are plain attributes; the last two never change the beams.
@@ -78,6 +96,7 @@ class BeamSearchDecoder:
         *,
         max_target_length: int | None = None,
         constrained: bool = True,
+        early_stopping: bool = False,
         share_prompt_cache: bool = True,
         share_prompt_across_beams: bool = True,
         device: torch.device | None = None,
@@ -95,6 +114,7 @@ class BeamSearchDecoder:
         #: new tokens of an unconstrained generation
         self.max_target_length = max_target_length or self.trie_depth
         self.constrained = constrained
+        self.early_stopping = early_stopping
         self.share_prompt_cache = share_prompt_cache
         self.share_prompt_across_beams = share_prompt_across_beams
         self.prefill = prefill or PromptPrefill(model, encoder.pad_token_id, self.device)
@@ -119,6 +139,7 @@ class BeamSearchDecoder:
             self.scopes,
             max_target_length=self.max_target_length,
             constrained=self.constrained,
+            early_stopping=self.early_stopping,
             share_prompt_cache=self.share_prompt_cache,
             share_prompt_across_beams=self.share_prompt_across_beams,
             device=self.device,
@@ -135,7 +156,7 @@ class BeamSearchDecoder:
             num_return_sequences=num_beams,
             do_sample=False,
             length_penalty=1.0,
-            early_stopping=False,
+            early_stopping=self.early_stopping,
             max_new_tokens=max_new_tokens,
             eos_token_id=self.encoder.eos_token_id,
             pad_token_id=self.encoder.pad_token_id,
@@ -152,10 +173,12 @@ class BeamSearchDecoder:
         constrained: bool,
         num_beams: int,
         prefix: tuple[list[Any], dict[Any, Any]] | None = None,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> list[list[Beam]]:
         """Beams of one batch of encoded queries, best first; ``prefix = (keys, store)`` reuses stored
         prompt prefixes (:meth:`PromptPrefill.prompt_cache_with_prefixes
-        <genbel.generation.cache.PromptPrefill.prompt_cache_with_prefixes>`)."""
+        <genbel.generation.cache.PromptPrefill.prompt_cache_with_prefixes>`); ``on_step(step,
+        max_steps)`` is called after each decoding step (progress within a batch)."""
         inputs, prompt_len = model_inputs(batch, self.architecture, self.encoder.pad_token_id, self.device)
         kwargs: dict[str, Any] = {}
         decoding: AbstractContextManager = nullcontext()
@@ -187,6 +210,10 @@ class BeamSearchDecoder:
             max_new = self.trie_depth
         else:
             max_new = self.max_target_length
+        if on_step is not None:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StepCallback(on_step, max_new)])
         with decoding:
             out = self.model.generate(
                 **inputs, generation_config=self.generation_config(num_beams, max_new), **kwargs
@@ -265,19 +292,22 @@ class BeamSearchDecoder:
                 first[key] = i
                 todo.append(i)
         order = batches(encoded, todo, batch_size, self.architecture)
-        with tqdm(
-            total=len(todo),
-            desc="linking",
-            unit="mention",
-            disable=True if len(order) < 4 else None,
-            leave=False,
-        ) as bar:
-            for idx in order:
+        # on a terminal (tqdm's disable=None), a bar per decoded mention, moving within a batch too:
+        # its postfix counts the batch's decoding steps
+        with tqdm(total=len(todo), desc="decoding", unit="mention", disable=None if todo else True,
+                  leave=False) as bar:
+
+            def on_step(step: int, most: int) -> None:
+                bar.set_postfix_str(f"batch {done_batches + 1}/{len(order)}, step {step}/{most}", refresh=False)
+                bar.update(0)  # redraws at most every tqdm mininterval
+
+            for done_batches, idx in enumerate(order):
                 prefix = None
                 if prefix_store is not None and prefix_keys is not None:
                     prefix = ([prefix_keys[i] for i in idx], prefix_store)
                 beams = self.generate_batch(
-                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix
+                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix,
+                    on_step=None if bar.disable else on_step,
                 )
                 for i, b in zip(idx, beams):
                     results[i] = b
