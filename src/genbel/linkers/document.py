@@ -303,7 +303,7 @@ class DocumentLinker(Linker):
             return i, with_memory(queries[i], memories[di] if self.use_memory else ())
 
         bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
-                   disable=(not show_progress) if show_progress is not None else len(queries) < 64)
+                   disable=(not show_progress) if show_progress is not None else None)  # None: on a terminal
         unfinished = list(range(len(docs)))
         try:
             while unfinished:
