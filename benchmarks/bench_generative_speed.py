@@ -15,7 +15,8 @@ twice; mention-only prompts as the model was trained; no abbreviation expansion)
 
 Speed: for each round, for each variant, batch sizes 1, 8 and 32 in turn (interleaved, so the shared
 machine's load hits every variant alike); distinct mentions/s per (variant, batch), median over rounds,
-with the load average before and after; *positions* = tokens the model computes (prompt prefill plus one
+with the load average before and after and the process CPU time (``cpu_s``: with one torch thread,
+the compute a variant needs, much less moved by other jobs than wall time); *positions* = tokens the model computes (prompt prefill plus one
 per beam row per step, padding included), a cost figure that does not move with the load.
 
 Accuracy (``--dev N``): R@1/R@5 of each variant on the first N distinct NCBI-disease **dev** mention
@@ -106,11 +107,12 @@ def run(variant: str, kb, cache: dict, queries: list, batch_size: int) -> dict:
     gen.decoder.early_stopping = variant.endswith("+es")
     gen.batch_size = batch_size
     gen.counter.n = 0
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     results = linker.link(queries, k=5)
-    dt = time.perf_counter() - t
+    dt, cpu = time.perf_counter() - t, time.process_time() - cpu
     gen.decoder.early_stopping = False
-    return {"seconds": dt, "mentions_per_s": len(queries) / dt, "positions": gen.counter.n, "results": results}
+    return {"seconds": dt, "cpu_s": cpu, "mentions_per_s": len(queries) / dt, "positions": gen.counter.n,
+            "results": results}
 
 
 def recall(kb, queries, results) -> tuple[float, float, list[str | None]]:
@@ -166,7 +168,7 @@ def main() -> None:
                 load0 = os.getloadavg()[0]
                 res = run(v, kb, cache, qs, bs)
                 row = {"round": r, "mentions": len(qs), "load_before": load0, "load_after": os.getloadavg()[0],
-                       **{k: res[k] for k in ("seconds", "mentions_per_s", "positions")}}
+                       **{k: res[k] for k in ("seconds", "cpu_s", "mentions_per_s", "positions")}}
                 report["speed"].setdefault(f"{v}@{bs}", []).append(row)
                 print(json.dumps({"variant": v, "batch": bs, **row}), flush=True)
     if args.dev:
@@ -179,7 +181,8 @@ def main() -> None:
                 ref = tops
             same = sum(a == b for a, b in zip(tops, ref))
             report["dev"][v] = {"mentions": len(dev), "r1": r1, "r5": r5, "same_top1_as_first": same,
-                                "mentions_per_s": res["mentions_per_s"], "positions": res["positions"]}
+                                "mentions_per_s": res["mentions_per_s"], "cpu_s": res["cpu_s"],
+                                "positions": res["positions"]}
             print(json.dumps({"dev": v, **report["dev"][v]}), flush=True)
     report["load_end"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -188,7 +191,7 @@ def main() -> None:
     print(f"\nload average {report['load_start']} → {report['load_end']}; {args.threads} torch threads")
     print("| variant | " + " | ".join(f"batch {b}: mentions/s (median) / positions" for b in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
-    for v in variants:
+    for v in variants if args.rounds else ():
         cells = []
         for b in sizes:
             rows = report["speed"][f"{v}@{b}"]
