@@ -7,8 +7,8 @@ twice; mention-only prompts as the model was trained; no abbreviation expansion)
 * ``fp32``           — today's default: the LoRA merged into the base, float32, HF's early-stop heuristic;
 * ``lora``           — the adapter *not* merged (``merge_lora=False``): what merging saves;
 * ``int8``           — linear layers int8 (``quantize="int8"``, :mod:`genbel.generation.quantize`);
-* ``fp32+es``, ``int8+es`` — ``early_stopping=True``: a query stops once ``num_beams`` hypotheses are
-  finished;
+* ``fp32+es``, ``int8+es`` — Hugging Face ``early_stopping=True`` (patched into this run only): a query
+  stops once ``num_beams`` hypotheses are finished;
 * ``hybrid``         — the retriever-restricted trie (``hybrid:default`` ``mode=constrain``,
   ``n_candidates=5``, retriever ``dense:default``): beam search over the names of 5 retrieved concepts
   (retrieval time included).
@@ -104,13 +104,20 @@ def default_dir() -> Path:
 
 def run(variant: str, kb, cache: dict, queries: list, batch_size: int) -> dict:
     linker, gen = build(variant, kb, cache)
-    gen.decoder.early_stopping = variant.endswith("+es")
+    config = type(gen.decoder).generation_config
+    if variant.endswith("+es"):  # HF early_stopping=True for this run (not a linker setting: it lost R@1)
+        def with_es(dec, num_beams, max_new_tokens):
+            cfg = config(dec, num_beams, max_new_tokens)
+            cfg.early_stopping = True
+            return cfg
+
+        gen.decoder.generation_config = with_es.__get__(gen.decoder)
     gen.batch_size = batch_size
     gen.counter.n = 0
     t, cpu = time.perf_counter(), time.process_time()
     results = linker.link(queries, k=5)
     dt, cpu = time.perf_counter() - t, time.process_time() - cpu
-    gen.decoder.early_stopping = False
+    gen.decoder.__dict__.pop("generation_config", None)
     return {"seconds": dt, "cpu_s": cpu, "mentions_per_s": len(queries) / dt, "positions": gen.counter.n,
             "results": results}
 

@@ -86,16 +86,3 @@ def test_step_callback_reports_every_decoding_step_and_changes_no_beam(linker):
     assert _summary(reported) == _summary(plain)
     assert steps and [s for s, _ in steps] == list(range(1, len(steps) + 1))
     assert {most for _, most in steps} == {d.trie_depth} and len(steps) <= d.trie_depth
-
-
-def test_early_stopping_is_a_decoder_setting_shared_by_its_variants(linker):
-    d = linker.decoder
-    assert d.early_stopping is False and d.generation_config(3, 4).early_stopping is False
-    d.early_stopping = True
-    try:
-        assert d.with_encoder(d.encoder).generation_config(3, 4).early_stopping is True
-        qs = [parse_markup(s) for s in SENTENCES]
-        beams = d.generate(qs, num_beams=3, batch_size=4, restrict_to_group=True)
-        assert all(b.name in linker.text_to_code for bs in beams for b in bs) and any(beams)
-    finally:
-        d.early_stopping = False

@@ -86,7 +86,6 @@ class GenerativeLinker(Linker):
         batch_size: int = 8,
         restrict_to_group: bool = True,
         constrained: bool = True,
-        early_stopping: bool = False,
         device: str | torch.device | None = None,
     ) -> None:
         self.architecture = saved.architecture_of(model.config)
@@ -124,7 +123,6 @@ class GenerativeLinker(Linker):
             ScopeResolver(kb, trie),
             max_target_length=max_target_length,
             constrained=constrained,
-            early_stopping=early_stopping,
             device=self.device,
         )
 
