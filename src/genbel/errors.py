@@ -248,6 +248,15 @@ class Errors(metaclass=_ErrorsWithCodes):
         "one it was trained with (fingerprint {expected}, found {actual}); install the base model version "
         "the linker was saved with, or save the linker with its own tokenizer files"
     )
+    # --- document-level linking from the command line, faster generative decoding (E630-E649)
+    E630 = (
+        "{option} links with a generative model (its document-level linker with memory), but --linker is "
+        "{spec!r}; leave out --linker (the shipped generative default) or name a generative model: "
+        "--linker generative:PATH"
+    )
+    E631 = "--explain {doc_id!r}: no document with this id in {path} (ids there include: {some})"
+    E632 = "--explain shows how a document-level linker read its prompts; add --document-level (or --ensemble)"
+    E633 = "quantize={value!r}: unknown quantisation; expected one of: {known}"
     # --- mention detection (E500-E519): add new codes of this area directly below this line
     E500 = "invalid span {start}-{end} ({text!r}): offsets must satisfy 0 <= start < end"
     E501 = "unknown detector {spec!r}; expected one of: {known} (optionally with :ARG, e.g. tagger:PATH)"
@@ -290,6 +299,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "the Ray run stopped ({kind}): {reason}; the {done} output shards finished so far are kept: "
         "rerun the same command with --resume to continue"
     )
+    E587 = "{option} is not available with --engine ray (it needs the whole input in one process); drop one of them"
     # --- serve (E540-E559): `genbel serve`, its HTTP API and limits; add new codes of this area below
     E540 = "request body is not valid JSON: {reason} (line {line}, column {column})"
     E541 = "{field}: {reason}"

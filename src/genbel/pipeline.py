@@ -210,11 +210,11 @@ def generative_options(
     batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Decoding options for :func:`genbel.linkers.create_linker` when ``linker_spec`` is a generative
-    linker (``generative[:PATH]``); ``{}`` for any other linker (they take none of these) and for
+    linker (``generative[:PATH]``, ``document:PATH``); ``{}`` for any other linker (they take none of these) and for
     ``None`` (the default linker)."""
     from genbel.linkers.registry import resolve_alias
 
-    if linker_spec is None or resolve_alias(linker_spec).partition(":")[0] != "generative":
+    if linker_spec is None or resolve_alias(linker_spec).partition(":")[0] not in ("generative", "document"):
         return {}
     options: dict[str, Any] = {"constrained": constrained, "restrict_to_group": restrict_to_group}
     if num_beams is not None:
@@ -222,6 +222,22 @@ def generative_options(
     if batch_size is not None:
         options["batch_size"] = batch_size
     return options
+
+
+def explained_document(docs: Sequence[Document], doc_id: str, path: str | Path) -> Document:
+    """The document ``--explain DOC_ID`` names (E631 when ``path`` has none with that id)."""
+    for d in docs:
+        if str(d.document_id) == doc_id:
+            return d
+    some = ", ".join(str(d.document_id) for d in docs[:5]) + (" …" if len(docs) > 5 else "")
+    raise InputError(Errors.E631.format(doc_id=doc_id, path=path, some=some or "none"))
+
+
+def explanation_path(out: str | Path, doc_id: str) -> Path:
+    """Where ``--explain DOC_ID`` writes its HTML page: beside ``out``, ``OUT.explain-DOC_ID.html``."""
+    out = Path(out)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
+    return out.with_name(f"{out.name}.explain-{safe}.html")
 
 
 # ----------------------------------------------------------------------------- output

@@ -69,3 +69,20 @@ def test_batches_and_padding():
     assert inputs["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]
     s2s = [EncodedQuery([5, 6], [2, 9]), EncodedQuery([5], [2, 9, 9]), EncodedQuery([7], [2, 8])]
     assert batches(s2s, [0, 1, 2], 4, "seq2seq") == [[2, 0], [1]]  # one decoder-prompt length per batch
+
+
+def _summary(beams):
+    return [[(b.name, b.codes, round(b.logprob, 5)) for b in bs] for bs in beams]
+
+
+def test_step_callback_reports_every_decoding_step_and_changes_no_beam(linker):
+    qs = [parse_markup(s) for s in SENTENCES]
+    d = linker.decoder
+    enc = [d.encoder.encode(q) for q in qs[:3]]
+    scopes = d.scopes.resolve(qs[:3], None, True, [f"q{i}" for i in range(3)], False)
+    plain = d.generate_batch(enc, scopes, True, 3)
+    steps: list[tuple[int, int]] = []
+    reported = d.generate_batch(enc, scopes, True, 3, on_step=lambda s, most: steps.append((s, most)))
+    assert _summary(reported) == _summary(plain)
+    assert steps and [s for s, _ in steps] == list(range(1, len(steps) + 1))
+    assert {most for _, most in steps} == {d.trie_depth} and len(steps) <= d.trie_depth

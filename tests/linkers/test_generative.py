@@ -406,3 +406,28 @@ def test_generative_default_names_the_shipped_model(monkeypatch, kb) -> None:
     monkeypatch.setattr(generative.GenerativeLinker, "load", classmethod(lambda cls, path, kb, **kw: seen.append(path)))
     generative._factory(kb, "default")
     assert seen == [str(default_model_dir())]
+
+
+def test_int8_quantisation_replaces_the_linear_layers_and_still_decodes_kb_names(tmp_path):
+    from genbel.generation.quantize import is_quantized, quantize_model
+
+    kb = tiny_kb()
+    tok = tiny_tokenizer(kb)
+    path = GenerativeLinker(tiny_model("llama", len(tok)), tok, kb).save(tmp_path / "lk")
+    fp = GenerativeLinker.load(path)
+    q8 = GenerativeLinker.load(path, quantize="int8")
+    assert is_quantized(q8.model) and not is_quantized(fp.model)
+    qs = [parse_markup(s) for s in SENTENCES]
+    beams = q8.generate(qs, num_beams=3)
+    assert all(b.name in q8.text_to_code for bs in beams for b in bs) and all(beams[:3])
+    assert len(q8.link(qs, k=2)) == len(qs)
+    assert quantize_model(fp.model, "none") is fp.model and quantize_model(fp.model, None) is fp.model
+    with raises_code("E633", ConfigError, match="int8"):
+        GenerativeLinker.load(path, quantize="int4")
+    # what `--set quantize=int8` passes (generative and document specs)
+    from genbel.linkers.registry import create_linker, parse_options
+
+    for spec in (f"generative:{path}", f"document:{path}"):
+        assert is_quantized(create_linker(spec, kb, **parse_options(["quantize=int8"])).decoder.model)
+    head = q8.model.get_output_embeddings()
+    assert isinstance(head, torch.nn.Linear)  # the output head stays in float

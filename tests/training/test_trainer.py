@@ -229,3 +229,16 @@ def test_examples_longer_than_max_length_are_dropped_and_counted(tmp_path, llama
     assert max(len(e.input_ids) for e in tr.encoded) <= limit
     with raises_code("E017", InputError, match="every example is longer than max_length=2 tokens"):
         Trainer(_cfg(tmp_path / "c", llama_dir, max_length=2), kb=kb, documents={"human": docs})
+
+
+def test_init_from_an_adapter_saved_without_its_tokenizer_reads_the_base_tokenizer(tmp_path, llama_dir, kb, docs):
+    # the shipped default is such an adapter: its tokenizer is its base model's (genbel_linker.json)
+    pre = Trainer(_cfg(tmp_path / "pre", llama_dir, max_steps=2, pretrain_per_concept=1), kb=kb, documents={})
+    pre.train()
+    final = tmp_path / "pre" / "run" / "final"
+    removed = [p for p in final.iterdir() if p.name.startswith(("tokenizer", "special_tokens", "vocab", "merges"))]
+    assert removed
+    for p in removed:
+        p.unlink()
+    ft = Trainer(_cfg(tmp_path / "ft", llama_dir, init=str(final)), kb=kb, documents={"human": docs})
+    assert ft.tokenizer.get_vocab() == pre.tokenizer.get_vocab()

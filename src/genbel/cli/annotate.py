@@ -57,6 +57,14 @@ def annotate_cmd(
     engine: str = engine_option(),
     workers: int | None = workers_option(),
     batch_docs: int | None = batch_docs_option(),
+    document_level: bool = typer.Option(
+        False, "--document-level",
+        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
+        "with the shipped generative model or the generative --linker.",
+    ),
+    ensemble: bool = typer.Option(
+        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
+    ),
 ) -> None:
     """Find the biomedical mentions of INPUT and link each to KB concepts.
 
@@ -68,11 +76,19 @@ def annotate_cmd(
     (--output-format, default jsonl); --resume skips the shards already written."""
     from genbel.linkers.registry import parse_options
 
+    doc_options: dict = {}
+    if document_level or ensemble:
+        from genbel.linkers.default import document_level_spec
+
+        linker, doc_options = document_level_spec(
+            linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level"
+        )
     if check_engine(engine, workers, batch_docs):
         from genbel.distributed import BATCH_DOCS, annotate_dataset
 
         run = annotate_dataset(
-            input_path, out, kb=kb, kb_format=kb_format, linker=linker, linker_options=parse_options(linker_options),
+            input_path, out, kb=kb, kb_format=kb_format, linker=linker,
+            linker_options={**doc_options, **parse_options(linker_options)},
             detector=detector, keep_annotations=keep_annotations, k=k, expand_abbreviations=abbreviations,
             input_format=input_format, output_format=out_format or "bigbio-jsonl", split=split, encoding=encoding,
             workers=workers or 1, batch_docs=batch_docs or BATCH_DOCS, resume=resume, progress=False if quiet else None,
@@ -95,7 +111,7 @@ def annotate_cmd(
     )
     kb_obj = open_kb(kb, kb_format)
     det = None if keep_annotations else make_detector(detector, kb_obj)
-    options = parse_options(linker_options)
+    options = {**doc_options, **parse_options(linker_options)}
     lk = make_linker(linker, kb_obj, **options)
     settings = {
         "kb_fingerprint": kb_obj.fingerprint(),

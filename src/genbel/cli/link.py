@@ -78,6 +78,18 @@ def link_cmd(
     engine: str = engine_option(),
     workers: int | None = workers_option(),
     batch_docs: int | None = batch_docs_option(),
+    document_level: bool = typer.Option(
+        False, "--document-level",
+        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
+        "with the shipped generative model or the generative --linker.",
+    ),
+    ensemble: bool = typer.Option(
+        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
+    ),
+    explain: str | None = typer.Option(
+        None, "--explain", metavar="DOC_ID",
+        help="Also write the saliency maps of document DOC_ID as HTML, beside OUT (with --document-level).",
+    ),
 ) -> None:
     """Link every mention of INPUT and write ranked candidates per entity.
 
@@ -87,10 +99,13 @@ def link_cmd(
     With --engine ray, INPUT holds shards and OUT is a folder: one output shard per input shard
     (--output-format json|jsonl, default jsonl); --resume skips the shards already written."""
     from genbel.data import parse_entity_types
-    from genbel.linkers.default import default_linker
+    from genbel.errors import ConfigError, Errors
+    from genbel.linkers.default import default_linker, document_level_spec
     from genbel.linkers.registry import parse_options, resolve_alias
     from genbel.pipeline import (
         check_markup_groups,
+        explained_document,
+        explanation_path,
         file_digest,
         generative_options,
         link_to_file,
@@ -101,13 +116,23 @@ def link_cmd(
         read_input,
     )
 
+    doc_options: dict = {}
+    if document_level or ensemble:
+        linker, doc_options = document_level_spec(
+            linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level"
+        )
+    elif explain is not None:
+        raise ConfigError(Errors.E632)
     if check_engine(engine, workers, batch_docs):
         from genbel.distributed import BATCH_DOCS, link_dataset
 
+        if explain is not None:
+            raise ConfigError(Errors.E587.format(option="--explain"))
         options = generative_options(
             linker, constrained=constrained, restrict_to_group=group_restriction, num_beams=num_beams,
             batch_size=batch_size,
         )
+        options.update(doc_options)
         options.update(parse_options(linker_options))
         run = link_dataset(
             input_path, out, kb=kb, kb_format=kb_format, linker=linker, linker_options=options, k=k,
@@ -122,7 +147,10 @@ def link_cmd(
     inputs = [input_path, linker_path(linker)]
     check_output(out, inputs, stores=[kb])
     check_output(partial_path(out), inputs, stores=[kb])
+    if explain is not None:
+        check_output(explanation_path(out, explain), inputs, stores=[kb], option="--explain")
     docs, is_markup = read_input(input_path, input_format)
+    explained = explained_document(docs, explain, input_path) if explain is not None else None
     kb_obj = linker_kb(kb, kb_format, linker)
     if is_markup:
         check_markup_groups(docs, kb_obj, input_path)
@@ -130,6 +158,7 @@ def link_cmd(
         linker, constrained=constrained, restrict_to_group=group_restriction, num_beams=num_beams,
         batch_size=batch_size,
     )
+    options.update(doc_options)
     options.update(parse_options(linker_options))
     t_setup = time.perf_counter()
     lk = default_linker(kb_obj, linker, **options)
@@ -151,6 +180,8 @@ def link_cmd(
             progress=progress,
         )
     dt = time.perf_counter() - t0
+    if explained is not None:
+        _write_explanation(lk, explained, explanation_path(out, explain), abbreviations, entity_types)
     rate = run.n_mentions / dt if dt > 0 else float("inf")
     resumed = f" (resumed after {run.resumed} documents)" if run.resumed else ""
     stats = getattr(lk, "embedding_stats", None)  # dense linkers: how the setup got the name vectors
@@ -162,6 +193,17 @@ def link_cmd(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _write_explanation(lk, document, path: Path, abbreviations: bool, entity_types: str | None) -> None:
+    """``--explain``: the saliency maps of one document's mentions as one HTML page at ``path``."""
+    from genbel.data import parse_entity_types
+    from genbel.io import atomic_write_text
+    from genbel.linkers.document import explainer
+
+    page = explainer(lk).explain(document, abbreviations, parse_entity_types(entity_types))
+    atomic_write_text(path, page)
+    err_console.print(f"saliency maps of document {document.document_id} → {path}", highlight=False)
 
 
 @contextmanager

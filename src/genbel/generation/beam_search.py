@@ -5,6 +5,12 @@
 names (the :class:`~genbel.trie.CandidateTrie`, restricted to each query's
 :class:`~genbel.generation.scopes.Scope`) can be written. A generated name maps to its concept codes.
 
+Stopping: ``generate`` runs with ``early_stopping=False``, Hugging Face's heuristic: a query is done
+when its ``num_beams`` hypotheses are finished and the best running beam, scored as if it ended now,
+is below the worst of them (already earlier than an exact bound, since more tokens can only raise a
+negative mean log-probability's length-normalised value); ``True`` (done at ``num_beams`` finished
+hypotheses) lost 9.4 R@1 on NCBI-disease dev. A batch runs until its last query is done.
+
 Each beam ``i`` carries the length-normalised log-probability of its target tokens (EOS included)::
 
     s_i = (1 / |y_i|) * sum_t log p(y_i,t | prompt, y_i,<t)
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +63,20 @@ class Beam:
 def copy_beams(beams: Sequence[Beam]) -> list[Beam]:
     """Copies of ``beams`` that share no state (their code lists are copied too)."""
     return [dataclasses.replace(b, codes=list(b.codes)) for b in beams]
+
+
+class _StepCallback:
+    """A ``StoppingCriteria`` that never stops: it reports each decoding step (progress bars)."""
+
+    def __init__(self, on_step: Callable[[int, int], None], max_steps: int) -> None:
+        self.on_step = on_step
+        self.max_steps = max_steps
+        self.step = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.step += 1
+        self.on_step(self.step, self.max_steps)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 class BeamSearchDecoder:
@@ -135,7 +155,7 @@ class BeamSearchDecoder:
             num_return_sequences=num_beams,
             do_sample=False,
             length_penalty=1.0,
-            early_stopping=False,
+            early_stopping=False,  # HF's heuristic stop per query (True lost 9.4 R@1: docs/benchmarks.md)
             max_new_tokens=max_new_tokens,
             eos_token_id=self.encoder.eos_token_id,
             pad_token_id=self.encoder.pad_token_id,
@@ -152,10 +172,12 @@ class BeamSearchDecoder:
         constrained: bool,
         num_beams: int,
         prefix: tuple[list[Any], dict[Any, Any]] | None = None,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> list[list[Beam]]:
         """Beams of one batch of encoded queries, best first; ``prefix = (keys, store)`` reuses stored
         prompt prefixes (:meth:`PromptPrefill.prompt_cache_with_prefixes
-        <genbel.generation.cache.PromptPrefill.prompt_cache_with_prefixes>`)."""
+        <genbel.generation.cache.PromptPrefill.prompt_cache_with_prefixes>`); ``on_step(step,
+        max_steps)`` is called after each decoding step (progress within a batch)."""
         inputs, prompt_len = model_inputs(batch, self.architecture, self.encoder.pad_token_id, self.device)
         kwargs: dict[str, Any] = {}
         decoding: AbstractContextManager = nullcontext()
@@ -187,6 +209,10 @@ class BeamSearchDecoder:
             max_new = self.trie_depth
         else:
             max_new = self.max_target_length
+        if on_step is not None:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StepCallback(on_step, max_new)])
         with decoding:
             out = self.model.generate(
                 **inputs, generation_config=self.generation_config(num_beams, max_new), **kwargs
@@ -265,19 +291,22 @@ class BeamSearchDecoder:
                 first[key] = i
                 todo.append(i)
         order = batches(encoded, todo, batch_size, self.architecture)
-        with tqdm(
-            total=len(todo),
-            desc="linking",
-            unit="mention",
-            disable=True if len(order) < 4 else None,
-            leave=False,
-        ) as bar:
-            for idx in order:
+        # on a terminal (tqdm's disable=None), a bar per decoded mention, moving within a batch too:
+        # its postfix counts the batch's decoding steps
+        with tqdm(total=len(todo), desc="decoding", unit="mention", disable=None if todo else True,
+                  leave=False) as bar:
+
+            def on_step(step: int, most: int) -> None:
+                bar.set_postfix_str(f"batch {done_batches + 1}/{len(order)}, step {step}/{most}", refresh=False)
+                bar.update(0)  # redraws at most every tqdm mininterval
+
+            for done_batches, idx in enumerate(order):
                 prefix = None
                 if prefix_store is not None and prefix_keys is not None:
                     prefix = ([prefix_keys[i] for i in idx], prefix_store)
                 beams = self.generate_batch(
-                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix
+                    [encoded[i] for i in idx], [scopes[i] for i in idx], constrained, num_beams, prefix=prefix,
+                    on_step=None if bar.disable else on_step,
                 )
                 for i, b in zip(idx, beams):
                     results[i] = b

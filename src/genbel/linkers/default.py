@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from genbel.errors import ConfigError, Errors
 from genbel.kb.base import KnowledgeBase
 from genbel.linkers.base import Linker
 
@@ -66,3 +67,35 @@ def default_linker(
             "using the %s linker instead of the default %s: %s", FALLBACK_LINKER, DEFAULT_LINKER, e
         )
         return create_linker(FALLBACK_LINKER, kb)
+
+
+#: the generative model that ``--document-level`` reads with memory when no linker is named
+DOCUMENT_LEVEL_MODEL = "generative:default"
+
+
+def document_level_spec(
+    spec: str | None, *, ensemble: bool = False, option: str = "--document-level"
+) -> tuple[str, dict[str, Any]]:
+    """The linker spec and options of ``genbel link|annotate --document-level`` (``--ensemble``).
+
+    ``spec`` is the ``--linker`` given (``None``, ``default`` or ``auto``: the shipped generative model,
+    :data:`DOCUMENT_LEVEL_MODEL`); it must name a generative model (``generative[:PATH]`` or
+    ``document:PATH``), else E630. The result is ``document:PATH`` — LongBEL's document-level linker
+    with a memory of the document's earlier predictions, on prompts built as the model was trained
+    (``context_chars="model"``) — and with ``ensemble`` its document + mention ensemble
+    (:func:`genbel.linkers.ensemble.default_ensemble`).
+
+    >>> document_level_spec(None, ensemble=True)
+    ('document:default', {'context_chars': 'model', 'ensemble': True})
+    """
+    from genbel.linkers.registry import resolve_alias
+
+    given = (spec or "").strip()
+    resolved = resolve_alias(DOCUMENT_LEVEL_MODEL if given in ("", "default", "auto") else given)
+    name, _, path = resolved.partition(":")
+    if name not in ("generative", "document") or "+" in resolved:
+        raise ConfigError(Errors.E630.format(option=option, spec=spec))
+    options: dict[str, Any] = {"context_chars": "model"}
+    if ensemble:
+        options["ensemble"] = True
+    return f"document:{path or 'default'}", options

@@ -56,7 +56,7 @@ from genbel.linkers.registry import register_linker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NO_CODE", "DocumentLinker", "documents_from_bigbio"]
+__all__ = ["NO_CODE", "DocumentLinker", "documents_from_bigbio", "explainer"]
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -303,7 +303,7 @@ class DocumentLinker(Linker):
             return i, with_memory(queries[i], memories[di] if self.use_memory else ())
 
         bar = tqdm(total=len(queries), desc="linking documents", unit="mention", leave=False,
-                   disable=(not show_progress) if show_progress is not None else len(queries) < 64)
+                   disable=(not show_progress) if show_progress is not None else None)  # None: on a terminal
         unfinished = list(range(len(docs)))
         try:
             while unfinished:
@@ -412,6 +412,20 @@ class DocumentLinker(Linker):
         targets = [(bs[0].name, bs[0].codes[0] if bs[0].codes else NO_CODE) if bs else None for bs in beams]
         return preds, saliency_maps(self.decoder, linked, targets)
 
+    def explain(
+        self, document: Document, expand_abbreviations: bool = False, entity_types: Sequence[str] | None = None
+    ) -> str:
+        """A self-contained HTML page with one saliency map per mention of ``document`` (its top
+        prediction, on the prompt — memory included — it was linked with), in document order."""
+        from genbel.linkers.saliency import document_html, saliency_maps
+
+        document.validate()
+        queries = queries_from_documents([document], expand_abbreviations, entity_types)
+        linked, beams = self.run(queries, show_progress=False)
+        targets = [(bs[0].name, bs[0].codes[0] if bs[0].codes else NO_CODE) if bs else None for bs in beams]
+        maps = saliency_maps(self.decoder, linked, targets)
+        return document_html(document.document_id, maps, [q.surface for q in linked])
+
     @staticmethod
     def display_saliency_map(saliency_map: Any, html_path: str | None = None, **kwargs: Any) -> Any:
         """Render a saliency map in the terminal (and as an HTML heat map).
@@ -421,6 +435,17 @@ class DocumentLinker(Linker):
         from genbel.linkers.saliency import display_saliency_map
 
         return display_saliency_map(saliency_map, html_path=html_path, **kwargs)
+
+
+def explainer(linker: Linker) -> DocumentLinker:
+    """The document-level linker whose saliency maps explain ``linker``'s predictions: ``linker`` itself,
+    or the first memory member of an ensemble (E632 when there is none)."""
+    if isinstance(linker, DocumentLinker):
+        return linker
+    members = [m for m in getattr(linker, "members", ()) if isinstance(m, DocumentLinker)]
+    for m in sorted(members, key=lambda m: not m.use_memory):
+        return m
+    raise ConfigError(Errors.E632)
 
 
 _OPTIONS = {
@@ -451,7 +476,8 @@ def _parse_option(key: str, value: Any) -> Any:
 
 @register_linker("document")
 def _factory(kb: KnowledgeBase | None, path: str | None = None, **options: Any) -> Linker:
-    """``document:PATH``: a saved generative linker used document-level (memory + whole-document context).
+    """``document:PATH``: a saved generative linker used document-level (memory + whole-document context);
+    ``document:default`` is the shipped generative model.
 
     Options (keyword, strings accepted): ``use_memory``, ``memory_size``, ``context_chars``
     (``None``/``"doc"`` = whole document, ``"model"``), ``max_prompt_tokens``, ``restrict_to_group``,
@@ -461,6 +487,13 @@ def _factory(kb: KnowledgeBase | None, path: str | None = None, **options: Any) 
     """
     if not path:
         raise ConfigError(Errors.E255.format(where="--linker document"))
+    if path == "default":  # the shipped generative model, as generative:default
+        from genbel.linkers.default import default_model_dir
+
+        shipped = default_model_dir()
+        if shipped is None:
+            raise ConfigError(Errors.E255.format(where="--linker document:default (no shipped model)"))
+        path = str(shipped)
     ensemble = _parse_option("use_memory", options.pop("ensemble", False))
     opts = {k: _parse_option(k, v) if k in _OPTIONS else v for k, v in options.items()}
     linker = DocumentLinker.load(path, kb, **opts)

@@ -185,6 +185,7 @@ class GenerativeLinker(Linker):
         model: Any | None = None,
         merge_lora: bool = True,
         dtype: torch.dtype | None = None,
+        quantize: str | None = None,
         **kwargs: Any,
     ) -> GenerativeLinker:
         """Load a saved linker directory, or build a linker over a plain model and ``kb``.
@@ -199,8 +200,11 @@ class GenerativeLinker(Linker):
         (``genbel.models.resolve_model``) or a hub id — is a plain model (loaded in ``dtype`` if given):
         a ``kb`` is then required and the trie is built for it. A directory that holds neither a
         ``genbel_linker.json`` nor a ``config.json`` raises ``E251``. Other keyword arguments go to
-        the constructor.
+        the constructor. ``quantize="int8"`` quantises the model's linear layers for CPU decoding
+        (:mod:`genbel.generation.quantize`; after the LoRA merge).
         """
+        from genbel.generation.quantize import quantize_model
+
         p = Path(path)
         if not saved.is_linker_dir(p):
             if p.is_dir() and not (p / saved.MODEL_CONFIG).is_file():
@@ -208,10 +212,10 @@ class GenerativeLinker(Linker):
             if kb is None:
                 raise ConfigError(Errors.E014.format(where="generative linker", field="kb"))
             hf_model, tokenizer = saved.load_pretrained(path, dtype)
-            return cls(hf_model, tokenizer, kb, base_model=str(path), **kwargs)
+            return cls(quantize_model(hf_model, quantize), tokenizer, kb, base_model=str(path), **kwargs)
         files = saved.read_linker(p, kb, model=model, merge_lora=merge_lora)
         options = {**files.options, **kwargs}
-        linker = cls(files.model, files.tokenizer, files.kb, trie=files.trie, **options)
+        linker = cls(quantize_model(files.model, quantize), files.tokenizer, files.kb, trie=files.trie, **options)
         linker.memory_training = files.memory_training
         return linker
 

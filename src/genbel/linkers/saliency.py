@@ -30,7 +30,7 @@ from genbel.errors import Errors, InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SaliencyMap", "compute_saliency", "display_saliency_map", "saliency_maps"]
+__all__ = ["SaliencyMap", "compute_saliency", "display_saliency_map", "document_html", "saliency_maps", "to_html"]
 
 
 @dataclass
@@ -150,26 +150,57 @@ def _shade(score: float, top: float) -> tuple[int, int, int]:
     return 255, int(round(255 * (1 - x))), int(round(255 * (1 - x)))
 
 
-def to_html(m: SaliencyMap) -> str:
-    """A self-contained HTML heat map of ``m`` (token background by score; score in each tooltip)."""
+def _title(m: SaliencyMap) -> str:
+    return html.escape(f"Saliency map for {m.mention} → {m.pred_concept_name} ({m.pred_concept_code})")
+
+
+def _heat_map(m: SaliencyMap) -> str:
+    """The HTML body of one map: its tokens shaded by score, the score in each tooltip."""
     top = max(m.scores, default=0.0)
     spans = []
     for t, s in zip(m.tokens, m.scores):
         r, g, b = _shade(s, top)
         text = html.escape(t).replace("\n", "<br>\n")
         spans.append(f'<span style="background: rgb({r},{g},{b})" title="{s:.4f}">{text}</span>')
-    title = html.escape(f"Saliency map for {m.mention} → {m.pred_concept_name} ({m.pred_concept_code})")
+    return (
+        "<p>scores = |gradient × input| normalised to sum 1; colour relative to the highest score ("
+        + f"{top:.4f})</p>\n<div>"
+        + "".join(spans)
+        + "</div>\n"
+    )
+
+
+def _page(title: str, body: str) -> str:
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
         + title
         + "</title></head>\n"
-        + "<body style=\"font-family: monospace; white-space: pre-wrap; line-height: 1.6\">\n<h3>"
-        + title
-        + "</h3>\n<p>scores = |gradient × input| normalised to sum 1; colour relative to the highest score ("
-        + f"{top:.4f})</p>\n<div>"
-        + "".join(spans)
-        + "</div>\n</body></html>\n"
+        + "<body style=\"font-family: monospace; white-space: pre-wrap; line-height: 1.6\">\n"
+        + body
+        + "</body></html>\n"
     )
+
+
+def to_html(m: SaliencyMap) -> str:
+    """A self-contained HTML heat map of ``m`` (token background by score; score in each tooltip)."""
+    return _page(_title(m), f"<h3>{_title(m)}</h3>\n" + _heat_map(m))
+
+
+def document_html(document_id: str, maps: Sequence[SaliencyMap | None], mentions: Sequence[str]) -> str:
+    """One self-contained HTML page with the heat map of every mention of a document, in document order
+    (``mentions[i]`` names mention ``i``; a mention without a prediction, ``maps[i] is None``, says so)."""
+    if len(maps) != len(mentions):
+        raise InputError(
+            Errors.E252.format(where="saliency maps", n_candidates=len(maps), n_queries=len(mentions))
+        )
+    title = html.escape(f"Saliency maps of document {document_id}: {len(maps)} mentions")
+    parts = [f"<h2>{title}</h2>\n"]
+    for i, (m, mention) in enumerate(zip(maps, mentions), 1):
+        if m is None:
+            parts.append(f"<h3>{i}. {html.escape(mention)}: no prediction</h3>\n")
+        else:
+            parts.append(f"<h3>{i}. {_title(m)}</h3>\n" + _heat_map(m))
+    return _page(title, "".join(parts))
 
 
 def display_saliency_map(

@@ -50,7 +50,10 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
         arch = cfg.architecture or saved.architecture_of(AutoConfig.from_pretrained(src))
         model = saved.model_class(arch).from_pretrained(src, dtype=torch.float32)
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(adapter_dir or src)
+            # an adapter saved without its tokenizer files (the shipped default) reads its base model's
+            tokenizer = (
+                saved.read_tokenizer(adapter_dir, info) if adapter_dir is not None else AutoTokenizer.from_pretrained(src)
+            )
     else:
         arch = cfg.architecture or saved.architecture_of(model.config)
         if tokenizer is None:
