@@ -24,3 +24,13 @@ def test_engine_options_are_checked_first(tmp_path, monkeypatch, capsys, command
     rc, _, err = run_main(argv, monkeypatch, capsys)
     assert rc == 2 and f"[{code}]" in err and message in " ".join(err.split())
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_explain_is_refused_with_the_ray_engine(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "in.pubtator"
+    src.write_text("1|t|Breast cancer.\n1\t0\t13\tBreast cancer\tDisease\tD001943\n\n", encoding="utf-8")
+    argv = ["link", str(src), "-o", str(tmp_path / "out"), "--engine", "ray", "--document-level",
+            "--explain", "1"]
+    rc, _, err = run_main(argv, monkeypatch, capsys)
+    assert rc == 2 and "[E587]" in err and "--explain" in err
+    assert not (tmp_path / "out").exists()
