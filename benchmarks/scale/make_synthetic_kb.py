@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from genbel.io import atomic_open
 from genbel.kb.synthetic import NameStatistics, SyntheticKB, SyntheticKBConfig, write_synthetic_kb
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -54,6 +55,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--format", default="jsonl", choices=["jsonl", "tsv", "rrf"])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--blocks", help="A:B — only blocks A..B-1 (of 50,000 concepts), JSONL, for parallel runs "
+                    "whose outputs are concatenated in block order")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     names = real_names()
@@ -62,7 +65,16 @@ def main() -> None:
     stats = NameStatistics.from_names(names)
     t0 = time.perf_counter()
     kb = SyntheticKB(stats, SyntheticKBConfig(concepts=args.concepts, seed=args.seed))
-    counts = write_synthetic_kb(args.out, kb, args.format)
+    if args.blocks:
+        a, b = (int(x) for x in args.blocks.split(":"))
+        counts = {"concepts": 0, "names": 0}
+        with atomic_open(args.out) as f:
+            for block in kb.blocks(a, b):
+                f.writelines(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in block)
+                counts["concepts"] += len(block)
+                counts["names"] += sum(len(c.names) for c in block)
+    else:
+        counts = write_synthetic_kb(args.out, kb, args.format)
     dt = time.perf_counter() - t0
     print(json.dumps({"real_names": len(names), "vocabulary": len(stats.words), **counts, "seconds": round(dt, 1),
                       "out": str(args.out), "format": args.format}))

@@ -48,6 +48,9 @@ def test_deterministic_and_shaped(stats: NameStatistics) -> None:
     b = [c.to_dict() for c in small(stats)]
     assert a == b
     assert [c.to_dict() for c in small(stats, seed=1)] != a
+    kb = small(stats)  # block ranges (parallel generation) concatenate to the full run
+    parts = [c.to_dict() for r in ((0, 2), (2, 3), (3, None)) for b in kb.blocks(*r) for c in b]
+    assert parts == a
     assert len(a) == 300 and len({c["id"] for c in a}) == 300
     names = [n for c in a for n in [c["name"], *c["synonyms"]]]
     assert 1.6 < len(names) / len(a) < 2.5  # ~2.06 names per concept

@@ -229,11 +229,21 @@ class SyntheticKB:
         ws[int(rng.integers(0, len(ws)))] = self._words(rng, 1)[0]
         return " ".join(ws)
 
-    def blocks(self) -> Iterator[list[Concept]]:
-        """The concepts in blocks of ``config.block`` (each block from its own generator)."""
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.config.concepts // self.config.block)
+
+    def blocks(self, first: int = 0, stop: int | None = None) -> Iterator[list[Concept]]:
+        """The concepts in blocks of ``config.block`` (each block from its own generator); blocks
+        ``first`` to ``stop`` (exclusive) only when given — the same concepts as in a full run, so
+        block ranges can be generated in parallel and concatenated."""
         cfg = self.config
+        stop = self.num_blocks if stop is None else min(stop, self.num_blocks)
         recent: list[str] = []
-        for b, start in enumerate(range(0, cfg.concepts, cfg.block)):
+        if first > 0:  # shared synonyms are drawn from the previous block's preferred names
+            recent = [c.name for c in next(self.blocks(first - 1, first))][:1000]
+        for b in range(first, stop):
+            start = b * cfg.block
             n = min(cfg.block, cfg.concepts - start)
             rng = np.random.default_rng([cfg.seed, b])
             extra = rng.poisson(cfg.names_per_concept - 1, n) if cfg.names_per_concept > 1 else np.zeros(n, int)
