@@ -320,6 +320,12 @@ class Errors(metaclass=_ErrorsWithCodes):
     E553 = "{field}: a token of {size:,} characters without a space is over the limit of {limit:,}"
     E554 = "internal error while answering {method} {path} ({kind}); the server log has the details"
     E555 = "{option}: {reason}"
+    # synthetic UMLS-scale KB and scale layouts (issue 18, E600-E619)
+    E600 = "synthetic KB statistics: {reason}; give real names (one per line) to learn them from"
+    E601 = "synthetic KB setting {field}={value!r} must be {constraint}"
+    E602 = "unknown synthetic KB format {value!r}; known: {known}"
+    E603 = "{path}: unknown trie layout {layout!r} in trie.json; known: {known}"
+    E604 = "unknown dense index kind {value!r} for {n:,} vectors; known: {known}"
 
 
 class GenbelError(Exception):

@@ -211,8 +211,7 @@ def longest_target(trie: Any) -> int:
     t = trie.trie
     if t.num_nodes <= 1:
         return 1
-    # nodes are numbered level by level: the depth of the last node is the longest sequence
-    return len(t.path(t.num_nodes - 1))
+    return int(t.max_depth)  # TokenTrie: the depth of its last node; TailTrie: stored at build
 
 
 # ---------------------------------------------------------------------------------------------- writing

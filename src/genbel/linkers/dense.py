@@ -5,7 +5,8 @@ alias such as ``minilm``) embeds every KB name, normalised with
 :func:`~genbel.kb.normalize.normalize_name` as BioSyn does, into an L2-normalised vector (mean
 pooling or ``[CLS]``). The vectors go into a faiss inner-product index
 (:mod:`genbel.linkers.dense_index`): exact ``IndexFlatIP`` for small KBs, ``IndexHNSWFlat`` above
-``hnsw_threshold`` names. A mention is embedded the same way; the top ``n_candidates`` names by
+``hnsw_threshold`` names, compressed ``IndexIVFPQ`` once the float vectors would pass 2 GiB (UMLS size;
+:func:`~genbel.linkers.dense_index.choose_index_kind`). A mention is embedded the same way; the top ``n_candidates`` names by
 dense score (and, when a sparse weight λ is set, the top names of the TF-IDF
 :class:`~genbel.linkers.sparse.SparseLinker`) are re-scored with BioSyn's
 ``score = dense + λ · sparse``, and the best ``k`` distinct concepts are returned (a concept
@@ -46,10 +47,12 @@ from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Linker
 from genbel.linkers.dense_index import (
     INDEX_KIND,
+    INDEX_KINDS,
     INDEX_VERSION,
     META_FILE,
     build_faiss_index,
     check_kb,
+    choose_index_kind,
     index_cache_dir,
     is_index_dir,
     read_cached_index,
@@ -73,8 +76,8 @@ class DenseLinker(ConceptPriorMixin, Linker):
 
     Parameters: ``encoder`` (a :class:`TextEncoder`, a model path or alias), ``sparse_weight``
     (λ; 0 = dense only), ``sparse`` (a :class:`SparseLinker` for ``kb``; built when λ ≠ 0 and
-    none is given), ``index`` (``auto``/``flat``/``hnsw``), ``hnsw_threshold`` (``auto`` uses HNSW
-    from this many names on), ``hnsw_m``/``ef_construction``/``ef_search``, ``n_candidates`` (names
+    none is given), ``index`` (``auto``/``flat``/``hnsw``/``ivfpq``), ``hnsw_threshold`` (``auto`` uses HNSW
+    from this many names on, IVF-PQ beyond 2 GiB of vectors), ``hnsw_m``/``ef_construction``/``ef_search``, ``n_candidates`` (names
     retrieved per retriever before re-scoring), ``normalize`` (apply ``normalize_name`` to names and
     mentions), ``progress``, ``prior``/``prior_weight`` (a concept prior, see :meth:`set_prior`),
     ``vector_store`` (a :class:`~genbel.encoders.vector_store.NameVectorStore` of this encoder, or a
@@ -128,10 +131,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
             )
         self.sparse = sparse
         if index == "auto":
-            index = "hnsw" if len(self.table) >= int(hnsw_threshold) else "flat"
-        if index not in ("flat", "hnsw"):
+            index = choose_index_kind(len(self.table), self.encoder.dim, hnsw_threshold=int(hnsw_threshold))
+        if index not in INDEX_KINDS or index == "auto":
             raise ConfigError(
-                Errors.E022.format(value=index, field="index", known="auto, flat, hnsw")
+                Errors.E022.format(value=index, field="index", known=", ".join(INDEX_KINDS))
             )
         self.index_type = index
         self.embedding_stats: EmbeddingStats | None = None

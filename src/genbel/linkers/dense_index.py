@@ -2,7 +2,8 @@
 
 An index directory holds ``meta.json`` (kind ``dense``, format version, KB fingerprint, settings,
 encoder reference) and ``faiss.index`` (one L2-normalised vector per KB name row, inner-product
-search: exact ``IndexFlatIP`` or graph ``IndexHNSWFlat``). Indexes can be cached per
+search: exact ``IndexFlatIP``, graph ``IndexHNSWFlat`` or, for UMLS-sized KBs, compressed
+``IndexIVFPQ``; :func:`choose_index_kind` picks one by size). Indexes can be cached per
 (encoder, KB, index settings) under :func:`index_cache_dir` (see
 :func:`genbel.linkers.dense.cached_dense_linker`).
 """
@@ -29,12 +30,93 @@ META_FILE = "meta.json"
 FAISS_FILE = "faiss.index"
 
 
-def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32, ef_construction: int = 80,
-                      ef_search: int = 128) -> Any:
-    """An inner-product faiss index over ``vectors`` (``flat``: exact; ``hnsw``: graph, approximate)."""
+#: index kinds :func:`build_faiss_index` makes; ``auto`` picks one by size (:func:`choose_index_kind`)
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
+#: float32 vectors held in RAM by a flat or HNSW index at most (beyond: IVF-PQ, compressed codes)
+FLOAT_BUDGET_BYTES = 2 * 1024**3
+
+
+def choose_index_kind(n: int, dim: int, *, hnsw_threshold: int = 500_000,
+                      float_budget: int = FLOAT_BUDGET_BYTES) -> str:
+    """The index kind for ``n`` vectors of size ``dim``: exact ``flat`` below ``hnsw_threshold``,
+    ``hnsw`` while the float vectors fit ``float_budget`` bytes (2 GiB: ~1.4M MiniLM vectors), else
+    ``ivfpq`` (inverted lists of product-quantised codes: ``dim / 8`` bytes a vector, so 7M names of a
+    UMLS-sized KB take ~0.4 GB instead of 10.7 GB)."""
+    if n < hnsw_threshold:
+        return "flat"
+    if n * dim * 4 <= float_budget:
+        return "hnsw"
+    return "ivfpq"
+
+
+def ivfpq_settings(n: int, dim: int) -> dict[str, int]:
+    """IVF-PQ shape for ``n`` vectors: ~2·sqrt(n) lists (a power of two: 4,096 at 7M), ``dim / 8``
+    sub-quantisers of 8 bits (fewer for tiny inputs), a training sample of 32 vectors a list (at most
+    131,072; 10 k-means iterations), ``nprobe`` 32."""
+    nlist = 1 << max(4, int(round(np.log2(max(16.0, 2 * np.sqrt(max(n, 1)))))))
+    nlist = min(nlist, max(1, n // 8))  # tiny inputs (tests): a few vectors a list
+    m = next(x for x in (dim // 8, dim // 4, dim // 2, dim) if x and dim % x == 0)
+    nbits = 8 if n >= 1024 else max(1, min(8, int(np.log2(max(n, 2))) - 1))
+    return {"nlist": nlist, "m": m, "nbits": nbits, "train": int(min(n, 32 * nlist, 131_072)), "nprobe": 32}
+
+
+def new_ivfpq_index(dim: int, n: int) -> Any:
+    """An untrained inner-product IVF-PQ index sized for ``n`` vectors (HNSW coarse quantiser)."""
     import faiss
 
-    d = vectors.shape[1]
+    cfg = ivfpq_settings(n, dim)
+    quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFPQ(quantizer, dim, cfg["nlist"], cfg["m"], cfg["nbits"], faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = cfg["nprobe"]
+    index.cp.min_points_per_centroid = 5  # small KBs in tests: train on what there is
+    index.cp.niter = 10
+    index.clustering_index = faiss.IndexFlatIP(dim)  # exact BLAS assignment while training the lists
+    return index
+
+
+def build_ivfpq_index(chunks: Any, dim: int, n: int, *, seed: int = 0) -> Any:
+    """IVF-PQ over ``n`` vectors given as an iterable of ``(rows, dim)`` float32 chunks (streamed: only
+    the training sample and one chunk are held besides the codes). The training sample is the first
+    ``ivfpq_settings(n, dim)["train"]`` vectors, so give the chunks in a shuffled or uniform order."""
+    index = new_ivfpq_index(dim, n)
+    need = ivfpq_settings(n, dim)["train"]
+    pending: list[np.ndarray] = []
+    have = 0
+    for chunk in chunks:
+        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+        if not index.is_trained:
+            pending.append(chunk)
+            have += len(chunk)
+            if have < need:
+                continue
+            sample = np.concatenate(pending)
+            index.train(sample[:need])
+            for c in pending:
+                index.add(c)
+            pending = []
+            continue
+        index.add(chunk)
+    if pending:  # fewer vectors than the training sample
+        sample = np.concatenate(pending)
+        index.train(sample)
+        index.add(sample)
+    index.make_direct_map()  # reconstruct() for rescoring
+    logger.info("IVF-PQ index: %d vectors, %d lists", index.ntotal, index.nlist)
+    return index
+
+
+def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32, ef_construction: int = 80,
+                      ef_search: int = 128) -> Any:
+    """An inner-product faiss index over ``vectors`` (``flat``: exact; ``hnsw``: graph, approximate;
+    ``ivfpq``: compressed codes, approximate; ``auto``: :func:`choose_index_kind`)."""
+    import faiss
+
+    n, d = vectors.shape
+    if kind == "auto":
+        kind = choose_index_kind(n, d)
+    if kind == "ivfpq":
+        step = 100_000
+        return build_ivfpq_index((vectors[i : i + step] for i in range(0, n, step)), d, n)
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
     elif kind == "hnsw":
@@ -43,7 +125,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 
         index.hnsw.efSearch = int(ef_search)
     else:
         raise ConfigError(
-            Errors.E022.format(value=kind, field="index", known="auto, flat, hnsw")
+            Errors.E022.format(value=kind, field="index", known=", ".join(INDEX_KINDS))
         )
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -51,7 +133,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 
 
 
 def set_ef_search(index: Any, ef_search: int) -> None:
-    """Set the search breadth of an HNSW index (no-op for a flat one)."""
+    """Set the search breadth of an HNSW index (no-op for a flat one; IVF keeps its ``nprobe``)."""
     if hasattr(index, "hnsw"):
         index.hnsw.efSearch = int(ef_search)
 
@@ -151,7 +233,8 @@ def index_vectors(path: str | Path, kb: KnowledgeBase, index_kb: KnowledgeBase |
 
 
 __all__ = [
-    "FAISS_FILE", "INDEX_KIND", "INDEX_VERSION", "META_FILE", "build_faiss_index", "check_kb",
+    "FAISS_FILE", "INDEX_KIND", "INDEX_KINDS", "INDEX_VERSION", "META_FILE", "build_faiss_index",
+    "build_ivfpq_index", "check_kb", "choose_index_kind", "ivfpq_settings", "new_ivfpq_index",
     "index_cache_dir", "index_vectors", "is_index_dir", "read_cached_index", "read_faiss", "read_index_meta",
     "set_ef_search", "write_faiss",
 ]

@@ -28,6 +28,7 @@ from genbel.errors import ConfigError, Errors, FormatError, IndexMismatchError
 from genbel.io import atomic_dir, write_json
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.ids import normalize_id
+from genbel.trie.tail_trie import TailTrie, build_trie, load_trie
 from genbel.trie.token_trie import Restriction, TokenTrie
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class CandidateTrie:
 
     def __init__(
         self,
-        trie: TokenTrie,
+        trie: TokenTrie | TailTrie,
         text_to_code: dict[str, list[str]],
         concepts: dict[str, dict[str, list[str]]],
         *,
@@ -83,6 +84,7 @@ class CandidateTrie:
         eos_token_id: int | None = None,
         show_progress: bool = True,
         batch_size: int = 4096,
+        layout: str = "tail",
     ) -> CandidateTrie:
         """Tokenize every distinct KB name as ``target(name)`` + EOS and build the trie.
 
@@ -91,6 +93,8 @@ class CandidateTrie:
 
         ``tokenizer`` is a Hugging Face (fast) tokenizer, called on batches of targets with
         ``add_special_tokens=False``. ``eos_token_id`` defaults to ``tokenizer.eos_token_id``.
+        ``layout`` is ``tail`` (:class:`~genbel.trie.tail_trie.TailTrie`, the compact default) or
+        ``full`` (:class:`TokenTrie`); both decode the same.
         """
         eos = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
         tok_name = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
@@ -128,7 +132,7 @@ class CandidateTrie:
         tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        trie = TokenTrie.from_flat(tokens, offsets)
+        trie = build_trie(tokens, offsets, layout=layout)
         concepts = {
             c.id: {"groups": list(c.semantic_groups), "alt_ids": [a for a in c.alt_ids if a != c.id]}
             for c in kb
@@ -327,7 +331,7 @@ class CandidateTrie:
             raise IndexMismatchError(
                 Errors.E010.format(expected=meta.get("kb_fingerprint"), actual=expected_fingerprint)
             )
-        trie = TokenTrie.load(path / "trie", mmap=mmap)
+        trie = load_trie(path / "trie", mmap=mmap)
         text_to_code = _read_json(path / "text_to_code.json")
         concepts = _read_json(path / "concepts.json")
         if len(text_to_code) != meta.get("num_names") or int(trie.seq_values.max(initial=-1)) >= len(

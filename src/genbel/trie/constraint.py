@@ -30,6 +30,7 @@ import torch
 from transformers import LogitsProcessor
 
 from genbel.errors import Errors, InputError
+from genbel.trie.tail_trie import TailTrie
 from genbel.trie.token_trie import Restriction, TokenTrie
 
 logger = logging.getLogger(__name__)
@@ -59,13 +60,13 @@ class TrieConstraint:
         eos_token_id: int,
         pad_token_id: int | None = None,
     ) -> None:
-        if not isinstance(trie, TokenTrie):
+        if not isinstance(trie, (TokenTrie, TailTrie)):
             trie = trie.trie
         if eos_token_id is None:
             raise InputError(Errors.E206)
         if num_beams < 1:
             raise InputError(Errors.E023.format(value=num_beams, field="num_beams", constraint=">= 1"))
-        self.trie: TokenTrie = trie
+        self.trie: TokenTrie | TailTrie = trie
         self.prompt_length = prompt_length
         self._plen = int(prompt_length) if isinstance(prompt_length, (int, np.integer)) else None
         self.num_beams = int(num_beams)
@@ -81,7 +82,7 @@ class TrieConstraint:
         self._cur: dict[bytes, int] = {}
         self._prev: dict[bytes, int] = {}
         self._cur_len = -1
-        # node -> (first child slot, child tokens as a Python list, a name ends here)
+        # node -> (first child's node id, child tokens as a Python list, a name ends here)
         self._info: dict[int, tuple[int, list[int], bool]] = {}
         # (node, restriction key) -> allowed tokens (Python list / numpy array)
         self._allowed: dict[tuple[int, int], list[int]] = {}
@@ -110,9 +111,7 @@ class TrieConstraint:
     def _node_info(self, node: int) -> tuple[int, list[int], bool]:
         info = self._info.get(node)
         if info is None:
-            trie = self.trie
-            a, b = trie.child_ptr[node : node + 2].tolist()
-            info = (a, trie.child_tokens[a:b].tolist(), bool(trie.term_end[node] > trie.lo[node]))
+            info = self.trie.node_info(node)
             if len(self._info) >= _MAX_CACHE:
                 self._info.clear()
             self._info[node] = info
@@ -126,7 +125,7 @@ class TrieConstraint:
         a, kids, _ = self._node_info(node)
         i = bisect_left(kids, token)
         if i < len(kids) and kids[i] == token:
-            return a + i + 1
+            return a + i
         return ENDED if token == self.pad_token_id else INVALID
 
     def _walk(self, gen: np.ndarray) -> int:

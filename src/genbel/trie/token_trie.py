@@ -38,6 +38,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -265,6 +266,21 @@ class TokenTrie:
         """Length of the longest sequence (nodes are numbered level by level: the last is deepest)."""
         return self.depth(self.num_nodes - 1)
 
+    def terminal_range(self, node: int) -> tuple[int, int]:
+        """``[lo, term_end)``: the DFS positions of the sequences that end exactly at ``node``."""
+        return int(self.lo[node]), int(self.term_end[node])
+
+    def child_spans(self, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Child tokens of ``node`` with the ``lo`` and ``hi`` positions of each child's subtree (views)."""
+        a, b = int(self.child_ptr[node]), int(self.child_ptr[node + 1])
+        return self.child_tokens[a:b], self.lo[a + 1 : b + 1], self.hi[a + 1 : b + 1]
+
+    def node_info(self, node: int) -> tuple[int, list[int], bool]:
+        """``(first child id, child tokens, terminal)`` of ``node``: child ``i`` is node ``first + i``
+        (the step of constrained decoding, shared with :class:`~genbel.trie.tail_trie.TailTrie`)."""
+        a, b = self.child_ptr[node : node + 2].tolist()
+        return a + 1, self.child_tokens[a:b].tolist(), bool(self.term_end[node] > self.lo[node])
+
     def values(self, node: int) -> np.ndarray:
         """Payloads of the sequences that end exactly at ``node`` (a view; empty if none)."""
         return self.seq_values[self.lo[node] : self.term_end[node]]
@@ -351,11 +367,14 @@ class TokenTrie:
 class Restriction:
     """A subset of a trie's sequences (by payload), usable without rebuilding the trie.
 
+    Works on a :class:`TokenTrie` or a :class:`~genbel.trie.tail_trie.TailTrie` (through their
+    ``value_range``, ``terminal_range`` and ``child_spans``).
+
     ``cs`` is the prefix sum of the allowed-sequence mask over DFS positions, so a node's
     subtree holds ``cs[hi] - cs[lo]`` allowed sequences and a node is allowed iff that is > 0.
     """
 
-    def __init__(self, trie: TokenTrie, sequence_mask: np.ndarray) -> None:
+    def __init__(self, trie: TokenTrie | Any, sequence_mask: np.ndarray) -> None:
         mask = np.asarray(sequence_mask, dtype=bool)
         if mask.shape != (trie.num_sequences,):
             raise InputError(
@@ -370,12 +389,12 @@ class Restriction:
         self.cs = cs
 
     @classmethod
-    def from_payloads(cls, trie: TokenTrie, payloads: Iterable[int] | np.ndarray) -> Restriction:
+    def from_payloads(cls, trie: TokenTrie | Any, payloads: Iterable[int] | np.ndarray) -> Restriction:
         ids = np.fromiter(payloads, dtype=np.int64) if not isinstance(payloads, np.ndarray) else payloads
         return cls(trie, np.isin(trie.seq_values, ids))
 
     @classmethod
-    def from_payload_mask(cls, trie: TokenTrie, payload_mask: np.ndarray) -> Restriction:
+    def from_payload_mask(cls, trie: TokenTrie | Any, payload_mask: np.ndarray) -> Restriction:
         """``payload_mask[v]`` says whether payload ``v`` is allowed (payloads beyond the mask are not)."""
         pm = np.asarray(payload_mask, dtype=bool)
         vals = trie.seq_values
@@ -391,32 +410,29 @@ class Restriction:
 
     def count(self, node: int) -> int:
         """Allowed sequences in the subtree of ``node``."""
-        t = self.trie
-        return int(self.cs[t.hi[node]]) - int(self.cs[t.lo[node]])
+        lo, hi = self.trie.value_range(node)
+        return int(self.cs[hi]) - int(self.cs[lo])
 
     def allows(self, node: int) -> bool:
         return node >= 0 and self.count(node) > 0
 
     def allows_terminal(self, node: int) -> bool:
         """Whether an allowed sequence ends exactly at ``node``."""
-        t = self.trie
-        return int(self.cs[t.term_end[node]]) > int(self.cs[t.lo[node]])
+        lo, te = self.trie.terminal_range(node)
+        return int(self.cs[te]) > int(self.cs[lo])
 
     def children(self, node: int) -> np.ndarray:
         """Child tokens of ``node`` whose subtree holds at least one allowed sequence."""
-        t = self.trie
-        a, b = t.child_range(node)
-        if a == b:
-            return t.child_tokens[a:b]
-        ok = self.cs[t.hi[a + 1 : b + 1]] > self.cs[t.lo[a + 1 : b + 1]]
-        return t.child_tokens[a:b][ok]
+        kids, lo, hi = self.trie.child_spans(node)
+        if not len(kids):
+            return kids
+        return kids[self.cs[hi] > self.cs[lo]]
 
     def values(self, node: int) -> np.ndarray:
         """Allowed payloads ending at ``node``."""
-        t = self.trie
-        lo, te = int(t.lo[node]), int(t.term_end[node])
+        lo, te = self.trie.terminal_range(node)
         allowed = np.diff(self.cs[lo : te + 1]) > 0
-        return t.seq_values[lo:te][allowed]
+        return self.trie.seq_values[lo:te][allowed]
 
     def __repr__(self) -> str:
         return f"Restriction(allowed={self.num_allowed} of {self.trie.num_sequences})"
