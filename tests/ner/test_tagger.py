@@ -168,7 +168,7 @@ def test_word_level_examples_label_only_the_first_piece_of_each_word(encoder_dir
 
     tagger = TokenTagger.from_base(encoder_dir, LABELS)
     doc = make_doc("1", "the patient had gouty arthritis today", [("gouty arthritis", "Disease", "D1")])
-    [(ids, labels)] = token_examples([doc], tagger.tokenizer, LABELS, word_level=True)
+    [(_ids, labels)] = token_examples([doc], tagger.tokenizer, LABELS, word_level=True)
     enc = tagger.tokenizer(doc.text)
     words = enc.word_ids()
     firsts = [i for i, w in enumerate(words) if w is not None and (i == 0 or words[i - 1] != w)]

@@ -99,7 +99,7 @@ def window_spans(text: str, max_chars: int = 1000, context_chars: int = 0) -> li
             cs = sp + 1 if sp >= 0 else s
         if context_chars and e < len(text):
             sp = text.rfind(" ", e, min(len(text), e + context_chars))
-            ce = sp if sp > e else e
+            ce = max(e, sp)
         out.append((cs, ce, s, e))
     return out
 
@@ -383,10 +383,12 @@ class TokenTagger(Detector):
         if fp and w.state_fingerprint({k: state[k] for k in enc_keys}) != fp:
             raise FormatError(Errors.E503.format(path=path, reason=f"the base {base!r} has other weights than "
                                                                     "the ones the tagger was trained from"))
+        from safetensors import SafetensorError
+
         try:
             stored = load_file(str(path / DELTA_FILE))
             lowrank, stored = w.split_lowrank(stored)
-        except Exception as e:  # safetensors' own errors, or a factor without its pair
+        except (SafetensorError, OSError, FormatError) as e:  # unreadable, or a factor without its pair
             raise FormatError(Errors.E503.format(path=path / DELTA_FILE, reason=str(e).splitlines()[0])) from None
         crf = {k[len(CRF_PREFIX):]: v.float().numpy() for k, v in stored.items() if k.startswith(CRF_PREFIX)}
         head = {k: v for k, v in stored.items() if k.startswith(HEAD_PREFIX)}
