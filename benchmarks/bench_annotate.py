@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-spacy", action="store_true")
+    ap.add_argument("--quantize-tagger", action="store_true",
+                    help="also time the detector with the tagger's linear layers in int8, interleaved")
     args = ap.parse_args()
 
     try:
@@ -54,6 +56,11 @@ def main() -> None:
     t0 = time.perf_counter()
     kb = open_kb(args.kb)
     detector = make_detector(args.detector, kb)
+    variants = {"annotate": detector}
+    if args.quantize_tagger:
+        from genbel.ner import create_detector
+
+        variants["annotate-int8"] = create_detector(args.detector, kb, quantize=True)
     linker = make_linker(args.linker, kb)
     linker.link(["breast cancer"], k=5)  # builds any index / loads the model
     setup = time.perf_counter() - t0
@@ -72,17 +79,18 @@ def main() -> None:
         lk.set_linker(linker)
     print(json.dumps({"setup_s": round(setup, 1), "documents": len(docs), "characters": chars,
                       "detector": args.detector, "linker": args.linker, "load": os.getloadavg()}), flush=True)
-    rates: dict[str, list[float]] = {"annotate": [], "spacy": []}
+    rates: dict[str, list[float]] = {**{v: [] for v in variants}, "spacy": []}
     mentions = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
-            t0 = time.perf_counter()
-            run = annotate_to_file(docs, Path(tmp) / f"out{r}.csv", kb=kb, linker=linker, detector=detector)
-            dt = time.perf_counter() - t0
-            rates["annotate"].append(dt)
-            mentions["annotate"] = run.n_mentions
-            print(json.dumps({"run": r, "what": "annotate", "seconds": round(dt, 2), "mentions": run.n_mentions,
-                              "docs_per_s": round(len(docs) / dt, 2), "load": os.getloadavg()}), flush=True)
+            for what, det in variants.items():
+                t0 = time.perf_counter()
+                run = annotate_to_file(docs, Path(tmp) / f"out{r}-{what}.csv", kb=kb, linker=linker, detector=det)
+                dt = time.perf_counter() - t0
+                rates[what].append(dt)
+                mentions[what] = run.n_mentions
+                print(json.dumps({"run": r, "what": what, "seconds": round(dt, 2), "mentions": run.n_mentions,
+                                  "docs_per_s": round(len(docs) / dt, 2), "load": os.getloadavg()}), flush=True)
             if nlp is not None:
                 t0 = time.perf_counter()
                 out = list(nlp.pipe(texts, batch_size=32))

@@ -35,19 +35,39 @@ def train_ner_cmd(
     lr: float = typer.Option(2e-4, "--lr", help="Learning rate of the trained encoder layers."),
     head_lr: float = typer.Option(1e-3, "--head-lr"),
     train_layers: int = typer.Option(2, "--train-layers", min=0, help="Top encoder layers trained."),
+    lora_rank: int = typer.Option(0, "--lora-rank", min=0,
+                                  help="Train LoRA adapters of this rank on every projection of every layer "
+                                       "(0: train the top --train-layers layers instead)."),
+    word_level: bool = typer.Option(False, "--word-level/--piece-level",
+                                    help="Label the first word piece of each word (word labels)."),
+    crf: bool = typer.Option(False, "--crf", help="A CRF layer over the word labels (needs --word-level)."),
+    windows: bool = typer.Option(False, "--windows/--sentences",
+                                 help="Read texts in windows of sentences (--max-chars) instead of sentences."),
+    max_chars: int = typer.Option(600, "--max-chars", min=1, help="Longest sentence or window, in characters."),
+    context_chars: int = typer.Option(0, "--context-chars", min=0,
+                                      help="With --windows: overlap, characters of context on each side."),
+    max_length: int = typer.Option(256, "--max-length", min=8, help="Longest window, in word pieces."),
+    dev_fraction: float = typer.Option(0.0, "--dev-fraction", min=0.0, max=0.5,
+                                       help="Hold out this share of the training documents (seeded) as the dev "
+                                            "set, when the corpus has no dev split of its own to choose on."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch threads."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last finished epoch."),
 ) -> None:
-    """Train a BIO mention tagger (int8 delta over the base encoder) on annotated corpora."""
-    from genbel.training.ner import NERConfig, train_ner
+    """Train a BIO mention tagger (a delta over the base encoder) on annotated corpora."""
+    from genbel.training.ner import NERConfig, hold_out, train_ner
 
     check_output(out / "tagger", [*train, dev], option="--out")
     cfg = NERConfig(base=base, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
-                    train_layers=train_layers, seed=seed, num_threads=threads)
+                    train_layers=train_layers, seed=seed, num_threads=threads, lora_rank=lora_rank,
+                    word_level=word_level, crf=crf, windows=windows, max_chars=max_chars,
+                    context_chars=context_chars, max_length=max_length)
     cfg.check()
     docs = _load(train, entity_types)
     dv = _load([dev], entity_types) if dev else None
+    if dev_fraction:
+        docs, held = hold_out(docs, dev_fraction, seed)
+        dv = (dv or []) + held
     if dv is not None and dev_docs:
         dv = dv[:dev_docs]
     t0 = time.perf_counter()

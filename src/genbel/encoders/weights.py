@@ -12,6 +12,11 @@ compact formats, ``weights``) next to its weights:
   float32 values (``delta``) or their int8-quantised differences from the base (``delta-int8``);
   ``base_fingerprint`` (:func:`state_fingerprint`) guards against applying them to other weights.
   The tokenizer and config are the base's.
+
+A **low-rank delta** (:func:`lowrank_tensors`, :func:`apply_lowrank`; used by LoRA-trained NER taggers)
+stores the change of a matrix ``W`` as two float16 factors ``W += A @ B`` (``name.__lowrank_a``
+``[out, r]`` and ``name.__lowrank_b`` ``[r, in]``): a rank-16 change of every projection of a 6-layer
+MiniLM is 1.3 MB, where its int8 difference would be 10.6 MB.
 """
 
 from __future__ import annotations
@@ -184,6 +189,36 @@ def delta_tensors(
     return tensors, changed
 
 
+LOWRANK_A_SUFFIX = ".__lowrank_a"
+LOWRANK_B_SUFFIX = ".__lowrank_b"
+
+
+def lowrank_tensors(factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Tensors to store for low-rank changes ``{name: (A [out, r], B [r, in])}`` (float16 factors)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, (a, b) in factors.items():
+        out[name + LOWRANK_A_SUFFIX] = a.detach().to(torch.float16).contiguous()
+        out[name + LOWRANK_B_SUFFIX] = b.detach().to(torch.float16).contiguous()
+    return out
+
+
+def split_lowrank(stored: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(changes {name: A @ B as float32}, the other stored tensors)`` of a state with low-rank factors."""
+    changes: dict[str, torch.Tensor] = {}
+    rest: dict[str, torch.Tensor] = {}
+    for name, t in stored.items():
+        if name.endswith(LOWRANK_A_SUFFIX):
+            base = name[: -len(LOWRANK_A_SUFFIX)]
+            b = stored.get(base + LOWRANK_B_SUFFIX)
+            if b is None:
+                raise FormatError(Errors.E306.format(path=name, base="(low-rank delta)",
+                                                     reason=f"no {base + LOWRANK_B_SUFFIX!r} for {name!r}"))
+            changes[base] = t.float() @ b.float()
+        elif not name.endswith(LOWRANK_B_SUFFIX):
+            rest[name] = t
+    return changes, rest
+
+
 def write_delta(path: str | Path, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> None:
     """Write ``delta.safetensors`` and ``genbel_encoder.json`` into a directory being built."""
     from safetensors.torch import save_file
@@ -255,8 +290,29 @@ def load_delta(path: str | Path, saved: Mapping[str, Any]) -> tuple[torch.nn.Mod
 
 
 __all__ = [
-    "DELTA_FILE", "DELTA_INT8_WEIGHTS", "DELTA_WEIGHTS", "ENCODER_CONFIG", "INT8_FILE", "INT8_SCALE_SUFFIX",
-    "INT8_WEIGHTS", "check_delta_base", "delta_base_reference", "delta_tensors", "dequantize_int8", "is_delta",
-    "load_delta", "load_int8", "quantize_int8", "read_encoder_config", "state_fingerprint", "tokenizer_spec",
-    "write_delta", "write_encoder_config", "write_int8",
+    "DELTA_FILE",
+    "DELTA_INT8_WEIGHTS",
+    "DELTA_WEIGHTS",
+    "ENCODER_CONFIG",
+    "INT8_FILE",
+    "INT8_SCALE_SUFFIX",
+    "INT8_WEIGHTS",
+    "LOWRANK_A_SUFFIX",
+    "LOWRANK_B_SUFFIX",
+    "check_delta_base",
+    "delta_base_reference",
+    "delta_tensors",
+    "dequantize_int8",
+    "is_delta",
+    "load_delta",
+    "load_int8",
+    "lowrank_tensors",
+    "quantize_int8",
+    "read_encoder_config",
+    "split_lowrank",
+    "state_fingerprint",
+    "tokenizer_spec",
+    "write_delta",
+    "write_encoder_config",
+    "write_int8",
 ]
