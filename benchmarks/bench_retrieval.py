@@ -132,7 +132,8 @@ def run_one(spec: str, corpus: str, augment: bool, cache: Path | None, options: 
     return {
         "linker": spec + "".join(f" {k}={v}" for k, v in options.items()) + (" +abbr" if abbreviations else ""),
         "protocol": "kb+train" if augment else "kb",
-        "names_embedded": getattr(stats, "embedded", None), "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        "names_embedded": getattr(stats, "embedded", None), "embedding_s": getattr(stats, "seconds", None),
+        "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "corpus": corpus,
         "augmented_names": added, "n_mentions": res.n_mentions,
         "n_nil_dropped": res.n_nil_dropped, "n_gold_not_in_kb": res.n_gold_not_in_kb,
@@ -241,6 +242,7 @@ def _first_use(cmd: list[str], spec: str, corpus: str, seed_cache: Path | None) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**warm, "first_use_s": cold["build_s"], "first_use_names_embedded": cold["names_embedded"],
+            "first_use_embedding_s": cold.get("embedding_s"),
             "first_use_load": cold["load"], "cold_R@1": cold["R@1"]}
 
 

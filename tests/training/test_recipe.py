@@ -36,9 +36,9 @@ def test_a_tight_budget_cuts_stage_one_and_says_so(encoder):
     assert "cut to fit the budget" in plan.describe(2)
     slow = plan_recipe(kb, make_docs(), encoder, cfg, measure=_fixed(1.0, 500.0, 1000.0))
     assert slow.over_budget and slow.sapbert_steps == 1 and "exceeds the budget" in slow.describe(2)
-    # no budget: every step asked for, up to one pass over the 9 KB pairs + 6 mentions × 2 (21 pairs)
+    # no budget: every step asked for, up to one pass over the 11 KB pairs + 6 mentions × 2 (23 pairs)
     unbounded = RecipeConfig(sapbert_steps=40, sapbert_batch=1, max_minutes=None)
-    assert plan_recipe(kb, make_docs(), encoder, unbounded, measure=_fixed(1.0, 500.0, 1.0)).sapbert_steps == 21
+    assert plan_recipe(kb, make_docs(), encoder, unbounded, measure=_fixed(1.0, 500.0, 1.0)).sapbert_steps == 23
 
 
 def test_bad_settings_and_plan_files_are_coded_errors(encoder, tmp_path):
