@@ -102,11 +102,9 @@ def train_retriever(
         raise ConfigError(
             Errors.E022.format(value=method, field="--method", known="recipe, sapbert, biosyn")
         )
-    from genbel.data import load_documents
+    from genbel.data import filter_entity_types, load_documents, parse_entity_types
     from genbel.kb import augment_kb as add_mentions
     from genbel.kb import open_kb
-
-    from genbel.data import filter_entity_types, parse_entity_types
 
     documents = load_documents(train, data_dir) if train else []
     types = parse_entity_types(entity_types)

@@ -116,6 +116,7 @@ class RecipePlan:
     cut: bool = False  #: stage-1 steps were cut to fit the budget
     over_budget: bool = False  #: even the minimum plan exceeds the budget
     estimates: dict[str, float] = field(default_factory=dict)
+    sapbert_batch: int = 64  #: pairs per stage-1 step
 
     @property
     def total_seconds(self) -> float:
@@ -124,17 +125,19 @@ class RecipePlan:
     def describe(self, budget_minutes: float | None) -> str:
         """The plan as printed before training."""
         est = self.estimates
+        load = self.load_average if self.load_average is not None else "?"
+        budget = f" (budget {budget_minutes:g} min)" if budget_minutes is not None else " (no budget)"
         lines = [
-            f"plan (measured here: {self.seconds_per_sapbert_step:.2f} s per stage-1 step, "
-            f"{self.seconds_per_biosyn_step:.2f} s per stage-2 step, {self.names_per_second:.0f} names/s embedded; "
-            f"{self.threads} torch thread(s), load average {self.load_average if self.load_average is not None else '?'}):",
-            f"  stage 1 SapBERT-style: {self.sapbert_steps} steps × 64 pairs ({self.kb_pairs} KB synonym pairs + "
-            f"training mentions){' — cut to fit the budget' if self.cut else ''}: ~{_mmss(est['sapbert'])}",
-            f"  stage 2 BioSyn: embed {self.kb_names} KB names ~{_mmss(est['mining'])}, "
-            f"{self.biosyn_steps} steps over {self.mentions} mentions ~{_mmss(est['biosyn'])}",
+            (f"plan (measured here: {self.seconds_per_sapbert_step:.2f} s per stage-1 step, "
+             f"{self.seconds_per_biosyn_step:.2f} s per stage-2 step, {self.names_per_second:.0f} names/s embedded; "
+             f"{self.threads} torch thread(s), load average {load}):"),
+            (f"  stage 1 SapBERT-style: {self.sapbert_steps} steps × {self.sapbert_batch} pairs ({self.kb_pairs} KB "
+             f"synonym pairs + training mentions){' — cut to fit the budget' if self.cut else ''}: "
+             f"~{_mmss(est['sapbert'])}"),
+            (f"  stage 2 BioSyn: embed {self.kb_names} KB names ~{_mmss(est['mining'])}, "
+             f"{self.biosyn_steps} steps over {self.mentions} mentions ~{_mmss(est['biosyn'])}"),
             f"  index: embed {self.index_names} names ~{_mmss(est['index'])}",
-            f"  ETA {_mmss(self.total_seconds)}"
-            + (f" (budget {budget_minutes:g} min)" if budget_minutes is not None else " (no budget)"),
+            f"  ETA {_mmss(self.total_seconds)}{budget}",
         ]
         if self.over_budget:
             lines.append(
@@ -154,7 +157,7 @@ def frozen_layers(model: torch.nn.Module, top: int) -> int:
 
 
 def _mmss(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     return f"{seconds // 60} min {seconds % 60:02d} s"
 
 
@@ -248,7 +251,7 @@ def plan_recipe(
         sapbert_steps=steps, kb_pairs=kb_pairs, mentions=len(mentions), biosyn_steps=biosyn_steps,
         kb_names=len(table), index_names=index_names, seconds_per_sapbert_step=round(s1, 3),
         seconds_per_biosyn_step=round(s2, 3), names_per_second=round(rate, 1), threads=torch.get_num_threads(),
-        load_average=_load_average(), cut=cut, over_budget=over,
+        load_average=_load_average(), cut=cut, over_budget=over, sapbert_batch=cfg.sapbert_batch,
         estimates={"sapbert": steps * s1, **fixed},
     )
 
@@ -333,4 +336,4 @@ def _plan_json(plan: RecipePlan, cfg: RecipeConfig) -> str:
                    "settings": asdict(cfg)})
 
 
-__all__ = ["PLAN_FILE", "RecipeConfig", "frozen_layers", "RecipePlan", "plan_recipe", "train_recipe"]
+__all__ = ["PLAN_FILE", "RecipeConfig", "RecipePlan", "frozen_layers", "plan_recipe", "train_recipe"]
