@@ -186,6 +186,8 @@ class Errors(metaclass=_ErrorsWithCodes):
     E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
+    E490 = "invalid --max-minutes {value}: the training budget must be > 0 minutes (omit it for no budget)"
+    E491 = "{path}: not a retriever recipe plan ({reason}); delete it or start without --resume"
     E470 = "{path}: not a usable reranker: {reason}"
     E471 = "rerank: nil=true needs a score threshold and this reranker stores none; pass nil_threshold=SCORE"
     E472 = "linker chain {spec!r}: {name!r} cannot follow another linker; stages that can: {stages}"

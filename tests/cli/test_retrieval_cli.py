@@ -100,3 +100,45 @@ def test_train_biosyn_needs_a_corpus(files, tmp_path):
     res = runner.invoke(app, ["train-retriever", "--method", "triplet", "--kb", str(files / "kb.txt"),
                               "--out", str(tmp_path / "x")])
     assert isinstance(res.exception, ConfigError)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Index and name-vector caches of the trained retrievers go to a temporary folder."""
+    monkeypatch.setenv("GENBEL_CACHE", str(tmp_path / "cache"))
+
+
+def test_train_recipe_prints_a_plan_and_trains_both_stages(files, tmp_path):
+    out = tmp_path / "recipe"
+    res = runner.invoke(app, [
+        "train-retriever", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
+        "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"), "--out", str(out),
+        "--steps", "3", "--threads", "1",
+    ])
+    _ok(res)
+    plan = json.loads((out / "plan.json").read_text())
+    # the tiny KB has 9 names in concepts with synonyms (9 pairs) + 3 mentions × 2 repeats: 1 step of 64
+    assert plan["sapbert_steps"] == 1 and plan["kb_pairs"] == 9
+    assert plan["biosyn_steps"] == 1 and plan["mentions"] == 3
+    assert "stage 1 SapBERT-style: 1 steps" in res.output and "ETA" in res.output
+    assert json.loads((out / "sapbert" / "retriever.json").read_text())["steps"] == 1
+    saved = json.loads((out / "retriever.json").read_text())
+    assert saved["method"] == "biosyn" and saved["recipe"]["sapbert_steps"] == 1
+    assert (out / "index" / "faiss.index").is_file()
+    # a resumed run reuses the plan and the finished stage 1 (its files are not rewritten)
+    stamp = (out / "sapbert" / "retriever.json").stat().st_mtime_ns
+    _ok(runner.invoke(app, [
+        "train-retriever", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
+        "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"), "--out", str(out),
+        "--steps", "3", "--threads", "1", "--resume", "--no-index",
+    ]))
+    assert (out / "sapbert" / "retriever.json").stat().st_mtime_ns == stamp
+
+
+def test_train_recipe_rejects_a_bad_budget(files, tmp_path):
+    res = runner.invoke(app, [
+        "train-retriever", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
+        "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"),
+        "--out", str(tmp_path / "x"), "--max-minutes", "-5",
+    ])
+    assert isinstance(res.exception, ConfigError) and "[E490]" in str(res.exception)

@@ -28,7 +28,11 @@ def _set_threads(threads: int | None) -> None:
 
 
 def train_retriever(
-    method: str = typer.Option(..., "--method", help="sapbert (synonym metric learning) or biosyn."),
+    method: str = typer.Option(
+        "recipe", "--method",
+        help="recipe (the shipped model's: SapBERT-style then one BioSyn epoch, planned to fit "
+        "--max-minutes), sapbert (synonym metric learning only) or biosyn (only).",
+    ),
     kb: str = typer.Option(..., "--kb", help="KB dictionary file or built KB directory."),
     kb_format: str | None = typer.Option(
         None, "--kb-format", help="medic|ctd|biosyn|umls|obo|jsonl|tsv|genbel"
@@ -37,6 +41,9 @@ def train_retriever(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Folder of registry datasets (for NAME:SPLIT)."
     ),
+    entity_types: str | None = typer.Option(
+        None, "--entity-types", help="Comma-separated entity types to train on (e.g. Disease)."
+    ),
     augment: bool = typer.Option(
         True, "--augment/--no-augment",
         help="Index a KB augmented with the training mentions "
@@ -44,7 +51,14 @@ def train_retriever(
     ),
     encoder: str = typer.Option("minilm", "--encoder", help="Initial encoder: a local checkpoint or alias."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, log, checkpoints, encoder/)."),
-    epochs: int = typer.Option(1, "--epochs"),
+    max_minutes: float | None = typer.Option(
+        30.0, "--max-minutes",
+        help="recipe: wall-time budget; the stage-1 steps are cut to fit it on this machine (0: no budget).",
+    ),
+    steps: int | None = typer.Option(
+        None, "--steps", help="recipe: stage-1 (SapBERT-style) steps when the budget allows (600)."
+    ),
+    epochs: int = typer.Option(1, "--epochs", help="sapbert/biosyn: epochs (the recipe's BioSyn stage: 1)."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Pairs (sapbert, 64) or mentions (biosyn, 16)."
     ),
@@ -90,15 +104,18 @@ def train_retriever(
 
     check_output(out, [*train, encoder, init_index], stores=[kb], kind="run")
     _set_threads(threads)
-    if method not in ("sapbert", "biosyn"):
+    if method not in ("recipe", "sapbert", "biosyn"):
         raise ConfigError(
-            Errors.E022.format(value=method, field="--method", known="sapbert, biosyn")
+            Errors.E022.format(value=method, field="--method", known="recipe, sapbert, biosyn")
         )
-    from genbel.data import load_documents
+    from genbel.data import filter_entity_types, load_documents, parse_entity_types
     from genbel.kb import augment_kb as add_mentions
     from genbel.kb import open_kb
 
     documents = load_documents(train, data_dir) if train else []
+    types = parse_entity_types(entity_types)
+    if types and documents:
+        documents = filter_entity_types(documents, types)
     # train against the plain dictionary (BioSyn's train_dictionary): with the training mentions in
     # it, every training mention would find itself and the loss would teach nothing
     kb_obj = open_kb(kb, kb_format)
@@ -109,7 +126,10 @@ def train_retriever(
         if main:
             console.print(f"the index KB is augmented with {n} training mention strings")
     t0 = time.perf_counter()
-    if method == "sapbert":
+    if method == "recipe":
+        run = _train_recipe(kb_obj, index_kb, documents, encoder, out, max_minutes=max_minutes, steps=steps,
+                            topk=topk, seed=seed, resume=resume, index=index)
+    elif method == "sapbert":
         cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
                             kb_concepts=kb_concepts, pooling=pooling, seed=seed, freeze_layers=freeze,
                             mention_repeats=mention_repeats)
@@ -139,9 +159,31 @@ def train_retriever(
         return
     console.print(f"trained {method} retriever in {time.perf_counter() - t0:.0f} s → {run}")
     if index:
-        linker = load_retriever(run, index_kb, progress=True)
+        t1 = time.perf_counter()
+        linker = load_retriever(run, index_kb, progress=True, cache_dir=True)
         linker.save(run / "index")
-        console.print(f"index for KB {index_kb.name} ({index_kb.fingerprint()}) → {run / 'index'}")
+        console.print(f"index for KB {index_kb.name} ({index_kb.fingerprint()}) built in "
+                      f"{time.perf_counter() - t1:.0f} s → {run / 'index'}; "
+                      f"{time.perf_counter() - t0:.0f} s in all")
+
+
+def _train_recipe(kb_obj, index_kb, documents, encoder: str, out: Path, *, max_minutes: float | None,
+                  steps: int | None, topk: int, seed: int, resume: bool, index: bool) -> Path:
+    """``--method recipe``: plan (printed with its ETA), then both stages."""
+    from genbel.errors import ConfigError, Errors
+    from genbel.training.recipe import RecipeConfig, train_recipe
+
+    if not documents:
+        raise ConfigError(Errors.E360)
+    cfg = RecipeConfig(max_minutes=max_minutes or None, topk=topk, seed=seed,
+                       index_names=index_kb.n_names() if index else 0)
+    if steps is not None:
+        cfg.sapbert_steps = steps
+    console.print("measuring this machine to plan the run …")
+    from genbel.encoders.vector_store import vector_store_dir
+
+    return train_recipe(kb_obj, documents, encoder, out, config=cfg, resume=resume, vector_store=vector_store_dir(),
+                        on_plan=lambda plan: console.print(plan.describe(cfg.max_minutes)))
 
 
 def build_index(

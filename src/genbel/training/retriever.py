@@ -417,16 +417,27 @@ def _biosyn_candidates(
     mentions: Sequence[TrainingMention], enc: TextEncoder, table: NameTable, sparse: SparseLinker,
     n_sparse: int, topk: int, progress: bool, name_vectors: np.ndarray | None = None,
     dist: DistContext | None = None,
+    vector_store: str | Path | None = None,
 ) -> np.ndarray:
     """``(len(mentions), topk)`` candidate name rows: the ``n_sparse`` best TF-IDF names, then the
-    best dense names not already chosen (BioSyn's candidate mix). With several processes each
-    embeds its share of the KB names and every rank gets them all."""
+    best dense names not already chosen (BioSyn's candidate mix). With ``vector_store`` (a folder of
+    name-vector stores; one process) the KB vectors are read from / added to this encoder's store;
+    with several processes each embeds its share of the KB names and every rank gets them all."""
     dist = dist or DistContext()
     keys = [m.key for m in mentions]
     _, s_rows = sparse.search_names(keys, topk)
     d_rows = np.zeros((len(keys), 0), dtype=np.int64)
     if topk > n_sparse:
-        if name_vectors is None:
+        if name_vectors is None and vector_store is not None and dist.world_size == 1:
+            from genbel.encoders.vector_store import NameVectorStore, embed_with_store
+
+            store = NameVectorStore.for_encoder(vector_store, enc)
+            try:
+                name_vectors, stats = embed_with_store(enc, list(table.keys), store, progress=progress)
+            finally:
+                store.close()
+            logger.info("KB names for the candidates: %s", stats)
+        elif name_vectors is None:
             mine = enc.encode(list(dist.shard(table.keys)), progress=progress and dist.is_main,
                               desc="embedding KB names")
             name_vectors = torch.cat(dist.gather_padded(torch.from_numpy(mine))).numpy()
@@ -458,6 +469,7 @@ def train_biosyn(
     config: BiosynConfig | None = None,
     sparse: SparseLinker | None = None,
     initial_name_vectors: np.ndarray | None = None,
+    vector_store: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -467,7 +479,10 @@ def train_biosyn(
     BioSyn protocol. ``sparse`` is the TF-IDF retriever for ``kb`` (built when ``None``).
     ``initial_name_vectors`` are embeddings of the KB names by the *initial* encoder (e.g. from a
     :class:`~genbel.linkers.dense.DenseLinker` index, see :func:`~genbel.linkers.dense_index.index_vectors`); the first epoch then
-    retrieves its candidates with them instead of embedding the KB again.
+    retrieves its candidates with them instead of embedding the KB again. ``vector_store`` (a folder of
+    name-vector stores, e.g. :func:`~genbel.encoders.vector_store.vector_store_dir`) keeps the KB vectors
+    each epoch embeds under the encoder's fingerprint: a resumed run, or the linker of an intermediate
+    encoder, reads them instead of embedding again.
     """
     cfg = config or BiosynConfig()
     _check_positive("batch_size", cfg.batch_size)
@@ -521,7 +536,8 @@ def train_biosyn(
                 n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
                 raise ConfigError(Errors.E310.format(n_vectors=n_vectors, n_names=len(table)))
             cand = _biosyn_candidates(mentions, enc, table, sparse, n_sparse, topk, progress,
-                                      name_vectors=initial_name_vectors if first else None, dist=dist)
+                                      name_vectors=initial_name_vectors if first else None, dist=dist,
+                                      vector_store=vector_store)
         keys = [m.key for m in mentions]
         sparse_scores = torch.from_numpy(sparse.pair_scores(keys, cand))
         cand_t = torch.from_numpy(cand)
