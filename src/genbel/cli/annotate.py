@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from genbel.cli.engine import batch_docs_option, check_engine, engine_option, print_run, workers_option
+from genbel.cli.link import document_level_linker, document_level_option, ensemble_option
 from genbel.data.formats import INPUT_FORMATS, OUTPUT_FORMATS
 from genbel.data.text import TEXT_SPLITS
 
@@ -57,14 +58,8 @@ def annotate_cmd(
     engine: str = engine_option(),
     workers: int | None = workers_option(),
     batch_docs: int | None = batch_docs_option(),
-    document_level: bool = typer.Option(
-        False, "--document-level",
-        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
-        "with the shipped generative model or the generative --linker.",
-    ),
-    ensemble: bool = typer.Option(
-        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
-    ),
+    document_level: bool = document_level_option(),
+    ensemble: bool = ensemble_option(),
 ) -> None:
     """Find the biomedical mentions of INPUT and link each to KB concepts.
 
@@ -76,13 +71,7 @@ def annotate_cmd(
     (--output-format, default jsonl); --resume skips the shards already written."""
     from genbel.linkers.registry import parse_options
 
-    doc_options: dict = {}
-    if document_level or ensemble:
-        from genbel.linkers.default import document_level_spec
-
-        linker, doc_options = document_level_spec(
-            linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level"
-        )
+    linker, doc_options = document_level_linker(linker, document_level, ensemble)
     if check_engine(engine, workers, batch_docs):
         from genbel.distributed import BATCH_DOCS, annotate_dataset
 

@@ -19,6 +19,31 @@ from genbel.pipeline import INPUT_FORMATS
 err_console = Console(stderr=True)
 
 
+def document_level_option() -> bool:
+    return typer.Option(
+        False, "--document-level",
+        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
+        "with the shipped generative model or the generative --linker.",
+    )
+
+
+def ensemble_option() -> bool:
+    return typer.Option(
+        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
+    )
+
+
+def document_level_linker(linker: str | None, document_level: bool, ensemble: bool) -> tuple[str | None, dict]:
+    """``--document-level`` / ``--ensemble`` of ``genbel link`` and ``genbel annotate``: the linker spec
+    and options they stand for (:func:`genbel.linkers.default.document_level_spec`); ``linker`` and no
+    options when neither is given."""
+    if not (document_level or ensemble):
+        return linker, {}
+    from genbel.linkers.default import document_level_spec
+
+    return document_level_spec(linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level")
+
+
 def link_cmd(
     input_path: Path = typer.Argument(
         ...,
@@ -78,14 +103,8 @@ def link_cmd(
     engine: str = engine_option(),
     workers: int | None = workers_option(),
     batch_docs: int | None = batch_docs_option(),
-    document_level: bool = typer.Option(
-        False, "--document-level",
-        help="Link each document's mentions in order with a memory of its earlier predictions (LongBEL), "
-        "with the shipped generative model or the generative --linker.",
-    ),
-    ensemble: bool = typer.Option(
-        False, "--ensemble", help="Document-level + mention-level ensemble (implies --document-level)."
-    ),
+    document_level: bool = document_level_option(),
+    ensemble: bool = ensemble_option(),
     explain: str | None = typer.Option(
         None, "--explain", metavar="DOC_ID",
         help="Also write the saliency maps of document DOC_ID as HTML, beside OUT (with --document-level).",
@@ -100,7 +119,7 @@ def link_cmd(
     (--output-format json|jsonl, default jsonl); --resume skips the shards already written."""
     from genbel.data import parse_entity_types
     from genbel.errors import ConfigError, Errors
-    from genbel.linkers.default import default_linker, document_level_spec
+    from genbel.linkers.default import default_linker
     from genbel.linkers.registry import parse_options, resolve_alias
     from genbel.pipeline import (
         check_markup_groups,
@@ -116,12 +135,8 @@ def link_cmd(
         read_input,
     )
 
-    doc_options: dict = {}
-    if document_level or ensemble:
-        linker, doc_options = document_level_spec(
-            linker, ensemble=ensemble, option="--ensemble" if ensemble else "--document-level"
-        )
-    elif explain is not None:
+    linker, doc_options = document_level_linker(linker, document_level, ensemble)
+    if not (document_level or ensemble) and explain is not None:
         raise ConfigError(Errors.E632)
     if check_engine(engine, workers, batch_docs):
         from genbel.distributed import BATCH_DOCS, link_dataset

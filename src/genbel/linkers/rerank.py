@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -194,23 +194,15 @@ class CrossEncoder:
         layers frozen can compute once instead of at every step (:meth:`logits_from_states`)."""
         base = self.model.base_model
         out: list[torch.Tensor] = [torch.empty(0)] * len(a)
-        order = sorted(range(len(a)), key=lambda i: len(a[i]) + len(b[i]))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for s in range(0, len(order), self.batch_size):
-                    idx = order[s : s + self.batch_size]
-                    enc = self.tokenize([a[i] for i in idx], [b[i] for i in idx])
-                    h = base.embeddings(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"))
-                    mask = self._mask(h, enc["attention_mask"])
-                    for layer in base.encoder.layer[:n_layers]:
-                        h = layer(h, mask)
-                    lengths = enc["attention_mask"].sum(1).tolist()
-                    for r, i in enumerate(idx):
-                        out[i] = h[r, : int(lengths[r])].to(torch.float16).clone()
-        finally:
-            self.model.train(was_training)
+        for idx in self._eval_batches(a, b):
+            enc = self.tokenize([a[i] for i in idx], [b[i] for i in idx])
+            h = base.embeddings(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"))
+            mask = self._mask(h, enc["attention_mask"])
+            for layer in base.encoder.layer[:n_layers]:
+                h = layer(h, mask)
+            lengths = enc["attention_mask"].sum(1).tolist()
+            for r, i in enumerate(idx):
+                out[i] = h[r, : int(lengths[r])].to(torch.float16).clone()
         return out
 
     def logits_from_states(self, states: Sequence[torch.Tensor], n_layers: int) -> torch.Tensor:
@@ -232,19 +224,22 @@ class CrossEncoder:
     def score(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         """``(len(a),)`` float32 logits; batches of similar length, no gradients."""
         out = np.zeros(len(a), dtype=np.float32)
-        if not len(a):
-            return out
+        for idx in self._eval_batches(a, b):
+            out[idx] = self.logits([a[i] for i in idx], [b[i] for i in idx]).float().numpy()
+        return out
+
+    def _eval_batches(self, a: Sequence[str], b: Sequence[str]) -> Iterator[list[int]]:
+        """Indices of the pairs in batches of similar length, each run in eval mode without gradients
+        (the model's training mode is restored afterwards)."""
         order = sorted(range(len(a)), key=lambda i: len(a[i]) + len(b[i]))
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
-                for s in range(0, len(order), self.batch_size):
-                    idx = order[s : s + self.batch_size]
-                    out[idx] = self.logits([a[i] for i in idx], [b[i] for i in idx]).float().numpy()
+            for s in range(0, len(order), self.batch_size):
+                with torch.inference_mode():
+                    yield order[s : s + self.batch_size]
         finally:
             self.model.train(was_training)
-        return out
 
     # ------------------------------------------------------------------ persistence
     def head_state(self) -> dict[str, torch.Tensor]:

@@ -21,25 +21,23 @@ arrays take 52 bytes a name instead of 114 (``docs/scale.md``).
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from genbel.errors import Errors, FormatError, InputError
-from genbel.io import atomic_dir, write_json
+from genbel.trie.token_trie import FORMAT_VERSION as _FULL_VERSION
 from genbel.trie.token_trie import (
-    _META,
-    Restriction,
     TokenTrie,
+    _ArrayTrie,
     _index_dtype,
     _lex_order,
     _neighbour_lcp,
+    _read_meta,
     _token_dtype,
 )
-from genbel.trie.token_trie import FORMAT_VERSION as _FULL_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +48,11 @@ _ARRAYS = ("child_ptr", "child_tokens", "lo", "hi", "term_end", "tail_ptr", "tai
 LAYOUTS = ("tail", "full")
 
 
-class TailTrie:
+class TailTrie(_ArrayTrie):
     """Prefix trie over token-id sequences with the API of :class:`TokenTrie` and tails as token runs."""
 
-    ROOT: int = 0
+    _arrays = _ARRAYS
+    _format_version = FORMAT_VERSION
 
     def __init__(self, arrays: dict[str, np.ndarray], max_depth: int) -> None:
         for a in _ARRAYS:
@@ -166,19 +165,8 @@ class TailTrie:
         return self.num_real + len(self.tail_tokens)
 
     @property
-    def num_sequences(self) -> int:
-        return len(self.seq_values)
-
-    @property
-    def nbytes(self) -> int:
-        return int(sum(getattr(self, a).nbytes for a in _ARRAYS))
-
-    @property
     def max_depth(self) -> int:
         return self._max_depth
-
-    def __len__(self) -> int:
-        return self.num_sequences
 
     def children(self, node: int) -> np.ndarray:
         """Sorted child token ids of ``node``."""
@@ -204,13 +192,6 @@ class TailTrie:
             return a + i + 1 if i < b - a and kids[i] == token else -1
         first, kids, _ = self.node_info(node)
         return first if kids and kids[0] == token else -1
-
-    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
-        for t in tokens:
-            node = self.step(node, int(t))
-            if node < 0:
-                return -1
-        return node
 
     def parent(self, node: int) -> int:
         if node <= 0:
@@ -275,10 +256,6 @@ class TailTrie:
             return self._last(node - self.num_real)
         return bool(self.term_end[node] > self.lo[node])
 
-    def subtree_values(self, node: int) -> np.ndarray:
-        lo, hi = self.value_range(node)
-        return self.seq_values[lo:hi]
-
     def sequence(self, position: int) -> list[int]:
         """Tokens of the sequence at DFS ``position``."""
         node, path = self.ROOT, []
@@ -291,43 +268,19 @@ class TailTrie:
             path.append(int(self.child_tokens[j]))
         return path
 
-    def restriction(self, payloads: Iterable[int] | np.ndarray) -> Restriction:
-        return Restriction.from_payloads(self, payloads)  # type: ignore[arg-type]
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the arrays as ``.npy`` files (memory-mappable) into directory ``path``, atomically."""
-        return atomic_dir(path, self._write)
-
-    def _write(self, d: Path) -> None:
-        for name in _ARRAYS:
-            np.save(d / f"{name}.npy", np.ascontiguousarray(getattr(self, name)), allow_pickle=False)
-        write_json(d / _META, {"format": FORMAT, "format_version": FORMAT_VERSION, "num_nodes": self.num_nodes,
-                               "num_real": self.num_real, "num_sequences": self.num_sequences,
-                               "max_depth": self.max_depth})
+    def _meta(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "num_nodes": self.num_nodes,
+                "num_real": self.num_real, "num_sequences": self.num_sequences, "max_depth": self.max_depth}
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> TailTrie:
         path = Path(path)
-        meta = _read_meta(path, [f"{a}.npy" for a in _ARRAYS])
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise FormatError(Errors.E205.format(path=path, found=meta.get("format_version"),
-                                                 expected=FORMAT_VERSION))
-        arrays = {}
-        for a in _ARRAYS:
-            try:
-                arrays[a] = np.load(path / f"{a}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-            except ValueError as e:
-                raise FormatError(Errors.E201.format(path=path / f"{a}.npy", reason=str(e))) from e
-        trie = cls.__new__(cls)
-        for a, v in arrays.items():
-            setattr(trie, a, v)
+        trie, meta = cls._read(path, mmap)
         trie.num_real = len(trie.lo)
         trie._max_depth = int(meta.get("max_depth", 0))
         trie._max_token = int(np.iinfo(trie.child_tokens.dtype).max)
         trie._check(path)
-        if trie.num_nodes != meta.get("num_nodes") or trie.num_sequences != meta.get("num_sequences"):
-            raise FormatError(Errors.E201.format(path=path, reason="array sizes disagree with trie.json"))
+        trie._check_sizes(path, meta)
         return trie
 
     def __repr__(self) -> str:
@@ -360,19 +313,6 @@ def load_trie(path: str | Path, mmap: bool = True) -> TailTrie | TokenTrie:
 
 
 # ---------------------------------------------------------------------- helpers
-def _read_meta(path: Path, files: list[str]) -> dict:
-    missing = [f for f in (_META, *files) if not (path / f).is_file()]
-    if missing:
-        raise FormatError(Errors.E200.format(path=path, missing=", ".join(missing)))
-    try:
-        meta = json.loads((path / _META).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(Errors.E201.format(path=path / _META, reason=str(e))) from e
-    if not isinstance(meta, dict):
-        raise FormatError(Errors.E201.format(path=path / _META, reason="not a JSON object"))
-    return meta
-
-
 def _check_input(
     tokens: np.ndarray, offsets: np.ndarray, values: Sequence[int] | np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:

@@ -52,6 +52,21 @@ _META = "trie.json"
 _ARRAYS = ("child_ptr", "child_tokens", "lo", "hi", "term_end", "seq_values", "seq_order")
 
 
+def _read_meta(path: Path, files: list[str]) -> dict:
+    """``trie.json`` of the trie directory ``path`` (E200 when it or one of ``files`` is missing, E201
+    when it is not a JSON object)."""
+    missing = [f for f in (_META, *files) if not (path / f).is_file()]
+    if missing:
+        raise FormatError(Errors.E200.format(path=path, missing=", ".join(missing)))
+    try:
+        meta = json.loads((path / _META).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(Errors.E201.format(path=path / _META, reason=str(e))) from e
+    if not isinstance(meta, dict):
+        raise FormatError(Errors.E201.format(path=path / _META, reason="not a JSON object"))
+    return meta
+
+
 def _index_dtype(n: int) -> np.dtype:
     return np.dtype(np.uint32) if n < 2**32 - 1 else np.dtype(np.uint64)
 
@@ -64,14 +79,94 @@ def _token_dtype(max_token: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-class TokenTrie:
+class _ArrayTrie:
+    """What every array layout of the trie shares (:class:`TokenTrie`, and
+    :class:`genbel.trie.tail_trie.TailTrie`): walking by :meth:`step`, payload slices by
+    :meth:`value_range`, restrictions, and persistence as memory-mappable ``.npy`` files + ``trie.json``.
+    A layout names its arrays in ``_arrays`` and writes its own ``trie.json`` fields in ``_meta``."""
+
+    ROOT: int = 0
+    _arrays: tuple[str, ...] = ()
+    _format_version: int = FORMAT_VERSION
+    seq_values: np.ndarray
+
+    def step(self, node: int, token: int) -> int:
+        raise NotImplementedError
+
+    def value_range(self, node: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _meta(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def num_sequences(self) -> int:
+        return len(self.seq_values)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, a).nbytes for a in self._arrays))
+
+    def __len__(self) -> int:
+        return self.num_sequences
+
+    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
+        """Follow ``tokens`` from ``node``; the node reached, or ``-1`` if the path leaves the trie."""
+        for t in tokens:
+            node = self.step(node, int(t))
+            if node < 0:
+                return -1
+        return node
+
+    def subtree_values(self, node: int) -> np.ndarray:
+        """Payloads of all sequences in the subtree of ``node`` (a view)."""
+        lo, hi = self.value_range(node)
+        return self.seq_values[lo:hi]
+
+    def restriction(self, payloads: Iterable[int] | np.ndarray) -> Restriction:
+        """A :class:`Restriction` allowing only sequences whose payload is in ``payloads``."""
+        return Restriction.from_payloads(self, payloads)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the arrays as ``.npy`` files (memory-mappable) into directory ``path``, atomically."""
+        return atomic_dir(path, self._write)
+
+    def _write(self, d: Path) -> None:
+        for name in self._arrays:
+            np.save(d / f"{name}.npy", np.ascontiguousarray(getattr(self, name)), allow_pickle=False)
+        write_json(d / _META, self._meta())
+
+    @classmethod
+    def _read(cls, path: Path, mmap: bool) -> tuple[Any, dict[str, Any]]:
+        """An instance with its arrays loaded from ``path`` (not yet checked) and the ``trie.json`` meta:
+        E200 for missing files, E201 for unreadable ones, E205 for another format version."""
+        meta = _read_meta(path, [f"{a}.npy" for a in cls._arrays])
+        if meta.get("format_version") != cls._format_version:
+            raise FormatError(
+                Errors.E205.format(path=path, found=meta.get("format_version"), expected=cls._format_version)
+            )
+        trie = cls.__new__(cls)
+        for a in cls._arrays:
+            try:
+                setattr(trie, a, np.load(path / f"{a}.npy", mmap_mode="r" if mmap else None, allow_pickle=False))
+            except ValueError as e:
+                raise FormatError(Errors.E201.format(path=path / f"{a}.npy", reason=str(e))) from e
+        return trie, meta
+
+    def _check_sizes(self, path: Path, meta: dict[str, Any]) -> None:
+        if self.num_nodes != meta.get("num_nodes") or self.num_sequences != meta.get("num_sequences"):
+            raise FormatError(Errors.E201.format(path=path, reason="array sizes disagree with trie.json"))
+
+
+class TokenTrie(_ArrayTrie):
     """Prefix trie over token-id sequences, stored as flat (optionally memory-mapped) arrays.
 
     Build with :meth:`build` (sequences of ints) or :meth:`from_flat` (one concatenated token
     array + offsets, the memory-frugal path for millions of sequences).
     """
 
-    ROOT: int = 0
+    _arrays = _ARRAYS
 
     def __init__(
         self,
@@ -189,17 +284,6 @@ class TokenTrie:
     def num_nodes(self) -> int:
         return len(self.lo)
 
-    @property
-    def num_sequences(self) -> int:
-        return len(self.seq_values)
-
-    @property
-    def nbytes(self) -> int:
-        return int(sum(getattr(self, a).nbytes for a in _ARRAYS))
-
-    def __len__(self) -> int:
-        return self.num_sequences
-
     def child_range(self, node: int) -> tuple[int, int]:
         """Slots ``[a, b)`` of the node's children in ``child_tokens``; slot ``j`` is node ``j + 1``."""
         return int(self.child_ptr[node]), int(self.child_ptr[node + 1])
@@ -226,14 +310,6 @@ class TokenTrie:
         if i < b - a and kids[i] == token:
             return a + i + 1
         return -1
-
-    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
-        """Follow ``tokens`` from ``node``; the node reached, or ``-1`` if the path leaves the trie."""
-        for t in tokens:
-            node = self.step(node, int(t))
-            if node < 0:
-                return -1
-        return node
 
     def parent(self, node: int) -> int:
         """Parent node id (``-1`` for the root)."""
@@ -292,10 +368,6 @@ class TokenTrie:
         """``[lo, hi)``: the DFS-ordered sequence positions in the subtree of ``node``."""
         return int(self.lo[node]), int(self.hi[node])
 
-    def subtree_values(self, node: int) -> np.ndarray:
-        """Payloads of all sequences in the subtree of ``node`` (a view)."""
-        return self.seq_values[self.lo[node] : self.hi[node]]
-
     def sequence(self, position: int) -> list[int]:
         """Tokens of the sequence at DFS ``position`` (walks the trie; for tests and debugging)."""
         node = self.ROOT
@@ -308,56 +380,18 @@ class TokenTrie:
             path.append(int(self.child_tokens[j]))
         return path
 
-    def restriction(self, payloads: Iterable[int] | np.ndarray) -> Restriction:
-        """A :class:`Restriction` allowing only sequences whose payload is in ``payloads``."""
-        return Restriction.from_payloads(self, payloads)
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the arrays as ``.npy`` files (memory-mappable) into directory ``path``, atomically."""
-        return atomic_dir(path, self._write)
-
-    def _write(self, d: Path) -> None:
-        for name in _ARRAYS:
-            np.save(d / f"{name}.npy", np.ascontiguousarray(getattr(self, name)), allow_pickle=False)
-        write_json(
-            d / _META,
-            {
-                "format": "genbel.trie.TokenTrie",
-                "format_version": FORMAT_VERSION,
-                "num_nodes": self.num_nodes,
-                "num_sequences": self.num_sequences,
-            },
-        )
+    def _meta(self) -> dict[str, Any]:
+        return {"format": "genbel.trie.TokenTrie", "format_version": FORMAT_VERSION,
+                "num_nodes": self.num_nodes, "num_sequences": self.num_sequences}
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> TokenTrie:
         """Load a trie written by :meth:`save`; ``mmap=True`` maps the arrays read-only."""
         path = Path(path)
-        missing = [f for f in (_META, *(f"{a}.npy" for a in _ARRAYS)) if not (path / f).is_file()]
-        if missing:
-            raise FormatError(Errors.E200.format(path=path, missing=", ".join(missing)))
-        try:
-            meta = json.loads((path / _META).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FormatError(Errors.E201.format(path=path / _META, reason=str(e))) from e
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise FormatError(
-                Errors.E205.format(path=path, found=meta.get("format_version"), expected=FORMAT_VERSION)
-            )
-        arrays = {}
-        for a in _ARRAYS:
-            try:
-                arrays[a] = np.load(path / f"{a}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-            except ValueError as e:
-                raise FormatError(Errors.E201.format(path=path / f"{a}.npy", reason=str(e))) from e
-        trie = cls.__new__(cls)
-        for a, v in arrays.items():
-            setattr(trie, a, v)
+        trie, meta = cls._read(path, mmap)
         trie._max_token = int(np.iinfo(trie.child_tokens.dtype).max)
         trie._check(path)
-        if trie.num_nodes != meta.get("num_nodes") or trie.num_sequences != meta.get("num_sequences"):
-            raise FormatError(Errors.E201.format(path=path, reason="array sizes disagree with trie.json"))
+        trie._check_sizes(path, meta)
         return trie
 
     def __repr__(self) -> str:
