@@ -22,8 +22,8 @@ def shared(*parts: str) -> Path:
     return p
 
 
-@pytest.fixture
-def tiny_kb() -> KnowledgeBase:
+def make_tiny_kb() -> KnowledgeBase:
+    """The tiny KB of the ``tiny_kb`` fixture, for fixtures of a wider scope."""
     return KnowledgeBase(
         [
             Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"],
@@ -36,6 +36,11 @@ def tiny_kb() -> KnowledgeBase:
         ],
         name="tiny",
     )
+
+
+@pytest.fixture
+def tiny_kb() -> KnowledgeBase:
+    return make_tiny_kb()
 
 
 def make_doc(doc_id: str, text: str, mentions: list[tuple[str, str, str]]) -> Document:

@@ -9,8 +9,7 @@ import pytest
 
 from genbel.data import write_corpus
 from genbel.data.model import Document, Entity, Passage
-from genbel.kb.base import KnowledgeBase
-from genbel.kb.concept import Concept
+from tests.conftest import make_tiny_kb
 
 #: (id, text) of the corpus: mentions of the tiny KB's names, and a short form defined in its document
 TEXTS = [
@@ -22,20 +21,6 @@ TEXTS = [
     ("d6", "familial adenomatous polyposis again, then colorectal cancer."),
     ("d7", "Breast cancer, colon cancer, APC, ibuprofen, breast tumor, colorectal cancer, FAP."),
 ]
-
-
-def tiny_kb() -> KnowledgeBase:
-    return KnowledgeBase(
-        [
-            Concept("D001", "Breast Neoplasms", ["breast cancer", "breast tumor"], semantic_groups=["Disorders"]),
-            Concept("D002", "Colorectal Neoplasms", ["colorectal cancer", "colon cancer"],
-                    alt_ids=["OMIM:114500"], semantic_groups=["Disorders"]),
-            Concept("D003", "Adenomatous Polyposis Coli", ["APC", "familial adenomatous polyposis"],
-                    semantic_groups=["Disorders"]),
-            Concept("C004", "Ibuprofen", ["ibuprofen"], semantic_groups=["Chemicals & Drugs"]),
-        ],
-        name="tiny",
-    )
 
 
 def text_doc(doc_id: str, text: str, mentions: tuple[str, ...] = ()) -> Document:
@@ -58,7 +43,7 @@ def documents(annotated: bool = False) -> list[Document]:
 
 @pytest.fixture(scope="module")
 def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_kb().save(tmp_path_factory.mktemp("kb") / "kb")
+    return make_tiny_kb().save(tmp_path_factory.mktemp("kb") / "kb")
 
 
 def write_shards(folder: Path, docs: list[Document], sizes: list[int], fmt: str = "bigbio-jsonl") -> list[Path]:
