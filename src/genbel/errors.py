@@ -186,8 +186,11 @@ class Errors(metaclass=_ErrorsWithCodes):
     E401 = "invalid memory training setting {field}: {reason}"
 
     # --- eval/cli (E450-E499): add new codes of this area directly below this line
-    E490 = "invalid --max-minutes {value}: the training budget must be > 0 minutes (omit it for no budget)"
+    E490 = ("invalid --max-minutes {value}: the training budget must be > 0 minutes "
+            "(no budget: --max-minutes 0, or max_minutes=None in RecipeConfig)")
     E491 = "{path}: not a retriever recipe plan ({reason}); delete it or start without --resume"
+    E492 = ("{options}: not an option of train-retriever --method {method} ({why}); "
+            "drop it, or use --method {other}")
     E470 = "{path}: not a usable reranker: {reason}"
     E471 = "rerank: nil=true needs a score threshold and this reranker stores none; pass nil_threshold=SCORE"
     E472 = "linker chain {spec!r}: {name!r} cannot follow another linker; stages that can: {stages}"

@@ -127,12 +127,43 @@ def test_train_recipe_prints_a_plan_and_trains_both_stages(files, tmp_path):
     assert (out / "index" / "faiss.index").is_file()
     # a resumed run reuses the plan and the finished stage 1 (its files are not rewritten)
     stamp = (out / "sapbert" / "retriever.json").stat().st_mtime_ns
-    _ok(runner.invoke(app, [
+    again = runner.invoke(app, [
         "train-retriever", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
         "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"), "--out", str(out),
         "--steps", "3", "--threads", "1", "--resume", "--no-index",
-    ]))
+    ])
+    _ok(again)
     assert (out / "sapbert" / "retriever.json").stat().st_mtime_ns == stamp
+    # the user is told what a resume reuses, and how the run compared with its ETA
+    assert "plan recorded in plan.json is reused" in again.output and "measuring this machine" not in again.output
+    assert "stage 1 (SapBERT-style) finished in an earlier run" in again.output
+    assert "stage 2 (BioSyn) continues from its checkpoint epoch-1" in again.output
+    assert "recipe finished" in again.output and "its ETA" in again.output
+    assert "recipe finished" in res.output
+    # a resume with other settings is refused, naming them
+    other = runner.invoke(app, [
+        "train-retriever", "--kb", str(files / "kb.txt"), "--kb-format", "medic",
+        "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"), "--out", str(out),
+        "--steps", "5", "--resume",
+    ])
+    assert isinstance(other.exception, ConfigError) and "[E352]" in str(other.exception)
+    assert "sapbert_steps=3 (now 5)" in str(other.exception)
+
+
+@pytest.mark.parametrize(("method", "options", "named"), [
+    ("recipe", ["--lr", "1e-4", "--epochs", "2"], "--epochs, --lr"),
+    ("sapbert", ["--topk", "10"], "--topk"),
+    ("biosyn", ["--steps", "100"], "--steps"),
+])
+def test_options_another_method_reads_are_refused(files, tmp_path, method, options, named):
+    res = runner.invoke(app, [
+        "train-retriever", "--method", method, "--kb", str(files / "kb.txt"), "--kb-format", "medic",
+        "--train", str(files / "train.pubtator"), "--encoder", str(files / "enc"), "--out", str(tmp_path / "x"),
+        *options,
+    ])
+    assert isinstance(res.exception, ConfigError) and "[E492]" in str(res.exception)
+    assert named in str(res.exception) and f"--method {method}" in str(res.exception)
+    assert not (tmp_path / "x").exists()
 
 
 def test_train_recipe_rejects_a_bad_budget(files, tmp_path):

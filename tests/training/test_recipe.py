@@ -57,3 +57,27 @@ def test_frozen_layers_train_the_top_layers(encoder):
     assert frozen_layers(encoder.model, 1) == n - 1
     assert frozen_layers(encoder.model, n + 3) == 0
     assert isinstance(RecipePlan.__dataclass_fields__["estimates"].default_factory(), dict)
+
+
+def test_a_resumed_run_must_keep_the_plans_settings(encoder, tmp_path):
+    from genbel.training.recipe import _plan_json
+
+    cfg = RecipeConfig(sapbert_steps=1, sapbert_batch=4, max_minutes=30)
+    plan = plan_recipe(make_kb(), make_docs(), encoder, cfg, measure=_fixed(0.5, 2.0, 100.0))
+    path = tmp_path / "plan.json"
+    path.write_text(_plan_json(plan, cfg))
+    # the budget (and the index size) may change: the recorded plan is what runs
+    assert _read_plan(path, RecipeConfig(sapbert_steps=1, sapbert_batch=4, max_minutes=90)).sapbert_steps == 1
+    with raises_code("E352", ConfigError, match=r"sapbert_steps=1 \(now 7\)"):
+        _read_plan(path, RecipeConfig(sapbert_steps=7, sapbert_batch=4))
+
+
+def test_the_closing_line_compares_the_time_with_the_eta(encoder):
+    from genbel.training.recipe import eta_line
+
+    plan = plan_recipe(make_kb(), make_docs(), encoder, RecipeConfig(sapbert_steps=1, sapbert_batch=4),
+                       measure=_fixed(60.0, 60.0, 1000.0))
+    assert plan.total_seconds == pytest.approx(120.0, abs=1.0)
+    line = eta_line(plan, 180.0, 200.0)
+    assert "3 min 00 s after the plan (its ETA 2 min 00 s, ×1.50)" in line and "3 min 20 s in all" in line
+    assert "resumed part only" in eta_line(plan, 10.0, 20.0, resumed=True)

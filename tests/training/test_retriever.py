@@ -142,3 +142,61 @@ def test_biosyn_first_epoch_can_reuse_index_vectors(kb, docs, encoder_dir, tmp_p
     other = KnowledgeBase([Concept("D001", "Breast Neoplasms")], name="other")
     with raises_code("E010", IndexMismatchError):
         index_vectors(tmp_path / "idx", other)
+
+
+def _crash_at_checkpoint(monkeypatch, number: int, batch: int) -> None:
+    """Interrupt training right after it writes the in-epoch checkpoint ``number`` at ``batch``."""
+    real = td._save_epoch
+
+    def crash(run, epoch, encoder, state, tensors, dist=None):
+        real(run, epoch, encoder, state, tensors, dist)
+        if epoch == number and state.get("batch") == batch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(td, "_save_epoch", crash)
+
+
+def test_an_interrupted_sapbert_epoch_resumes_at_its_last_checkpoint(kb, docs, encoder_dir, tmp_path, monkeypatch):
+    cfg = SapbertConfig(epochs=1, batch_size=2, lr=1e-3, warmup_steps=1, log_every=1)
+    plain = train_sapbert(kb, str(encoder_dir), tmp_path / "plain", documents=docs, config=cfg, progress=False)
+    a = train_sapbert(kb, str(encoder_dir), tmp_path / "a", documents=docs, config=cfg, progress=False,
+                      checkpoint_every=3)
+    wp, wa = _weights(plain / "encoder"), _weights(a / "encoder")
+    assert all(torch.equal(wp[k], wa[k]) for k in wp)  # checkpoints inside the epoch change nothing
+    assert [p.name for p in (a / "checkpoints").iterdir()] == ["epoch-1"]  # the epoch's own replaces them
+
+    _crash_at_checkpoint(monkeypatch, 0, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=cfg, progress=False,
+                      checkpoint_every=3)
+    state = json.loads((tmp_path / "c" / "checkpoints" / "epoch-0" / "state.json").read_text())
+    assert state["batch"] == 3 and state["step"] == 3
+    monkeypatch.undo()
+    c = train_sapbert(kb, str(encoder_dir), tmp_path / "c", documents=docs, config=cfg, resume=True,
+                      progress=False, checkpoint_every=3)
+    wc = _weights(c / "encoder")
+    assert all(torch.allclose(wa[k], wc[k], atol=1e-6) for k in wa)
+    assert json.loads((c / "retriever.json").read_text())["steps"] == json.loads(
+        (a / "retriever.json").read_text())["steps"]
+
+
+def test_an_interrupted_biosyn_epoch_resumes_with_its_candidates(kb, docs, encoder_dir, tmp_path, monkeypatch):
+    cfg = BiosynConfig(epochs=2, batch_size=2, lr=2e-3, topk=4, log_every=1)
+    a = train_biosyn(kb, docs, str(encoder_dir), tmp_path / "a", config=cfg, progress=False, checkpoint_every=1)
+    # interrupted inside the second epoch, whose candidates the first epoch's encoder mined
+    _crash_at_checkpoint(monkeypatch, 1, 1)
+    with pytest.raises(KeyboardInterrupt):
+        train_biosyn(kb, docs, str(encoder_dir), tmp_path / "c", config=cfg, progress=False, checkpoint_every=1)
+    saved = tmp_path / "c" / "checkpoints" / "epoch-1"
+    assert json.loads((saved / "state.json").read_text())["batch"] == 1 and (saved / "candidates.pt").is_file()
+    monkeypatch.undo()
+    mined = []
+    real_mine = td._biosyn_candidates
+    monkeypatch.setattr(td, "_biosyn_candidates", lambda *a, **k: mined.append(1) or real_mine(*a, **k))
+    c = train_biosyn(kb, docs, str(encoder_dir), tmp_path / "c", config=cfg, resume=True, progress=False,
+                     checkpoint_every=1)
+    assert not mined  # the interrupted epoch's candidates come from its checkpoint, not a new encoder
+    wa, wc = _weights(a / "encoder"), _weights(c / "encoder")
+    assert all(torch.allclose(wa[k], wc[k], atol=1e-6) for k in wa)
+    ma, mc = (json.loads((d / "retriever.json").read_text()) for d in (a, c))
+    assert mc["steps"] == ma["steps"] and mc["sparse_weight"] == pytest.approx(ma["sparse_weight"], abs=1e-6)

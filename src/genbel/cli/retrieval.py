@@ -93,6 +93,7 @@ def train_retriever(
     nproc: int | None = NPROC_OPTION,
 ) -> None:
     """Train a dense retriever (SapBERT-style or BioSyn) on CPU, saved for ``--linker dense|biosyn:OUT``."""
+    t_start = time.perf_counter()
     relaunch(nproc)
     from genbel.errors import ConfigError, Errors
     from genbel.linkers.dense import load_retriever
@@ -108,6 +109,14 @@ def train_retriever(
         raise ConfigError(
             Errors.E022.format(value=method, field="--method", known="recipe, sapbert, biosyn")
         )
+    _check_method_options(method, {
+        "--epochs": epochs != 1, "--batch-size": batch_size is not None, "--lr": lr is not None,
+        "--max-steps": max_steps is not None, "--loss": loss != "infonce", "--kb-pairs": kb_pairs is not None,
+        "--kb-concepts": kb_concepts != "all", "--freeze-layers": freeze != 0,
+        "--mention-repeats": mention_repeats != 1, "--pooling": pooling is not None,
+        "--init-index": init_index is not None, "--steps": steps is not None,
+        "--max-minutes": max_minutes != 30.0, "--topk": topk != 20,
+    })
     from genbel.data import filter_entity_types, load_documents, parse_entity_types
     from genbel.kb import augment_kb as add_mentions
     from genbel.kb import open_kb
@@ -126,9 +135,10 @@ def train_retriever(
         if main:
             console.print(f"the index KB is augmented with {n} training mention strings")
     t0 = time.perf_counter()
+    planned: list = []  # the recipe's (plan, time it was printed), for its ETA
     if method == "recipe":
         run = _train_recipe(kb_obj, index_kb, documents, encoder, out, max_minutes=max_minutes, steps=steps,
-                            topk=topk, seed=seed, resume=resume, index=index)
+                            topk=topk, seed=seed, resume=resume, index=index, planned=planned)
     elif method == "sapbert":
         cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
                             kb_concepts=kb_concepts, pooling=pooling, seed=seed, freeze_layers=freeze,
@@ -165,11 +175,42 @@ def train_retriever(
         console.print(f"index for KB {index_kb.name} ({index_kb.fingerprint()}) built in "
                       f"{time.perf_counter() - t1:.0f} s → {run / 'index'}; "
                       f"{time.perf_counter() - t0:.0f} s in all")
+    if planned:
+        from genbel.training.recipe import eta_line
+
+        plan, t_plan = planned[0]
+        now = time.perf_counter()
+        console.print(eta_line(plan, now - t_plan, now - t_start, resumed=resume), soft_wrap=True)
+
+
+# the options each --method reads (the others would be silently ignored: E492 says so instead)
+_METHOD_OPTIONS = {
+    "recipe": {"--steps", "--max-minutes", "--topk"},
+    "sapbert": {"--epochs", "--batch-size", "--lr", "--max-steps", "--loss", "--kb-pairs", "--kb-concepts",
+                "--freeze-layers", "--mention-repeats", "--pooling"},
+    "biosyn": {"--epochs", "--batch-size", "--lr", "--topk", "--freeze-layers", "--pooling", "--init-index"},
+}
+_WHY = {
+    "recipe": "its settings are the shipped model's, sized by --max-minutes; --steps sets stage 1",
+    "sapbert": "one SapBERT-style stage, without a plan or a BioSyn stage",
+    "biosyn": "one BioSyn stage, without a plan or a SapBERT-style stage",
+}
+
+
+def _check_method_options(method: str, given: dict[str, bool]) -> None:
+    """E492 when an option that ``method`` does not read was given (``given``: option → set by the user)."""
+    from genbel.errors import ConfigError, Errors
+
+    extra = [opt for opt, set_ in given.items() if set_ and opt not in _METHOD_OPTIONS[method]]
+    if extra:
+        other = [m for m in _METHOD_OPTIONS if m != method and set(extra) <= _METHOD_OPTIONS[m]]
+        raise ConfigError(Errors.E492.format(options=", ".join(extra), method=method, why=_WHY[method],
+                                             other=" or ".join(other) if other else "sapbert or biosyn"))
 
 
 def _train_recipe(kb_obj, index_kb, documents, encoder: str, out: Path, *, max_minutes: float | None,
-                  steps: int | None, topk: int, seed: int, resume: bool, index: bool) -> Path:
-    """``--method recipe``: plan (printed with its ETA), then both stages."""
+                  steps: int | None, topk: int, seed: int, resume: bool, index: bool, planned: list) -> Path:
+    """``--method recipe``: plan (printed with its ETA; appended to ``planned`` with the time), then both stages."""
     from genbel.errors import ConfigError, Errors
     from genbel.training.recipe import RecipeConfig, train_recipe
 
@@ -179,11 +220,16 @@ def _train_recipe(kb_obj, index_kb, documents, encoder: str, out: Path, *, max_m
                        index_names=index_kb.n_names() if index else 0)
     if steps is not None:
         cfg.sapbert_steps = steps
-    console.print("measuring this machine to plan the run …")
+    if not (resume and (out / "plan.json").is_file()):
+        console.print("measuring this machine to plan the run …")
     from genbel.encoders.vector_store import vector_store_dir
 
+    def show(plan) -> None:  # noqa: ANN001 - a RecipePlan
+        planned.append((plan, time.perf_counter()))
+        console.print(plan.describe(cfg.max_minutes), soft_wrap=True)
+
     return train_recipe(kb_obj, documents, encoder, out, config=cfg, resume=resume, vector_store=vector_store_dir(),
-                        on_plan=lambda plan: console.print(plan.describe(cfg.max_minutes)))
+                        on_plan=show, report=lambda line: console.print(line, soft_wrap=True))
 
 
 def build_index(

@@ -60,6 +60,7 @@ from genbel.training.retriever import (
     train_sapbert,
 )
 from genbel.training.retriever_data import training_mentions
+from genbel.training.run import RunDirectory, settings_differences
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,15 @@ class RecipePlan:
                 "it runs anyway; pass a larger --max-minutes to silence this"
             )
         return "\n".join(lines)
+
+
+def eta_line(plan: RecipePlan, since_plan: float, total: float, *, resumed: bool = False) -> str:
+    """The closing line of a recipe run: the time since the plan was printed against the plan's ETA
+    (which covers training and the index: the phases after it) and the command's whole wall time."""
+    ratio = since_plan / plan.total_seconds if plan.total_seconds > 0 else float("nan")
+    note = " (this resumed part only; the ETA is the whole run's)" if resumed else ""
+    return (f"recipe finished: {_mmss(since_plan)} after the plan (its ETA {_mmss(plan.total_seconds)}, "
+            f"×{ratio:.2f}){note}; {_mmss(total)} in all, loading and planning included")
 
 
 def frozen_layers(model: torch.nn.Module, top: int) -> int:
@@ -256,13 +266,25 @@ def plan_recipe(
     )
 
 
-def _read_plan(path: Path) -> RecipePlan:
+# settings that do not change what a recorded plan trains: a resumed run may change them
+_FREE_SETTINGS = ("max_minutes", "index_names")
+
+
+def _read_plan(path: Path, cfg: RecipeConfig | None = None) -> RecipePlan:
+    """The plan recorded in ``path``; with ``cfg``, the settings it was made with must equal ``cfg``'s
+    except for the budget (E352: a resumed run trains what its plan says, with the same settings)."""
     data = read_json(path, expect=dict)
-    data.pop("settings", None)
+    settings = data.pop("settings", None)
     try:
-        return RecipePlan(**data)
+        plan = RecipePlan(**data)
     except TypeError as exc:
         raise ConfigError(Errors.E491.format(path=path, reason=str(exc))) from None
+    if cfg is not None and isinstance(settings, dict):
+        diff = settings_differences(settings, asdict(cfg), free=_FREE_SETTINGS)
+        if diff:
+            was = ", ".join(f"{k}={settings.get(k)!r} (now {getattr(cfg, k, None)!r})" for k in diff)
+            raise ConfigError(Errors.E352.format(path=path.parent, fields=was))
+    return plan
 
 
 def train_recipe(
@@ -277,22 +299,30 @@ def train_recipe(
     on_plan: Callable[[RecipePlan], None] | None = None,
     measure: Callable[[TextEncoder, NameTable, RecipeConfig, int], tuple[float, float, float]] | None = None,
     vector_store: str | Path | None = None,
+    report: Callable[[str], None] | None = None,
+    checkpoint_minutes: float | None = 5.0,
 ) -> Path:
     """Run the recipe (stage 1 into ``out_dir/sapbert``, stage 2 into ``out_dir``); returns ``out_dir``,
     a trained retriever directory (``dense:OUT`` / ``biosyn:OUT``). ``on_plan`` receives the plan
     before training starts (the CLI prints it). The KB is the plain dictionary: train against it,
     index the KB augmented with the training mentions. ``vector_store`` keeps stage 2's KB vectors of
-    the stage-1 encoder (a resumed stage 2, or ``dense:OUT/sapbert``, reads them back)."""
+    the stage-1 encoder (a resumed stage 2, or ``dense:OUT/sapbert``, reads them back). ``report``
+    receives one-line notes for the user (a reused plan, a skipped or resumed stage; default: the log).
+
+    Both stages checkpoint every ``checkpoint_minutes`` of the plan (in steps: the same on every rank)
+    inside their single epoch, so ``resume=True`` after an interruption continues from the last such
+    checkpoint instead of starting the stage over."""
     cfg = config or RecipeConfig()
     cfg.check()
     if not documents:
         raise ConfigError(Errors.E360)
+    say = report or logger.info
     out = Path(out_dir)
     enc = encoder if isinstance(encoder, TextEncoder) else TextEncoder.load(encoder)
     plan_file = out / PLAN_FILE
     if resume and plan_file.is_file():
-        plan = _read_plan(plan_file)
-        logger.info("resuming with the recorded plan (%s)", plan_file)
+        plan = _read_plan(plan_file, cfg)
+        say(f"resuming {out}: the plan recorded in {plan_file.name} is reused, not measured again")
     else:
         plan = plan_recipe(kb, documents, enc, cfg, measure=measure)
         out.mkdir(parents=True, exist_ok=True)
@@ -302,7 +332,7 @@ def train_recipe(
     t0 = time.perf_counter()
     stage1 = out / STAGE1_DIR
     if resume and (stage1 / RETRIEVER_CONFIG).is_file():
-        logger.info("stage 1 already finished (%s): skipped", stage1)
+        say(f"stage 1 (SapBERT-style) finished in an earlier run ({stage1}): skipped")
     else:
         sap = SapbertConfig(
             epochs=1, max_steps=plan.sapbert_steps, batch_size=cfg.sapbert_batch, lr=cfg.sapbert_lr,
@@ -310,18 +340,32 @@ def train_recipe(
             freeze_layers=frozen_layers(enc.model, cfg.sapbert_top_layers),
             seed=cfg.seed,
         )
-        train_sapbert(kb, enc, stage1, documents=documents, config=sap, resume=resume, progress=progress)
+        train_sapbert(kb, enc, stage1, documents=documents, config=sap, resume=resume, progress=progress,
+                      checkpoint_every=_every(checkpoint_minutes, plan.seconds_per_sapbert_step))
     t1 = time.perf_counter()
+    if resume:
+        last = RunDirectory(out, unit="epoch").last_checkpoint()
+        if last is not None:
+            say(f"stage 2 (BioSyn) continues from its checkpoint {last.path.name} "
+                f"(step {last.state.get('step')} of {plan.biosyn_steps})")
     bio = BiosynConfig(epochs=cfg.biosyn_epochs, batch_size=cfg.biosyn_batch, lr=cfg.biosyn_lr,
                        topk=cfg.topk, freeze_layers=frozen_layers(enc.model, cfg.biosyn_top_layers), seed=cfg.seed)
     train_biosyn(kb, documents, stage1 / "encoder", out, config=bio, resume=resume, progress=progress,
-                 vector_store=vector_store)
+                 vector_store=vector_store, checkpoint_every=_every(checkpoint_minutes, plan.seconds_per_biosyn_step))
     t2 = time.perf_counter()
     data = read_json(out / RETRIEVER_CONFIG, expect=dict)
     data["recipe"] = {"stage1_seconds": round(t1 - t0, 1), "stage2_seconds": round(t2 - t1, 1),
-                      "sapbert_steps": plan.sapbert_steps, "biosyn_steps": plan.biosyn_steps}
+                      "sapbert_steps": plan.sapbert_steps, "biosyn_steps": plan.biosyn_steps,
+                      "eta_seconds": round(plan.total_seconds, 1), "resumed": resume}
     atomic_write_text(out / RETRIEVER_CONFIG, _dumps(data))
     return out
+
+
+def _every(minutes: float | None, seconds_per_step: float) -> int | None:
+    """Steps between checkpoints inside an epoch: ``minutes`` of the planned step time (None: none)."""
+    if not minutes:
+        return None
+    return max(1, int(minutes * 60 // max(seconds_per_step, 1e-3)))
 
 
 def _dumps(data: Any) -> str:
@@ -336,4 +380,4 @@ def _plan_json(plan: RecipePlan, cfg: RecipeConfig) -> str:
                    "settings": asdict(cfg)})
 
 
-__all__ = ["PLAN_FILE", "RecipeConfig", "RecipePlan", "frozen_layers", "plan_recipe", "train_recipe"]
+__all__ = ["PLAN_FILE", "RecipeConfig", "RecipePlan", "eta_line", "frozen_layers", "plan_recipe", "train_recipe"]

@@ -153,6 +153,14 @@ def _save_epoch(run: RunDirectory, epoch: int, encoder: TextEncoder, state: dict
     dist.on_main(write)
 
 
+def _inside_epoch(every: int | None, done: int, n_batches: int) -> bool:
+    """Whether to checkpoint after batch ``done`` of an epoch of ``n_batches`` (every ``every``
+    batches, not at the epoch's end, which writes its own checkpoint). A checkpoint inside epoch
+    ``e`` (0-based) is numbered ``e`` — it replaces the one after the previous epoch — and records
+    ``batch``: the batches of epoch ``e`` already trained."""
+    return bool(every) and done % int(every) == 0 and done < n_batches  # type: ignore[operator]
+
+
 def _resume(run: RunDirectory, encoder: TextEncoder, dist: DistContext | None = None) -> Checkpoint | None:
     """The last checkpoint (the one rank 0 finds) with its encoder weights loaded into ``encoder``
     (``None``: start over)."""
@@ -237,12 +245,15 @@ def train_sapbert(
     config: SapbertConfig | None = None,
     resume: bool = False,
     progress: bool = True,
+    checkpoint_every: int | None = None,
 ) -> Path:
     """Metric learning on names of the same concept (SapBERT-style); returns ``out_dir``.
 
     The pairs are KB synonym pairs (``pairs_per_name`` per name) and, when ``documents`` are given,
     each training mention paired with a random name of its gold concept (``mention_repeats`` times
     per epoch). Each batch of pairs is 2 × ``batch_size`` names whose labels are their concepts.
+    ``checkpoint_every`` N steps a checkpoint is also written inside an epoch, so that ``resume``
+    continues an interrupted epoch where it stopped (same batches, same random states).
     """
     cfg = config or SapbertConfig()
     _check_positive("batch_size", cfg.batch_size)
@@ -295,13 +306,14 @@ def train_sapbert(
         opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * max(0.0, 1 - s / max(1, total))
     )
     ckpt = _resume(run, enc, dist) if resume else None
-    start_epoch, step = 0, 0
+    start_epoch, step, skip = 0, 0, 0
     if ckpt is not None:
         load_checkpoint_safely(lambda: (opt.load_state_dict(ckpt.tensors("optimizer")),
                                         sched.load_state_dict(ckpt.tensors("scheduler"))), ckpt.path)
-        start_epoch, step = ckpt.number, int(ckpt.state["step"])
+        start_epoch, step, skip = ckpt.number, int(ckpt.state["step"]), int(ckpt.state.get("batch", 0))
         ckpt.restore_rng(dist.rank, dist.world_size)  # dropout masks continue as in an uninterrupted run
-        logger.info("resuming after epoch %d (step %d)", start_epoch, step)
+        logger.info("resuming %s epoch %d (step %d)", f"inside (batch {skip} of)" if skip else "after",
+                    start_epoch + (1 if skip else 0), step)
     model = _wrap_encoder(enc, dist)
     enc.model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -316,8 +328,11 @@ def train_sapbert(
                 pairs.append((m.key, table.keys[erng.randrange(lo, hi)], j))
         erng.shuffle(pairs)
         t0 = time.time()
-        bar = tqdm(range(0, len(pairs), cfg.batch_size), desc=f"sapbert epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (progress and dist.is_main), unit="step")
+        done = skip if epoch == start_epoch else 0  # batches of this epoch trained before a resume
+        n_batches = min(len(range(0, len(pairs), cfg.batch_size)), done + total - step)
+        bar = tqdm(range(done * cfg.batch_size, len(pairs), cfg.batch_size), initial=done, total=n_batches,
+                   desc=f"sapbert epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and dist.is_main),
+                   unit="step")
         losses: list[float] = []
         for s in bar:
             if step >= total:
@@ -342,6 +357,11 @@ def train_sapbert(
             if step % cfg.log_every == 0 and dist.is_main:
                 run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
                         lr=sched.get_last_lr()[0])
+            done += 1
+            if _inside_epoch(checkpoint_every, done, n_batches):
+                _save_epoch(run, epoch, enc, {"step": step, "batch": done},
+                            {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, dist)
+        bar.close()
         if dist.is_main:
             run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
                     seconds=round(time.time() - t0, 1))
@@ -472,6 +492,7 @@ def train_biosyn(
     vector_store: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    checkpoint_every: int | None = None,
 ) -> Path:
     """BioSyn training on ``train_documents`` (mention → gold concept) against ``kb``; returns ``out_dir``.
 
@@ -482,7 +503,9 @@ def train_biosyn(
     retrieves its candidates with them instead of embedding the KB again. ``vector_store`` (a folder of
     name-vector stores, e.g. :func:`~genbel.encoders.vector_store.vector_store_dir`) keeps the KB vectors
     each epoch embeds under the encoder's fingerprint: a resumed run, or the linker of an intermediate
-    encoder, reads them instead of embedding again.
+    encoder, reads them instead of embedding again. ``checkpoint_every`` N steps a checkpoint is also
+    written inside an epoch (with the epoch's candidates), so that ``resume`` continues an interrupted
+    epoch where it stopped.
     """
     cfg = config or BiosynConfig()
     _check_positive("batch_size", cfg.batch_size)
@@ -517,20 +540,26 @@ def train_biosyn(
         {"params": [lam], "lr": cfg.sparse_lr, "weight_decay": 0.0},
     ])
     ckpt = _resume(run, enc, dist) if resume else None
-    start_epoch, step = 0, 0
+    start_epoch, step, skip = 0, 0, 0
+    cand: np.ndarray | None = None
     if ckpt is not None:
         load_checkpoint_safely(lambda: opt.load_state_dict(ckpt.tensors("optimizer")), ckpt.path)
         with torch.no_grad():
             lam.fill_(float(ckpt.state["sparse_weight"]))
-        start_epoch, step = ckpt.number, int(ckpt.state["step"])
+        start_epoch, step, skip = ckpt.number, int(ckpt.state["step"]), int(ckpt.state.get("batch", 0))
+        if skip:  # inside an epoch: its candidates were mined by the encoder of the epoch's start
+            cand = load_checkpoint_safely(lambda: ckpt.tensors("candidates").numpy(), ckpt.path)
         ckpt.restore_rng(dist.rank, dist.world_size)
-        logger.info("resuming after epoch %d (step %d, λ=%.3f)", start_epoch, step, lam.item())
+        logger.info("resuming %s epoch %d (step %d, λ=%.3f)", f"inside (batch {skip} of)" if skip else "after",
+                    start_epoch + (1 if skip else 0), step, lam.item())
     model = _wrap_encoder(enc, dist)
     row_concept = torch.from_numpy(table.row_concept)
-    cand: np.ndarray | None = None
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        if cand is None or cfg.refresh_candidates:
+        done = skip if epoch == start_epoch else 0  # batches of this epoch trained before a resume
+        if done and cand is not None:
+            pass  # the interrupted epoch's candidates, from its checkpoint
+        elif cand is None or cfg.refresh_candidates:
             first = epoch == 0 and initial_name_vectors is not None
             if first and len(initial_name_vectors) != len(table):  # type: ignore[arg-type]
                 n_vectors = len(initial_name_vectors)  # type: ignore[arg-type]
@@ -555,8 +584,10 @@ def train_biosyn(
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
         enc.model.train()
         losses: list[float] = []
-        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"biosyn epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (progress and dist.is_main), unit="step")
+        n_batches = len(range(0, len(order), cfg.batch_size))
+        bar = tqdm(range(done * cfg.batch_size, len(order), cfg.batch_size), initial=done, total=n_batches,
+                   desc=f"biosyn epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and dist.is_main),
+                   unit="step")
         for s in bar:
             loss, value = _biosyn_loss(enc, model, order[s : s + cfg.batch_size], keys, table, cand_t,
                                        sparse_scores, dup, positive, lam, cfg.temperature, dist)
@@ -571,9 +602,15 @@ def train_biosyn(
             if step % cfg.log_every == 0 and dist.is_main:
                 run.log(epoch=epoch + 1, step=step, loss=float(np.mean(losses[-cfg.log_every:])),
                         sparse_weight=lam.item())
+            done += 1
+            if _inside_epoch(checkpoint_every, done, n_batches):
+                _save_epoch(run, epoch, enc, {"step": step, "batch": done, "sparse_weight": lam.item()},
+                            {"optimizer": opt.state_dict(), "candidates": torch.from_numpy(cand)}, dist)
+        bar.close()
         enc.model.eval()
         if dist.is_main:
-            run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)), sparse_weight=lam.item(),
+            run.log(epoch=epoch + 1, step=step, epoch_loss=float(np.mean(losses)) if losses else None,
+                    sparse_weight=lam.item(),
                     candidate_recall=recall, seconds=round(time.time() - t0, 1))
         _save_epoch(run, epoch + 1, enc, {"step": step, "sparse_weight": lam.item()},
                     {"optimizer": opt.state_dict()}, dist)
