@@ -212,7 +212,7 @@ def _train_recipe(kb_obj, index_kb, documents, encoder: str, out: Path, *, max_m
                   steps: int | None, topk: int, seed: int, resume: bool, index: bool, planned: list) -> Path:
     """``--method recipe``: plan (printed with its ETA; appended to ``planned`` with the time), then both stages."""
     from genbel.errors import ConfigError, Errors
-    from genbel.training.recipe import RecipeConfig, train_recipe
+    from genbel.training.recipe import RecipeConfig, RecipePlan, train_recipe
 
     if not documents:
         raise ConfigError(Errors.E360)
@@ -224,7 +224,7 @@ def _train_recipe(kb_obj, index_kb, documents, encoder: str, out: Path, *, max_m
         console.print("measuring this machine to plan the run …")
     from genbel.encoders.vector_store import vector_store_dir
 
-    def show(plan) -> None:  # noqa: ANN001 - a RecipePlan
+    def show(plan: RecipePlan) -> None:
         planned.append((plan, time.perf_counter()))
         console.print(plan.describe(cfg.max_minutes), soft_wrap=True)
 
