@@ -173,3 +173,12 @@ def test_train_recipe_rejects_a_bad_budget(files, tmp_path):
         "--out", str(tmp_path / "x"), "--max-minutes", "-5",
     ])
     assert isinstance(res.exception, ConfigError) and "[E490]" in str(res.exception)
+
+
+def test_an_interrupted_training_says_how_to_continue(tmp_path, capsys):
+    from genbel.cli.retrieval import _resume_hint
+
+    with pytest.raises(KeyboardInterrupt), _resume_hint(tmp_path / "run", True):
+        raise KeyboardInterrupt
+    err = capsys.readouterr().err
+    assert "with --resume continues from the last checkpoint" in err and str(tmp_path / "run") in err

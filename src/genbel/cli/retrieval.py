@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -134,53 +136,66 @@ def train_retriever(
         n = add_mentions(index_kb, documents)
         if main:
             console.print(f"the index KB is augmented with {n} training mention strings")
-    t0 = time.perf_counter()
-    planned: list = []  # the recipe's (plan, time it was printed), for its ETA
-    if method == "recipe":
-        run = _train_recipe(kb_obj, index_kb, documents, encoder, out, max_minutes=max_minutes, steps=steps,
-                            topk=topk, seed=seed, resume=resume, index=index, planned=planned)
-    elif method == "sapbert":
-        cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
-                            kb_concepts=kb_concepts, pooling=pooling, seed=seed, freeze_layers=freeze,
-                            mention_repeats=mention_repeats)
-        if batch_size:
-            cfg.batch_size = batch_size
-        if lr:
-            cfg.lr = lr
-        run = train_sapbert(kb_obj, encoder, out, documents=documents or None, config=cfg, resume=resume)
-    else:
-        if not documents:
-            raise ConfigError(Errors.E360)
-        cfg_b = BiosynConfig(epochs=epochs, topk=topk, pooling=pooling, seed=seed, freeze_layers=freeze)
-        if batch_size:
-            cfg_b.batch_size = batch_size
-        if lr:
-            cfg_b.lr = lr
-        vectors = None
-        if init_index:
-            from genbel.linkers.nametable import read_index_meta
+    with _resume_hint(out, main):
+        t0 = time.perf_counter()
+        planned: list = []  # the recipe's (plan, time it was printed), for its ETA
+        if method == "recipe":
+            run = _train_recipe(kb_obj, index_kb, documents, encoder, out, max_minutes=max_minutes, steps=steps,
+                                topk=topk, seed=seed, resume=resume, index=index, planned=planned)
+        elif method == "sapbert":
+            cfg = SapbertConfig(epochs=epochs, max_steps=max_steps, loss=loss, max_kb_pairs=kb_pairs,
+                                kb_concepts=kb_concepts, pooling=pooling, seed=seed, freeze_layers=freeze,
+                                mention_repeats=mention_repeats)
+            if batch_size:
+                cfg.batch_size = batch_size
+            if lr:
+                cfg.lr = lr
+            run = train_sapbert(kb_obj, encoder, out, documents=documents or None, config=cfg, resume=resume)
+        else:
+            if not documents:
+                raise ConfigError(Errors.E360)
+            cfg_b = BiosynConfig(epochs=epochs, topk=topk, pooling=pooling, seed=seed, freeze_layers=freeze)
+            if batch_size:
+                cfg_b.batch_size = batch_size
+            if lr:
+                cfg_b.lr = lr
+            vectors = None
+            if init_index:
+                from genbel.linkers.nametable import read_index_meta
 
-            meta_fp = read_index_meta(init_index, kind="dense").get("kb_fingerprint")
-            built_for = index_kb if meta_fp == index_kb.fingerprint() else None
-            vectors = index_vectors(init_index, kb_obj, built_for)
-        run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors,
-                           resume=resume)
-    if not main:
-        return
-    console.print(f"trained {method} retriever in {time.perf_counter() - t0:.0f} s → {run}")
-    if index:
-        t1 = time.perf_counter()
-        linker = load_retriever(run, index_kb, progress=True, cache_dir=True)
-        linker.save(run / "index")
-        console.print(f"index for KB {index_kb.name} ({index_kb.fingerprint()}) built in "
-                      f"{time.perf_counter() - t1:.0f} s → {run / 'index'}; "
-                      f"{time.perf_counter() - t0:.0f} s in all")
-    if planned:
-        from genbel.training.recipe import eta_line
+                meta_fp = read_index_meta(init_index, kind="dense").get("kb_fingerprint")
+                built_for = index_kb if meta_fp == index_kb.fingerprint() else None
+                vectors = index_vectors(init_index, kb_obj, built_for)
+            run = train_biosyn(kb_obj, documents, encoder, out, config=cfg_b, initial_name_vectors=vectors,
+                               resume=resume)
+        if not main:
+            return
+        console.print(f"trained {method} retriever in {time.perf_counter() - t0:.0f} s → {run}")
+        if index:
+            t1 = time.perf_counter()
+            linker = load_retriever(run, index_kb, progress=True, cache_dir=True)
+            linker.save(run / "index")
+            console.print(f"index for KB {index_kb.name} ({index_kb.fingerprint()}) built in "
+                          f"{time.perf_counter() - t1:.0f} s → {run / 'index'}; "
+                          f"{time.perf_counter() - t0:.0f} s in all")
+        if planned:
+            from genbel.training.recipe import eta_line
 
-        plan, t_plan = planned[0]
-        now = time.perf_counter()
-        console.print(eta_line(plan, now - t_plan, now - t_start, resumed=resume), soft_wrap=True)
+            plan, t_plan = planned[0]
+            now = time.perf_counter()
+            console.print(eta_line(plan, now - t_plan, now - t_start, resumed=resume), soft_wrap=True)
+
+
+@contextmanager
+def _resume_hint(out: Path, main: bool) -> Iterator[None]:
+    """On Ctrl-C, tell the user how to continue (checkpoints are written atomically)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if main:
+            console.print(f"interrupted: the same command with --resume continues from the last checkpoint in {out}",
+                          soft_wrap=True)
+        raise
 
 
 # the options each --method reads (the others would be silently ignored: E492 says so instead)
