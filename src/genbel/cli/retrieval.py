@@ -85,7 +85,8 @@ def train_retriever(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint in --out."),
     index: bool = typer.Option(True, "--index/--no-index", help="Also build the KB index into OUT/index."),
     threads: int | None = typer.Option(
-        None, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+        None, "--threads",
+        help="torch CPU threads (default: torch's, one per core; 1 is fastest on a busy machine).",
     ),
     init_index: Path | None = typer.Option(
         None,

@@ -132,12 +132,12 @@ class RecipePlan:
             (f"plan (measured here: {self.seconds_per_sapbert_step:.2f} s per stage-1 step, "
              f"{self.seconds_per_biosyn_step:.2f} s per stage-2 step, {self.names_per_second:.0f} names/s embedded; "
              f"{self.threads} torch thread(s), load average {load}):"),
-            (f"  stage 1 SapBERT-style: {self.sapbert_steps} steps × {self.sapbert_batch} pairs ({self.kb_pairs} KB "
+            (f"  stage 1 SapBERT-style: {self.sapbert_steps:,} steps × {self.sapbert_batch} pairs ({self.kb_pairs:,} KB "
              f"synonym pairs + training mentions){' — cut to fit the budget' if self.cut else ''}: "
              f"~{_mmss(est['sapbert'])}"),
-            (f"  stage 2 BioSyn: embed {self.kb_names} KB names ~{_mmss(est['mining'])}, "
-             f"{self.biosyn_steps} steps over {self.mentions} mentions ~{_mmss(est['biosyn'])}"),
-            f"  index: embed {self.index_names} names ~{_mmss(est['index'])}",
+            (f"  stage 2 BioSyn: embed {self.kb_names:,} KB names ~{_mmss(est['mining'])}, "
+             f"{self.biosyn_steps:,} steps over {self.mentions:,} mentions ~{_mmss(est['biosyn'])}"),
+            f"  index: embed {self.index_names:,} names ~{_mmss(est['index'])}",
             f"  ETA {_mmss(self.total_seconds)}{budget}",
         ]
         if self.over_budget:
