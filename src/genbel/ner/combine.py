@@ -118,11 +118,13 @@ class CombinedDetector(Detector):
 
 def make_combined_detector(
     arg: str | None, kb: Any = None, *, mode: str = "union", abbreviations: bool = True,
-    tagger: Detector | str | None = None, training_docs: Any = None, quantize: bool = False, **options: Any,
+    tagger: Detector | str | None = None, training_docs: Any = None, quantize: bool = False,
+    runtime: str = "torch", **options: Any,
 ) -> CombinedDetector:
     """Registry factory: ``combined`` (shipped tagger + dictionary over ``kb``), ``combined:PATH``
     (the tagger at PATH); ``tagger=`` may also give the tagger (a detector or a spec); ``quantize``
-    loads a tagger given by spec with int8 linear layers (:class:`genbel.ner.tagger.TokenTagger`)."""
+    (int8 linear layers) and ``runtime`` (``"onnx"``: ONNX Runtime) are how a tagger given by spec is
+    loaded (:class:`genbel.ner.tagger.TokenTagger`)."""
     if kb is None:
         raise ConfigError(Errors.E502.format(what="combined"))
     dictionary_first = mode == "dictionary-first"
@@ -130,7 +132,8 @@ def make_combined_detector(
         mode = "primary-first"
     combine_spans([], mode)  # validates the mode before the tagger is loaded
     spec = tagger if tagger is not None else f"tagger:{arg or 'default'}"
-    tagger_det = create_detector(spec, quantize=True) if quantize and isinstance(spec, str) else create_detector(spec)
+    how = {**({"quantize": True} if quantize else {}), **({"runtime": runtime} if runtime != "torch" else {})}
+    tagger_det = create_detector(spec, **how) if how and isinstance(spec, str) else create_detector(spec)
     dictionary = create_detector("dictionary", kb, training_docs=training_docs, **options)
     parts = [dictionary, tagger_det] if dictionary_first else [tagger_det, dictionary]
     return CombinedDetector(parts, mode, abbreviations=abbreviations)
