@@ -108,7 +108,7 @@ def test_shipped_disease_tagger_and_default_detector(tiny_kb) -> None:
     found = {s.text for s in tagger.detect(text)}
     assert {"Familial adenomatous polyposis", "colorectal cancer", "breast cancer"} <= found
     det = default_detector(tiny_kb)
-    assert isinstance(det, CombinedDetector) and det.mode == "union"
+    assert isinstance(det, CombinedDetector) and det.mode == "primary-types"
     spans = det.detect(text)
     assert [s.text for s in spans if s.text == "FAP"] == ["FAP", "FAP"]
     for s in spans:

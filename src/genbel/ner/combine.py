@@ -3,6 +3,10 @@
 Modes of :class:`CombinedDetector` (the first detector is the *primary*, normally the tagger; the
 second the dictionary), chosen on dev data (``docs/benchmarks.md``):
 
+* ``primary-types`` (the default): every span of the primary; the others' spans only for the types
+  the primary does not detect (and where they overlap nothing kept). With the disease tagger and a
+  disease KB this is the tagger alone (chosen on NCBI-disease dev: no combination with the dictionary
+  beat the 6-layer tagger); with a wider KB the dictionary still finds the other types;
 * ``primary-first`` (``tagger-first``): every span of the primary; spans of the others that overlap
   none of them are added (``dictionary-first`` in :func:`make_combined_detector`: the dictionary is
   the primary);
@@ -30,18 +34,26 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MODES", "CombinedDetector", "combine_spans", "make_combined_detector", "tag_short_forms"]
 
-MODES = ("primary-first", "union", "intersection")
+MODES = ("primary-types", "primary-first", "union", "intersection")
 _ALIASES = {"tagger-first": "primary-first"}
 
 
-def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-first") -> list[Span]:
-    """One detector's spans per list (the first is the primary), combined by ``mode``."""
+def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-first", *,
+                  primary_types: Sequence[str] | None = None) -> list[Span]:
+    """One detector's spans per list (the first is the primary), combined by ``mode``;
+    ``primary_types`` are the types the primary detects (``primary-types`` mode; default: the types
+    of its spans)."""
     mode = _ALIASES.get(mode, mode)
     if mode not in MODES:
         raise ConfigError(Errors.E506.format(mode=mode, known=", ".join(MODES + tuple(_ALIASES))))
     if not span_lists:
         return []
-    if mode == "intersection":
+    if mode == "primary-types":
+        own = set(primary_types) if primary_types is not None else {s.type for s in span_lists[0]}
+        kept = list(span_lists[0])
+        for spans in span_lists[1:]:
+            kept.extend([s for s in spans if s.type not in own and not any(s.overlaps(k) for k in kept)])
+    elif mode == "intersection":
         keys = set.intersection(*[{(s.start, s.end) for s in spans} for spans in span_lists])
         kept = [s for s in span_lists[0] if (s.start, s.end) in keys]
     elif mode == "union":
@@ -87,7 +99,7 @@ class CombinedDetector(Detector):
 
     name = "combined"
 
-    def __init__(self, detectors: Sequence[Detector], mode: str = "primary-first", *,
+    def __init__(self, detectors: Sequence[Detector], mode: str = "primary-types", *,
                  abbreviations: bool = True) -> None:
         if not detectors:
             raise ConfigError(Errors.E506.format(mode="(no detector)", known=", ".join(MODES)))
@@ -100,7 +112,7 @@ class CombinedDetector(Detector):
         per_detector = [d.detect_batch(texts) for d in self.detectors]
         out = []
         for i, text in enumerate(texts):
-            spans = combine_spans([p[i] for p in per_detector], self.mode)
+            spans = combine_spans([p[i] for p in per_detector], self.mode, primary_types=self.detectors[0].types)
             out.append(tag_short_forms(text, spans) if self.abbreviations else spans)
         return out
 
@@ -117,7 +129,7 @@ class CombinedDetector(Detector):
 
 
 def make_combined_detector(
-    arg: str | None, kb: Any = None, *, mode: str = "union", abbreviations: bool = True,
+    arg: str | None, kb: Any = None, *, mode: str = "primary-types", abbreviations: bool = True,
     tagger: Detector | str | None = None, training_docs: Any = None, quantize: bool = False,
     runtime: str = "torch", **options: Any,
 ) -> CombinedDetector:
