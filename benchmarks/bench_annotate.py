@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--no-spacy", action="store_true")
     ap.add_argument("--quantize-tagger", action="store_true",
                     help="also time the detector with the tagger's linear layers in int8, interleaved")
+    ap.add_argument("--onnx-tagger", action="store_true",
+                    help="also time the detector with the tagger run by ONNX Runtime, interleaved")
     args = ap.parse_args()
 
     try:
@@ -61,6 +63,10 @@ def main() -> None:
         from genbel.ner import create_detector
 
         variants["annotate-int8"] = create_detector(args.detector, kb, quantize=True)
+    if args.onnx_tagger:
+        from genbel.ner import create_detector
+
+        variants["annotate-onnx"] = create_detector(args.detector, kb, runtime="onnx")
     linker = make_linker(args.linker, kb)
     linker.link(["breast cancer"], k=5)  # builds any index / loads the model
     setup = time.perf_counter() - t0

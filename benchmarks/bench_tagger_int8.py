@@ -1,4 +1,5 @@
-"""The NER tagger in float32 and with int8 linear layers (``quantize=True``), interleaved: seconds per
+"""The NER tagger in float32 and with int8 linear layers (``quantize=True``) (and with ``--onnx`` in float32
+run by ONNX Runtime, ``runtime="onnx"``), interleaved: seconds per
 ``detect_batch`` over the first ``N`` abstracts of a PubTator corpus (default NCBI-disease dev) and the
 exact-span F1 of each (no bootstrap).
 
@@ -24,6 +25,7 @@ def main() -> None:
     ap.add_argument("--n-docs", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--onnx", action="store_true", help="also the float32 tagger run by ONNX Runtime")
     args = ap.parse_args()
 
     import torch
@@ -37,6 +39,8 @@ def main() -> None:
     texts = [d.text for d in docs]
     variants = {"float32": create_detector(f"tagger:{args.tagger}"),
                 "int8": create_detector(f"tagger:{args.tagger}", quantize=True)}
+    if args.onnx:
+        variants["onnx"] = create_detector(f"tagger:{args.tagger}", runtime="onnx")
     preds = {}
     for r in range(args.repeat):
         for name, det in variants.items():

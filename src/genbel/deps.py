@@ -34,6 +34,8 @@ EXTRAS: dict[str, str] = {
     "uvicorn": "serve",
     "httpx": "serve",
     "swagger_ui_bundle": "serve",
+    "onnxruntime": "onnx",
+    "onnx": "onnx",
     "ray": "distributed",
     "pyarrow": "distributed",
 }

@@ -24,6 +24,12 @@ def test_modes() -> None:
     assert [(s.offsets, s.source) for s in combine_spans([dictionary, tagger], "union")] == [
         ((0, 30), "tagger"), ((46, 49), "dictionary"), ((54, 67), "dictionary+tagger")]
     assert combine_spans([tagger, dictionary], "intersection") == [both]
+    # primary-types: the dictionary only for the types the tagger does not detect
+    chem = Span(46, 49, "FAP", "Chemicals & Drugs", 0.9, "dictionary")
+    assert combine_spans([tagger, dictionary], "primary-types") == [tagger[0], both]
+    assert combine_spans([tagger, [*dictionary, chem]], "primary-types", primary_types=["Disorders"]) == [
+        tagger[0], chem, both]
+    assert combine_spans([[], [*dictionary, chem]], "primary-types", primary_types=["Disorders"]) == [chem]
     with raises_code("E506", ConfigError):
         combine_spans([tagger], "vote")
 

@@ -108,7 +108,7 @@ def test_shipped_disease_tagger_and_default_detector(tiny_kb) -> None:
     found = {s.text for s in tagger.detect(text)}
     assert {"Familial adenomatous polyposis", "colorectal cancer", "breast cancer"} <= found
     det = default_detector(tiny_kb)
-    assert isinstance(det, CombinedDetector) and det.mode == "union"
+    assert isinstance(det, CombinedDetector) and det.mode == "primary-types"
     spans = det.detect(text)
     assert [s.text for s in spans if s.text == "FAP"] == ["FAP", "FAP"]
     for s in spans:
@@ -221,3 +221,20 @@ def test_lora_training_with_a_crf_learns_a_toy_corpus(encoder_dir: Path, tmp_pat
     assert hold_out(docs, 0.2, seed=1) == (kept, held)
     with raises_code("E504", ConfigError):
         NERConfig(crf=True).check()  # a CRF needs word labels
+
+
+def test_onnx_runtime_gives_torchs_logits_and_spans(encoder_dir: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    tagger = TokenTagger.from_base(encoder_dir, LABELS, max_length=60, max_chars=50)
+    fast = TokenTagger(tagger.model, tagger.tokenizer, LABELS, max_length=60, max_chars=50, runtime="onnx")
+    texts = ["Breast cancer and colon cancer. APC (adenomatous polyposis coli) is rare.", "x y", ""]
+    for (p1, s1), (p2, s2) in zip(tagger.scores(texts), fast.scores(texts), strict=True):
+        assert p1 == p2
+        np.testing.assert_array_equal(s1[0], s2[0])
+        np.testing.assert_allclose(s1[3], s2[3], atol=1e-4)  # logits of every word piece, padded batches
+    for a, b in zip(fast.detect_batch(texts), tagger.detect_batch(texts), strict=True):
+        assert [(s.start, s.end, s.text, s.type) for s in a] == [(s.start, s.end, s.text, s.type) for s in b]
+        assert [s.score for s in a] == pytest.approx([s.score for s in b], abs=1e-4)
+    for bad in ({"runtime": "tensorrt"}, {"runtime": "onnx", "quantize": True}):
+        with raises_code("E504", ConfigError):
+            TokenTagger(tagger.model, tagger.tokenizer, LABELS, **bad)

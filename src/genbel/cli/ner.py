@@ -30,11 +30,12 @@ def train_ner_cmd(
     dev_docs: int | None = typer.Option(None, "--dev-docs", min=1, help="Use only the first N dev documents."),
     entity_types: str | None = typer.Option(None, "--entity-types", help="Comma-separated types to learn."),
     base: str = typer.Option("minilm", "--base", help="Base encoder (packaged alias or directory)."),
-    epochs: int = typer.Option(4, "--epochs", min=1),
+    epochs: int = typer.Option(8, "--epochs", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
-    lr: float = typer.Option(2e-4, "--lr", help="Learning rate of the trained encoder layers."),
+    lr: float = typer.Option(1e-4, "--lr", help="Learning rate of the trained encoder layers."),
     head_lr: float = typer.Option(1e-3, "--head-lr"),
-    train_layers: int = typer.Option(2, "--train-layers", min=0, help="Top encoder layers trained."),
+    train_layers: int = typer.Option(6, "--train-layers", min=0,
+                                      help="Top encoder layers trained (the others frozen and cached)."),
     lora_rank: int = typer.Option(0, "--lora-rank", min=0,
                                   help="Train LoRA adapters of this rank on every projection of every layer "
                                        "(0: train the top --train-layers layers instead)."),
@@ -50,7 +51,7 @@ def train_ner_cmd(
     dev_fraction: float = typer.Option(0.0, "--dev-fraction", min=0.0, max=0.5,
                                        help="Hold out this share of the training documents (seeded) as the dev "
                                             "set, when the corpus has no dev split of its own to choose on."),
-    threads: int = typer.Option(1, "--threads", min=1, help="torch threads."),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch threads."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last finished epoch."),
 ) -> None:
@@ -94,8 +95,9 @@ def evaluate_e2e_cmd(
     kb_format: str | None = typer.Option(None, "--kb-format"),
     detector: str = typer.Option(
         "combined", "--detector", help="dictionary | tagger[:PATH] | combined[:TAGGER_PATH]"),
-    mode: str = typer.Option("union", "--mode",
-                             help="combined: primary-first (tagger first) | dictionary-first | union | intersection"),
+    mode: str = typer.Option("primary-types", "--mode",
+                             help="combined: primary-types (the tagger for its types, the dictionary for the "
+                                  "others) | primary-first (tagger first) | dictionary-first | union | intersection"),
     train_corpus: list[Path] | None = typer.Option(
         None, "--train-corpus", help="Training corpus: its mentions join the dictionary (repeatable)."),
     linker: str = typer.Option("dense:default", "--linker", help="Linker spec, or 'none' to score NER only."),

@@ -3,6 +3,10 @@
 Modes of :class:`CombinedDetector` (the first detector is the *primary*, normally the tagger; the
 second the dictionary), chosen on dev data (``docs/benchmarks.md``):
 
+* ``primary-types`` (the default): every span of the primary; the others' spans only for the types
+  the primary does not detect (and where they overlap nothing kept). With the disease tagger and a
+  disease KB this is the tagger alone (chosen on NCBI-disease dev: no combination with the dictionary
+  beat the 6-layer tagger); with a wider KB the dictionary still finds the other types;
 * ``primary-first`` (``tagger-first``): every span of the primary; spans of the others that overlap
   none of them are added (``dictionary-first`` in :func:`make_combined_detector`: the dictionary is
   the primary);
@@ -30,18 +34,26 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MODES", "CombinedDetector", "combine_spans", "make_combined_detector", "tag_short_forms"]
 
-MODES = ("primary-first", "union", "intersection")
+MODES = ("primary-types", "primary-first", "union", "intersection")
 _ALIASES = {"tagger-first": "primary-first"}
 
 
-def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-first") -> list[Span]:
-    """One detector's spans per list (the first is the primary), combined by ``mode``."""
+def combine_spans(span_lists: Sequence[Sequence[Span]], mode: str = "primary-first", *,
+                  primary_types: Sequence[str] | None = None) -> list[Span]:
+    """One detector's spans per list (the first is the primary), combined by ``mode``;
+    ``primary_types`` are the types the primary detects (``primary-types`` mode; default: the types
+    of its spans)."""
     mode = _ALIASES.get(mode, mode)
     if mode not in MODES:
         raise ConfigError(Errors.E506.format(mode=mode, known=", ".join(MODES + tuple(_ALIASES))))
     if not span_lists:
         return []
-    if mode == "intersection":
+    if mode == "primary-types":
+        own = set(primary_types) if primary_types is not None else {s.type for s in span_lists[0]}
+        kept = list(span_lists[0])
+        for spans in span_lists[1:]:
+            kept.extend([s for s in spans if s.type not in own and not any(s.overlaps(k) for k in kept)])
+    elif mode == "intersection":
         keys = set.intersection(*[{(s.start, s.end) for s in spans} for spans in span_lists])
         kept = [s for s in span_lists[0] if (s.start, s.end) in keys]
     elif mode == "union":
@@ -87,7 +99,7 @@ class CombinedDetector(Detector):
 
     name = "combined"
 
-    def __init__(self, detectors: Sequence[Detector], mode: str = "primary-first", *,
+    def __init__(self, detectors: Sequence[Detector], mode: str = "primary-types", *,
                  abbreviations: bool = True) -> None:
         if not detectors:
             raise ConfigError(Errors.E506.format(mode="(no detector)", known=", ".join(MODES)))
@@ -100,7 +112,7 @@ class CombinedDetector(Detector):
         per_detector = [d.detect_batch(texts) for d in self.detectors]
         out = []
         for i, text in enumerate(texts):
-            spans = combine_spans([p[i] for p in per_detector], self.mode)
+            spans = combine_spans([p[i] for p in per_detector], self.mode, primary_types=self.detectors[0].types)
             out.append(tag_short_forms(text, spans) if self.abbreviations else spans)
         return out
 
@@ -117,12 +129,14 @@ class CombinedDetector(Detector):
 
 
 def make_combined_detector(
-    arg: str | None, kb: Any = None, *, mode: str = "union", abbreviations: bool = True,
-    tagger: Detector | str | None = None, training_docs: Any = None, quantize: bool = False, **options: Any,
+    arg: str | None, kb: Any = None, *, mode: str = "primary-types", abbreviations: bool = True,
+    tagger: Detector | str | None = None, training_docs: Any = None, quantize: bool = False,
+    runtime: str = "torch", **options: Any,
 ) -> CombinedDetector:
     """Registry factory: ``combined`` (shipped tagger + dictionary over ``kb``), ``combined:PATH``
     (the tagger at PATH); ``tagger=`` may also give the tagger (a detector or a spec); ``quantize``
-    loads a tagger given by spec with int8 linear layers (:class:`genbel.ner.tagger.TokenTagger`)."""
+    (int8 linear layers) and ``runtime`` (``"onnx"``: ONNX Runtime) are how a tagger given by spec is
+    loaded (:class:`genbel.ner.tagger.TokenTagger`)."""
     if kb is None:
         raise ConfigError(Errors.E502.format(what="combined"))
     dictionary_first = mode == "dictionary-first"
@@ -130,7 +144,8 @@ def make_combined_detector(
         mode = "primary-first"
     combine_spans([], mode)  # validates the mode before the tagger is loaded
     spec = tagger if tagger is not None else f"tagger:{arg or 'default'}"
-    tagger_det = create_detector(spec, quantize=True) if quantize and isinstance(spec, str) else create_detector(spec)
+    how = {**({"quantize": True} if quantize else {}), **({"runtime": runtime} if runtime != "torch" else {})}
+    tagger_det = create_detector(spec, **how) if how and isinstance(spec, str) else create_detector(spec)
     dictionary = create_detector("dictionary", kb, training_docs=training_docs, **options)
     parts = [dictionary, tagger_det] if dictionary_first else [tagger_det, dictionary]
     return CombinedDetector(parts, mode, abbreviations=abbreviations)

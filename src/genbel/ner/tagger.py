@@ -22,6 +22,10 @@ layers), or the low-rank changes of every projection as float16 factors (LoRA-tr
 :func:`genbel.encoders.weights.lowrank_tensors`) — plus the classification head and the CRF scores
 in float32. The base is read from the installed ``minilm`` package (or a directory) and must have the
 weights the delta was made from (``base_fingerprint``).
+
+Inference options (not saved): ``quantize=True`` runs the encoder's linear layers in int8 (torch
+dynamic quantisation); ``runtime="onnx"`` runs the loaded encoder and head with ONNX Runtime
+(:mod:`genbel.ner.onnx`: exported in memory at load time, same logits to ~1e-5).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ DELTA_FILE = "delta.safetensors"
 HEAD_PREFIX = "classifier."
 CRF_PREFIX = "crf."
 DECODINGS = ("viterbi", "argmax")
+RUNTIMES = ("torch", "onnx")
 
 _SENT_END = re.compile(r"[.!?](?=\s+[A-Z0-9(\[])")
 
@@ -190,12 +195,21 @@ class TokenTagger(Detector):
         self, model: Any, tokenizer: Any, labels: Sequence[str], *, max_length: int = 256,
         max_chars: int = 600, decoding: str = "viterbi", batch_size: int = 32, windows: bool = False,
         context_chars: int = 0, word_level: bool = False, crf: Mapping[str, np.ndarray] | None = None,
-        quantize: bool = False, info: dict[str, Any] | None = None,
+        quantize: bool = False, runtime: str = "torch", info: dict[str, Any] | None = None,
     ) -> None:
         if decoding not in DECODINGS:
             raise ConfigError(Errors.E504.format(field="decoding", reason=f"{decoding!r} is not one of {DECODINGS}"))
+        if runtime not in RUNTIMES or (quantize and runtime != "torch"):
+            raise ConfigError(Errors.E504.format(field="runtime", reason=f"{runtime!r}: one of {RUNTIMES} "
+                                                                         "(quantize needs torch)"))
         self.model = _quantized(model.eval()) if quantize else model.eval()
         self.quantize = quantize
+        self.runtime = runtime
+        self._onnx = None
+        if runtime == "onnx":
+            from genbel.ner.onnx import OnnxTokenClassifier
+
+            self._onnx = OnnxTokenClassifier(self.model)
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.max_length = max_length
@@ -234,9 +248,12 @@ class TokenTagger(Detector):
             enc = self.tokenizer([chunks[i] for i in idx], return_offsets_mapping=True, truncation=True,
                                  max_length=self.max_length, padding=True, return_tensors="pt")
             offsets = enc["offset_mapping"].numpy()
-            with torch.inference_mode():
-                logits_t = self.model(**{k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")
-                                         if k in enc}).logits.float()
+            if self._onnx is not None:
+                logits_t = torch.from_numpy(self._onnx(enc["input_ids"].numpy(), enc["attention_mask"].numpy()))
+            else:
+                with torch.inference_mode():
+                    logits_t = self.model(**{k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")
+                                             if k in enc}).logits.float()
             logits = logits_t.numpy()
             probs = torch.softmax(logits_t, dim=-1).numpy()
             mask = enc["attention_mask"].numpy().astype(bool)
