@@ -57,11 +57,26 @@ def peak() -> int:
     return _status("VmHWM")
 
 
+def anon() -> int:
+    """Private (anonymous) resident memory: what the process itself holds."""
+    return _status("RssAnon")
+
+
+def file_rss() -> int:
+    """Resident pages of mapped files (memory-mapped indexes): page cache, shared and reclaimable."""
+    return _status("RssFile")
+
+
+#: the largest RssAnon / RssFile seen by the watchdog (sampled every 0.1 s) since the last reset_peak()
+PEAKS = {"anon": 0, "file": 0}
+
+
 def reset_peak() -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
+    PEAKS.update(anon=anon(), file=file_rss())
 
 
 def watchdog(limit: float) -> None:
@@ -70,9 +85,19 @@ def watchdog(limit: float) -> None:
             if rss() > limit:
                 print(json.dumps({"error": f"RSS above {limit / 1e9:.1f} GB: stopped"}), flush=True)
                 os._exit(3)
-            time.sleep(0.2)
+            PEAKS["anon"] = max(PEAKS["anon"], anon())
+            PEAKS["file"] = max(PEAKS["file"], file_rss())
+            time.sleep(0.1)
 
     threading.Thread(target=run, daemon=True).start()
+
+
+def peaks() -> dict:
+    """Peak RssAnon and RssFile (sampled) and the current split, in MB."""
+    PEAKS["anon"] = max(PEAKS["anon"], anon())
+    PEAKS["file"] = max(PEAKS["file"], file_rss())
+    return {"peak_anon_mb": mb(PEAKS["anon"]), "peak_file_mb": mb(PEAKS["file"]), "anon_mb": mb(anon()),
+            "file_mb": mb(file_rss())}
 
 
 def mb(x: float) -> float:
@@ -351,19 +376,22 @@ def trie_marisa(a) -> dict:
 
 
 def sparse_build(a) -> dict:
+    """``SparseLinker.build``: the streamed build straight into the index directory."""
     from genbel.linkers.sparse import SparseLinker
 
+    t0 = time.perf_counter()
     kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    parse_s = time.perf_counter() - t0
+    kb.fingerprint()  # computed once (the KB's, not the index's cost)
     reset_peak()
     r0 = rss()
-    t0 = time.perf_counter()
-    lk = SparseLinker(kb)
-    res = {"names": kb.n_names(), "build_s": round(time.perf_counter() - t0, 1), "build_peak_mb": mb(peak()),
-           "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0), "nnz": int(lk.matrix.nnz),
-           "features": int(lk.matrix.shape[1])}
     out = a.work / f"sparse_{a.names}"
-    lk.save(out)
-    res["disk_mb"] = dir_mb(out)
+    t0 = time.perf_counter()
+    SparseLinker.build(kb, out)
+    meta = json.loads((out / "meta.json").read_text())
+    res = {"names": kb.n_names(), "parse_s": round(parse_s, 1), "build_s": round(time.perf_counter() - t0, 1),
+           "build_peak_mb": mb(peak()), "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0),
+           **peaks(), "nnz": meta["nnz"], "features": meta["n_features"], "disk_mb": dir_mb(out)}
     return res
 
 
@@ -372,16 +400,23 @@ def sparse_query(a) -> dict:
 
     path = kb_prefix(a.kb, a.names, a.work)
     kb = load_kb(path)
-    r0 = rss()
+    kb.fingerprint()  # computed once (the KB's, not the index's cost)
+    reset_peak()
+    r0, a0 = rss(), anon()
     t0 = time.perf_counter()
     lk = SparseLinker.load(a.work / f"sparse_{a.names}", kb)
-    res = {"load_s": round(time.perf_counter() - t0, 1), "load_rss_mb": mb(rss() - r0), "kb_rss_mb": mb(r0)}
+    res = {"load_s": round(time.perf_counter() - t0, 2), "load_rss_mb": mb(rss() - r0), "kb_rss_mb": mb(r0)}
     qs = queries(path)
     lk.candidates(qs[:5], k=10)
     t0 = time.perf_counter()
-    lk.candidates(qs, k=10)
+    got = lk.candidates(qs, k=10)
     res["query_ms"] = round((time.perf_counter() - t0) / len(qs) * 1e3, 2)
     res["query_peak_mb"] = mb(peak())
+    res["index_anon_mb"] = mb(anon() - a0)  # private memory the index added over the loaded KB
+    res.update(peaks())
+    # the ranked candidates, to compare with another build (e.g. the code before a change)
+    (a.work / f"sparse_topk_{a.names}.json").write_text(
+        json.dumps([[(c.concept_id, round(c.score, 6)) for c in r] for r in got]))
     return res
 
 
@@ -506,15 +541,19 @@ def ner_build(a) -> dict:
     kb = load_kb(kb_prefix(a.kb, a.names, a.work))
     reset_peak()
     r0 = rss()
+    a0 = anon()
     t0 = time.perf_counter()
     det = DictionaryDetector.from_kb(kb)
     res = {"names": kb.n_names(), "patterns": det.n_patterns, "build_s": round(time.perf_counter() - t0, 1),
            "build_peak_mb": mb(peak()), "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0),
-           "detector_rss_mb": mb(rss() - r0)}
+           "detector_rss_mb": mb(rss() - r0), "detector_anon_mb": mb(anon() - a0)}
     texts = abstracts()
     det.detect(texts[0])
     t0 = time.perf_counter()
-    spans = sum(len(det.detect(t)) for t in texts)
+    found = [det.detect(t) for t in texts]
+    spans = sum(map(len, found))
+    # the spans, to compare with another build (e.g. the code before a change)
+    (a.work / f"ner_spans_{a.names}.json").write_text(json.dumps([[(x.start, x.end, x.type) for x in f] for f in found]))
     res["detect_ms_per_abstract"] = round((time.perf_counter() - t0) / len(texts) * 1e3, 2)
     res["spans_per_abstract"] = round(spans / len(texts), 1)
     del kb
@@ -522,6 +561,7 @@ def ner_build(a) -> dict:
 
     gc.collect()
     res["detector_only_rss_mb"] = mb(rss())
+    res["detector_only_anon_mb"] = mb(anon())
     return res
 
 
