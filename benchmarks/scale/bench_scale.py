@@ -212,6 +212,42 @@ def kb_query(a) -> dict:
     return res
 
 
+def kb_query_lazy(a) -> dict:
+    """The same look-ups on ``KnowledgeBase.load(store, lazy=True)`` (read from SQLite when asked)."""
+    from genbel.kb.base import KnowledgeBase
+
+    out = a.work / f"store_{a.names}"
+    reset_peak()
+    r0 = rss()
+    t0 = time.perf_counter()
+    kb = KnowledgeBase.load(out, lazy=True, verify=False)
+    res = {"open_s": round(time.perf_counter() - t0, 3), "open_rss_mb": mb(rss() - r0)}
+    t0 = time.perf_counter()
+    fp = KnowledgeBase.fingerprint_of(kb._reader.iter_concepts(by_id=True))
+    res["verify_s"] = round(time.perf_counter() - t0, 1)
+    res["verified"] = fp == kb.fingerprint()
+    ids = kb.concept_ids
+    rng = random.Random(0)
+    pick = [ids[rng.randrange(len(ids))] for _ in range(2000)]
+    del ids
+    res["get_us"] = round(timed_ms(kb.get, pick) * 1e3, 2)  # mostly uncached (2,000 random of 0.5M)
+    res["resolve_us"] = round(timed_ms(kb.resolve_id, pick) * 1e3, 2)
+    res["query_peak_mb"] = mb(peak())
+    res.update(peaks())
+    return res
+
+
+def open_kb_for_query(a):
+    """The KB a query phase links against: the store read lazily (``--lazy-kb``), else the JSONL in memory."""
+    if a.lazy_kb:
+        from genbel.kb.base import KnowledgeBase
+
+        return KnowledgeBase.load(a.work / f"store_{a.names}", lazy=True, verify=False)
+    kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    kb.fingerprint()  # computed once (the KB's, not the index's cost)
+    return kb
+
+
 def _tokens(a):
     """Distinct names → SmolLM2 token ids of ``target(name)`` + EOS (as CandidateTrie), cached."""
     cache = a.work / f"tokens_{a.names}"
@@ -399,8 +435,7 @@ def sparse_query(a) -> dict:
     from genbel.linkers.sparse import SparseLinker
 
     path = kb_prefix(a.kb, a.names, a.work)
-    kb = load_kb(path)
-    kb.fingerprint()  # computed once (the KB's, not the index's cost)
+    kb = open_kb_for_query(a)
     reset_peak()
     r0, a0 = rss(), anon()
     t0 = time.perf_counter()
@@ -538,7 +573,7 @@ def dense_query(a) -> dict:
 def ner_build(a) -> dict:
     from genbel.ner.dictionary import DictionaryDetector
 
-    kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    kb = open_kb_for_query(a)
     reset_peak()
     r0 = rss()
     a0 = anon()
@@ -566,7 +601,7 @@ def ner_build(a) -> dict:
 
 
 PHASES = {
-    "kb": [("build", kb_build), ("query", kb_query)],
+    "kb": [("build", kb_build), ("query", kb_query), ("query-lazy", kb_query_lazy)],
     "trie": [("build-tail", trie_build), ("build-full", trie_build), ("query", trie_query)],
     "sparse": [("build", sparse_build), ("query", sparse_query)],
     "dense": [("build", dense_build), ("query", dense_query)],
@@ -585,6 +620,9 @@ def main() -> None:
     ap.add_argument("--marisa", action="store_true", help="trie: also build the marisa-trie anchor")
     ap.add_argument("--kind", help="dense: force an index kind (default: genbel's choice by size)")
     ap.add_argument("--series", action="store_true", help="trie: only the size series (1/8 .. all names)")
+    ap.add_argument("--lazy-kb", action="store_true",
+                    help="sparse query, ner: link against the KB store read lazily (run `kb` first)")
+    ap.add_argument("--only", help="run only these phases (comma-separated, e.g. query-lazy)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--layout", default="tail", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -606,6 +644,8 @@ def main() -> None:
     phases = [p for p, _ in PHASES[a.component]] + (["marisa"] if a.marisa and a.component == "trie" else [])
     if a.series:
         phases = ["series"]
+    if a.only:
+        phases = [p for p in phases if p in a.only.split(",")]
     res: dict = {"component": a.component, "names": a.names, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "load_avg_start": os.getloadavg()[0]}
     for phase in phases:
@@ -613,6 +653,8 @@ def main() -> None:
                str(a.work), "--rss-limit", str(a.rss_limit), "--real", str(a.real), "--phase", phase]
         if a.kind:
             cmd += ["--kind", a.kind]
+        if a.lazy_kb:
+            cmd += ["--lazy-kb"]
         if phase.startswith("build-"):
             cmd += ["--layout", phase.split("-", 1)[1]]
         t0 = time.perf_counter()
@@ -624,7 +666,9 @@ def main() -> None:
         print(phase, json.dumps(got), file=sys.stderr, flush=True)
     res["load_avg_end"] = os.getloadavg()[0]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{a.component}{'_series' if a.series else ''}{'_' + a.kind if a.kind else ''}_{a.names}.json").write_text(json.dumps(res, indent=1))
+    tag = f"{'_series' if a.series else ''}{'_' + a.kind if a.kind else ''}{'_lazykb' if a.lazy_kb else ''}"
+    tag += f"_{a.only.replace(',', '+')}" if a.only else ""
+    (OUT / f"{a.component}{tag}_{a.names}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res))
 
 

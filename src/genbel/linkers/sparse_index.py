@@ -77,19 +77,28 @@ class Postings:
     def nbytes(self) -> int:
         return int(self.indptr.nbytes + self.rows.nbytes + self.weights.nbytes)
 
+    def matrix(self) -> sp.csr_matrix:
+        """The postings as a ``(n_features, n_rows)`` scipy CSR matrix over the same arrays (no copy of
+        rows or weights; memory-mapped ones stay mapped), built once."""
+        m = getattr(self, "_matrix", None)
+        if m is None:
+            m = self._matrix = sp.csr_matrix((self.weights, self.rows, self.indptr),
+                                             shape=(self.n_features, self.n_rows), copy=False)
+        return m
+
     def score(self, q: sp.csr_matrix, out: np.ndarray) -> np.ndarray:
         """Dense cosine scores ``out[i, row]`` of query rows ``q`` (TF-IDF over the same features) with
-        every name row: the posting lists of each query n-gram, times its weight, added in n-gram order."""
+        every name row, one query at a time: the posting lists of the query's n-grams are selected and
+        summed with the query weights straight into a dense row (``P[ngrams].T @ w``, a CSC mat-vec; the
+        arithmetic of the sparse product ``q @ names.T`` without building a sparse result)."""
         out = out[: q.shape[0]]
-        out[:] = 0.0
-        indptr, rows, weights = self.indptr, self.rows, self.weights
+        m = self.matrix()
         for i in range(q.shape[0]):
-            o = out[i]
-            for f, w in zip(q.indices[q.indptr[i] : q.indptr[i + 1]], q.data[q.indptr[i] : q.indptr[i + 1]],
-                            strict=True):
-                a, b = indptr[f], indptr[f + 1]
-                if a < b:
-                    o[rows[a:b]] += weights[a:b] * w
+            a, b = q.indptr[i], q.indptr[i + 1]
+            if a == b:
+                out[i] = 0.0
+            else:
+                out[i] = m[q.indices[a:b]].T @ q.data[a:b]
         return out
 
     def save(self, path: str | Path) -> None:
