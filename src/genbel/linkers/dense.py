@@ -154,14 +154,59 @@ class DenseLinker(ConceptPriorMixin, Linker):
                 store = NameVectorStore.for_encoder(store, self.encoder)
             pack = _usable_pack(name_pack, self.encoder, store)
             try:
-                vectors, self.embedding_stats = embed_with_store(
-                    self.encoder, list(distinct), store, progress=progress, pack=pack
-                )
+                if index == "ivfpq":  # UMLS size: streamed, the float vectors are never all in memory
+                    self.index = self._build_ivfpq(list(distinct), inverse, store, pack, progress)
+                else:
+                    vectors, self.embedding_stats = embed_with_store(
+                        self.encoder, list(distinct), store, progress=progress, pack=pack
+                    )
+                    self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
             finally:
                 if store is not None and store is not vector_store:  # opened here
                     store.close()
-            self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
         self.set_prior(prior, prior_weight)
+
+    #: distinct names embedded and added per step of the streamed IVF-PQ build
+    IVFPQ_CHUNK = 100_000
+
+    def _build_ivfpq(self, distinct: list[str], inverse: np.ndarray, store: NameVectorStore | None,
+                     pack: NameVectorPack | None, progress: bool | None) -> Any:
+        """IVF-PQ over the name rows, embedding ``IVFPQ_CHUNK`` distinct names at a time: a uniform
+        sample of them first (the training sample, seeded), then the rest; each chunk's vectors are added
+        under the ids of the rows that have those names, so only one chunk of floats is ever held."""
+        from tqdm.auto import tqdm
+
+        from genbel.encoders.vector_store import EmbeddingStats
+        from genbel.linkers.dense_index import build_ivfpq_index, ivfpq_settings
+
+        n_rows, n_names = len(inverse), len(distinct)
+        train = ivfpq_settings(n_rows, self.encoder.dim)["train"]
+        rng = np.random.default_rng(0)
+        first = rng.choice(n_names, size=min(train, n_names), replace=False)
+        rest = np.ones(n_names, dtype=bool)
+        rest[first] = False
+        order = np.concatenate([np.sort(first), np.flatnonzero(rest)])
+        by_name = np.argsort(inverse, kind="stable")  # rows grouped by distinct name
+        starts = np.zeros(n_names + 1, dtype=np.int64)
+        np.cumsum(np.bincount(inverse, minlength=n_names), out=starts[1:])
+        stats = self.embedding_stats = EmbeddingStats()
+        show = progress if progress is not None else n_names > 20 * self.encoder.batch_size
+
+        def chunks() -> Any:
+            with tqdm(total=n_names, desc="embedding KB names (IVF-PQ)", unit="name", disable=not show) as bar:
+                for a in range(0, n_names, self.IVFPQ_CHUNK):
+                    ids = order[a : a + self.IVFPQ_CHUNK]
+                    v, st = embed_with_store(self.encoder, [distinct[i] for i in ids], store, progress=False,
+                                             pack=pack)
+                    for f in ("from_store", "from_pack", "embedded"):
+                        setattr(stats, f, getattr(stats, f) + getattr(st, f))
+                    stats.seconds += st.seconds
+                    counts = starts[ids + 1] - starts[ids]
+                    rows = np.concatenate([by_name[starts[i] : starts[i + 1]] for i in ids])
+                    bar.update(len(ids))
+                    yield v[np.repeat(np.arange(len(ids)), counts)], rows
+
+        return build_ivfpq_index(chunks(), self.encoder.dim, n_rows)
 
     # ------------------------------------------------------------------ scoring
     def preprocess(self, text: str) -> str:
