@@ -600,6 +600,8 @@ def dense_linker(a) -> dict:
         return out
 
     enc.encode = encode
+    if a.ivfpq_chunk:  # distinct names embedded per step of the streamed build (the linker's default: 100,000)
+        DenseLinker.IVFPQ_CHUNK = a.ivfpq_chunk
     reset_peak()
     r0, a0 = rss(), anon()
     t0 = time.perf_counter()
@@ -672,6 +674,7 @@ def main() -> None:
     ap.add_argument("--series", action="store_true", help="trie: only the size series (1/8 .. all names)")
     ap.add_argument("--lazy-kb", action="store_true",
                     help="sparse query, ner: link against the KB store read lazily (run `kb` first)")
+    ap.add_argument("--ivfpq-chunk", type=int, help="dense-linker: DenseLinker.IVFPQ_CHUNK")
     ap.add_argument("--only", help="run only these phases (comma-separated, e.g. query-lazy)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--layout", default="tail", help=argparse.SUPPRESS)
@@ -705,6 +708,8 @@ def main() -> None:
             cmd += ["--kind", a.kind]
         if a.lazy_kb:
             cmd += ["--lazy-kb"]
+        if a.ivfpq_chunk:
+            cmd += ["--ivfpq-chunk", str(a.ivfpq_chunk)]
         if phase.startswith("build-"):
             cmd += ["--layout", phase.split("-", 1)[1]]
         t0 = time.perf_counter()

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 POSTING_FILES = ("postings.indptr.npy", "postings.rows.npy", "postings.weights.npy")
 #: names counted per chunk of the streamed build
-CHUNK_NAMES = 200_000
+CHUNK_NAMES = 50_000
 
 
 @dataclass
@@ -259,18 +259,22 @@ def write_sparse_index(
     for i in tqdm(range(counts.n_chunks), desc="tf-idf: writing postings", unit="chunk", disable=not show):
         cptr, cols, cnt = counts.chunk(i)
         n = len(cptr) - 1
-        r = np.repeat(np.arange(n, dtype=np.int64), np.diff(cptr))
+        r = np.repeat(np.arange(n, dtype=np.int32), np.diff(cptr))
         f = to_final[cols]
         keep = f >= 0
-        x = sp.csr_matrix((cnt[keep].astype(np.float32), (r[keep], f[keep])), shape=(n, k))
-        x.sort_indices()
-        x = tfidf_rows(x, idf, params).tocoo()
-        order = np.argsort(x.col, kind="stable")  # entries are row-major: rows stay ascending per n-gram
-        c = x.col[order]
+        r, f = r[keep], f[keep]
+        # a row's chunk ids are sorted alphabetically, and so are the final ids: rows stay sorted
+        indptr_x = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=n), out=indptr_x[1:])
+        x = sp.csr_matrix((cnt[keep].astype(np.float32), f, indptr_x), shape=(n, k))
+        del cnt, keep, cols
+        x = tfidf_rows(x, idf, params)
+        order = np.argsort(x.indices, kind="stable")  # entries are row-major: rows stay ascending per n-gram
+        c = x.indices[order]
         per = np.bincount(c, minlength=k)
         first = np.cumsum(per) - per
         pos = cursor[c] + (np.arange(len(c)) - first[c])
-        rows_mm[pos] = x.row[order] + row0
+        rows_mm[pos] = r[order] + row0
         weights_mm[pos] = x.data[order]
         cursor += per
         row0 += n
