@@ -71,7 +71,16 @@ def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
     linker.save(tmp_path / "ref")  # the encoder is referenced by path
     meta = json.loads((tmp_path / "ref" / "meta.json").read_text())
     assert meta["encoder"] == str(encoder_dir.resolve()) and meta["sparse_weight"] == 0.5
-    assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == ["faiss.index", "meta.json", "sparse"]
+    from genbel.kb.strings import StringArray
+    from genbel.linkers.nametable import TABLE_FILES
+
+    assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == sorted(
+        ["faiss.index", "meta.json", "sparse", *TABLE_FILES])
+    loaded = DenseLinker.load(tmp_path / "ref", tiny_kb)
+    assert loaded.candidates(texts, k=3) == want
+    assert isinstance(loaded.table.names, StringArray)  # the name table is mapped, not rebuilt from the KB
+    for f in TABLE_FILES:  # an index saved before the table was: the table comes from the KB
+        (tmp_path / "ref" / f).unlink()
     assert DenseLinker.load(tmp_path / "ref", tiny_kb).candidates(texts, k=3) == want
     linker.save(tmp_path / "full", include_encoder=True)
     loaded = create_linker(f"biosyn:{tmp_path / 'full'}", tiny_kb)  # biosyn keeps the saved λ

@@ -61,7 +61,7 @@ from genbel.linkers.dense_index import (
     set_ef_search,
     write_faiss,
 )
-from genbel.linkers.nametable import ConceptPriorMixin, NameTable
+from genbel.linkers.nametable import TABLE_FILES, ConceptPriorMixin, NameTable
 from genbel.linkers.registry import register_linker
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
 from genbel.textio import read_json
@@ -110,6 +110,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         vector_store: NameVectorStore | str | Path | None = None,
         name_pack: NameVectorPack | str | Path | None = None,
         _faiss: Any = None,
+        _table: NameTable | None = None,
     ) -> None:
         self.kb = kb
         self.encoder = encoder if isinstance(encoder, TextEncoder) else TextEncoder.load(encoder)
@@ -122,7 +123,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         self.hnsw = {
             "hnsw_m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)
         }
-        self.table = NameTable.from_kb(kb, normalize=self.normalize)
+        self.table = _table if _table is not None else NameTable.from_kb(kb, normalize=self.normalize)
         if sparse is None and self.sparse_weight != 0.0:
             sparse = SparseLinker(kb, normalize=self.normalize)
         if sparse is not None and sparse.kb.fingerprint() != kb.fingerprint():
@@ -289,7 +290,8 @@ class DenseLinker(ConceptPriorMixin, Linker):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, include_encoder: bool = False) -> Path:
         """Write the index (atomic): ``meta.json`` (KB fingerprint, settings, encoder reference),
-        ``faiss.index``, ``sparse/`` when λ ≠ 0, and ``encoder/`` when ``include_encoder``."""
+        ``faiss.index``, the name table (``table.*.npy``), ``sparse/`` when λ ≠ 0, and ``encoder/`` when
+        ``include_encoder``."""
 
         def write(d: Path) -> None:
             meta = {
@@ -312,6 +314,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             if self.prior:
                 (d / PRIOR_FILE).write_text(json.dumps(self.prior), encoding="utf-8")
             write_faiss(d, self.index)
+            self.table.save(d)  # read back memory-mapped by load(): no Python object per name
             if self.sparse is not None and self.sparse_weight != 0.0:
                 self.sparse.save(d / "sparse")
             if include_encoder:
@@ -350,8 +353,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
         if lam != 0.0:
             sparse = SparseLinker.load(path / "sparse", kb) if (path / "sparse").is_dir() else SparseLinker(
                 kb, normalize=meta["normalize"])
+        table = NameTable.load(path, normalize=meta["normalize"]) \
+            if all((path / f).is_file() for f in TABLE_FILES) else None  # saved by earlier versions: from the KB
         linker = cls(
-            kb, encoder, sparse_weight=lam, sparse=sparse, index=meta["index"], hnsw_m=meta["hnsw_m"],
+            kb, encoder, sparse_weight=lam, sparse=sparse, index=meta["index"], hnsw_m=meta["hnsw_m"], _table=table,
             ef_construction=meta["ef_construction"],
             ef_search=int(options.pop("ef_search", meta["ef_search"])),
             n_candidates=int(options.pop("n_candidates", meta["n_candidates"])), normalize=meta["normalize"],
@@ -437,7 +442,9 @@ def cached_dense_linker(
         if float(options.get("sparse_weight", 0.0)) != 0.0 and options.get("sparse") is None \
                 and (entry / "sparse").is_dir():
             options["sparse"] = SparseLinker.load(entry / "sparse", kb)
-        linker = DenseLinker(kb, encoder, _faiss=index, **options)
+        table = NameTable.load(entry, normalize=bool(options.get("normalize", True))) \
+            if all((entry / f).is_file() for f in TABLE_FILES) else None
+        linker = DenseLinker(kb, encoder, _faiss=index, _table=table, **options)
         if linker.index.ntotal == len(linker.table):
             logger.info("dense index of KB %s loaded from the cache %s", kb.name, entry)
             return linker
