@@ -144,51 +144,49 @@ class DictionaryDetector(Detector):
         self.min_length = min_length
         self.min_acronym_length = min_acronym_length
         self.stop = {fold(w) for w in stop_words} | {fold(w) for w in stop_names}
-        # one pattern per distinct folded name: its words (ids in first-seen order), length, flags
-        keys: dict[str, int] = {}
+        # every name as a sequence of word ids (first-seen order), its folded length, type and acronym flag;
+        # names with the same folded words end at one trie node: the pattern, represented by one of them
         words: dict[str, int] = {}
         tokens = array("I")
         lengths = array("I")
         key_chars = array("I")
-        any_case = bytearray()
-        pair_pattern = array("I")
-        pair_type = array("H")
+        name_type = array("H")
+        acronym = bytearray()
         type_ids: dict[str, int] = {}
-        self._forms: dict[int, set[str]] = {}  # acronym-like names: the exact surfaces allowed
+        surfaces: dict[int, str] = {}  # acronym-like names: their exact surface
         for name, type_ in names:
             key = fold(name)
             if not key:
                 continue
-            pid = keys.get(key)
-            if pid is None:
-                pid = keys[key] = len(keys)
-                ws = key.split(" ")
-                tokens.extend(words.setdefault(w, len(words)) for w in ws)
-                lengths.append(len(ws))
-                key_chars.append(len(key))
-                any_case.append(0)
-            pair_pattern.append(pid)
-            pair_type.append(type_ids.setdefault(type_, len(type_ids)))
+            ws = key.split(" ")
+            tokens.extend(words.setdefault(w, len(words)) for w in ws)
             if _is_acronym(name):
-                self._forms.setdefault(pid, set()).add(name.strip())
+                surfaces[len(lengths)] = name.strip()
+                acronym.append(1)
             else:
-                any_case[pid] = 1
-        del keys
-        self._type_names = list(type_ids)
-        self._type = _most_frequent(np.frombuffer(pair_pattern, dtype=np.uint32),
-                                    np.frombuffer(pair_type, dtype=np.uint16), len(lengths), len(type_ids))
-        del pair_pattern, pair_type
+                acronym.append(0)
+            lengths.append(len(ws))
+            key_chars.append(len(key))
+            name_type.append(type_ids.setdefault(type_, len(type_ids)))
+        n = len(lengths)
         # the vocabulary as a marisa-trie (its own ids), the names as word-id sequences in a TokenTrie
         self._vocab = marisa_trie.Trie(words)
         remap = np.fromiter((self._vocab[w] for w in words), dtype=np.uint32, count=len(words))
         del words
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.frombuffer(lengths, dtype=np.uint32), out=offsets[1:])
         self._trie = TokenTrie.from_flat(remap[np.frombuffer(tokens, dtype=np.uint32)], offsets)
-        del tokens, lengths
-        self._key_chars = np.frombuffer(key_chars, dtype=np.uint32)
-        self._any_case = np.frombuffer(bytes(any_case), dtype=np.bool_)
-        self._n_names = len(self._key_chars)
+        del tokens, lengths, remap
+        rep = _representatives(self._trie, n)
+        self._type_names = list(type_ids)
+        self._type = _most_frequent(rep, np.frombuffer(name_type, dtype=np.uint16), n, len(type_ids))
+        self._any_case = np.zeros(n, dtype=bool)
+        self._any_case[rep[np.frombuffer(bytes(acronym), dtype=np.uint8) == 0]] = True
+        self._forms: dict[int, set[str]] = {}  # per pattern: the exact surfaces of its acronym-like names
+        for i, surface in surfaces.items():
+            self._forms.setdefault(int(rep[i]), set()).add(surface)
+        self._key_chars = np.frombuffer(key_chars, dtype=np.uint32)  # the same for every name of a pattern
+        self._n_names = int(np.count_nonzero(self._trie.term_end > self._trie.lo))
         self._build()
 
     def _pattern(self, key: str) -> int:
@@ -311,6 +309,19 @@ class DictionaryDetector(Detector):
     def describe(self) -> dict[str, Any]:
         return {"detector": self.name, "patterns": self.n_patterns, "min_length": self.min_length,
                 "min_acronym_length": self.min_acronym_length, "stop_names": len(self.stop)}
+
+
+def _representatives(trie: TokenTrie, n: int) -> np.ndarray:
+    """For each of the ``n`` sequences of ``trie``, the sequence representing all sequences that end at the
+    same node (the first stored there): ``values(node)[0]``, what matching reads."""
+    rep = np.zeros(n, dtype=np.int64)
+    ends = np.flatnonzero(trie.term_end > trie.lo)
+    first = trie.lo[ends].astype(np.int64)
+    count = trie.term_end[ends].astype(np.int64) - first
+    pos = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count) + np.repeat(first, count)
+    values = np.asarray(trie.seq_values, dtype=np.int64)
+    rep[values[pos]] = np.repeat(values[first], count)
+    return rep
 
 
 def _most_frequent(pattern: np.ndarray, type_: np.ndarray, n_patterns: int, n_types: int) -> np.ndarray:
