@@ -475,7 +475,12 @@ def dense_build(a) -> dict:
     import torch
 
     from genbel.encoders import TextEncoder
-    from genbel.linkers.dense_index import build_ivfpq_index, build_faiss_index, choose_index_kind, ivfpq_settings
+    from genbel.linkers.dense_index import (
+        build_faiss_index,
+        build_ivfpq_index,
+        choose_index_kind,
+        ivfpq_settings,
+    )
 
     torch.set_num_threads(2)
     faiss.omp_set_num_threads(2)

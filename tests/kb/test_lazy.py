@@ -30,7 +30,7 @@ def stored(tmp_path):
 
 
 def test_reads_what_the_in_memory_kb_reads(stored):
-    kb, path = stored
+    _, path = stored
     lazy = KnowledgeBase.load(path, lazy=True, verify=True)
     whole = KnowledgeBase.load(path)
     assert isinstance(lazy, LazyKnowledgeBase) and isinstance(lazy, KnowledgeBase)

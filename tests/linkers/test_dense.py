@@ -178,7 +178,7 @@ def test_ivfpq_is_built_streamed_each_name_embedded_once(encoder_dir, monkeypatc
     linker = DenseLinker(kb, enc, index="ivfpq")
     keys = list(linker.table.keys)
     assert linker.index.ntotal == len(keys) == 182
-    assert max(map(len, embedded)) <= 40 and sorted(sum(embedded, [])) == sorted(set(keys))  # once each
+    assert max(map(len, embedded)) <= 40 and sorted(t for b in embedded for t in b) == sorted(set(keys))  # once each
     assert linker.embedding_stats.embedded == len(set(keys))
     # rows keep their ids: a row's code reconstructs close to its own name's vector
     vectors = encode(keys)

@@ -271,7 +271,7 @@ def test_same_top_k_as_the_in_memory_index_on_the_bundled_kb(tmp_path):
 
 
 def test_a_version_1_index_is_still_read(tiny_kb, tmp_path):
-    table, vec, matrix = _sklearn_reference(tiny_kb)
+    _, vec, matrix = _sklearn_reference(tiny_kb)
     d = tmp_path / "v1"
     d.mkdir()
     linker = SparseLinker(tiny_kb)

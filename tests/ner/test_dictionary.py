@@ -141,11 +141,8 @@ def _reference_spans(names: list[tuple[str, str]] | tuple, text: str, min_length
             if k not in types or k in stop:
                 continue
             s, e = origin[words[i][0]], origin[words[j][1] - 1] + 1
-            if any_case.get(k) and len(k) >= min_length:
-                pass
-            elif k in forms and len(k) >= min_acronym_length and text[s:e] in forms[k]:
-                pass
-            else:
+            any_case_ok = any_case.get(k) and len(k) >= min_length
+            if not any_case_ok and not (k in forms and len(k) >= min_acronym_length and text[s:e] in forms[k]):
                 continue
             out.append(Span(s, e, text[s:e], types[k].most_common(1)[0][0], 1.0, "dictionary"))
     return remove_overlaps(out)

@@ -35,7 +35,7 @@ CACHE_SIZE = 4096
 class LazyKnowledgeBase(KnowledgeBase):
     """The read-only :class:`KnowledgeBase` interface over a KB store directory, without materialising it."""
 
-    def __init__(self, path: str | Path, *, verify: bool = False) -> None:  # noqa: D107
+    def __init__(self, path: str | Path, *, verify: bool = False) -> None:
         self._reader = StoreReader(path)
         meta = self._reader.meta
         self.path = Path(path)
