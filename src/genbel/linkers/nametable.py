@@ -9,6 +9,7 @@ name scores, and helpers to turn scored rows into :class:`~genbel.linkers.base.C
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,8 @@ class NameTableWriter:
         self.names = StringArrayWriter()
         self.concept_ids = StringArrayWriter()
         self.preferred = StringArrayWriter()
-        self._row_concept: list[np.ndarray] = []
-        self._starts: list[int] = []
+        self._row_concept = array("i")  # machine arrays: no Python object per row or concept
+        self._starts = array("q")
         self.n_rows = 0
 
     def add(self, concept_id: str, preferred: str, names: Sequence[str]) -> None:
@@ -143,16 +144,15 @@ class NameTableWriter:
         self.concept_ids.append(concept_id)
         self.preferred.append(preferred)
         self.names.extend(names)
-        self._row_concept.append(np.full(len(names), j, dtype=np.int32))
+        self._row_concept.extend([j] * len(names))
         self.n_rows += len(names)
 
     def save(self, path: str | Path) -> None:
         self.names.save(path, "table.names")
         self.concept_ids.save(path, "table.concept_ids")
         self.preferred.save(path, "table.preferred")
-        rc = np.concatenate(self._row_concept) if self._row_concept else np.zeros(0, dtype=np.int32)
-        np.save(Path(path) / "table.row_concept.npy", rc)
-        np.save(Path(path) / "table.concept_starts.npy", np.asarray(self._starts, dtype=np.int64))
+        np.save(Path(path) / "table.row_concept.npy", np.frombuffer(self._row_concept, dtype=np.int32))
+        np.save(Path(path) / "table.concept_starts.npy", np.frombuffer(self._starts, dtype=np.int64))
 
 
 @dataclass
