@@ -57,11 +57,26 @@ def peak() -> int:
     return _status("VmHWM")
 
 
+def anon() -> int:
+    """Private (anonymous) resident memory: what the process itself holds."""
+    return _status("RssAnon")
+
+
+def file_rss() -> int:
+    """Resident pages of mapped files (memory-mapped indexes): page cache, shared and reclaimable."""
+    return _status("RssFile")
+
+
+#: the largest RssAnon / RssFile seen by the watchdog (sampled every 0.1 s) since the last reset_peak()
+PEAKS = {"anon": 0, "file": 0}
+
+
 def reset_peak() -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
+    PEAKS.update(anon=anon(), file=file_rss())
 
 
 def watchdog(limit: float) -> None:
@@ -70,9 +85,19 @@ def watchdog(limit: float) -> None:
             if rss() > limit:
                 print(json.dumps({"error": f"RSS above {limit / 1e9:.1f} GB: stopped"}), flush=True)
                 os._exit(3)
-            time.sleep(0.2)
+            PEAKS["anon"] = max(PEAKS["anon"], anon())
+            PEAKS["file"] = max(PEAKS["file"], file_rss())
+            time.sleep(0.1)
 
     threading.Thread(target=run, daemon=True).start()
+
+
+def peaks() -> dict:
+    """Peak RssAnon and RssFile (sampled) and the current split, in MB."""
+    PEAKS["anon"] = max(PEAKS["anon"], anon())
+    PEAKS["file"] = max(PEAKS["file"], file_rss())
+    return {"peak_anon_mb": mb(PEAKS["anon"]), "peak_file_mb": mb(PEAKS["file"]), "anon_mb": mb(anon()),
+            "file_mb": mb(file_rss())}
 
 
 def mb(x: float) -> float:
@@ -185,6 +210,42 @@ def kb_query(a) -> dict:
     res["lookup_name_us"] = round(timed_ms(kb.lookup, names) * 1e3, 2)
     res["query_peak_mb"] = mb(peak())
     return res
+
+
+def kb_query_lazy(a) -> dict:
+    """The same look-ups on ``KnowledgeBase.load(store, lazy=True)`` (read from SQLite when asked)."""
+    from genbel.kb.base import KnowledgeBase
+
+    out = a.work / f"store_{a.names}"
+    reset_peak()
+    r0 = rss()
+    t0 = time.perf_counter()
+    kb = KnowledgeBase.load(out, lazy=True, verify=False)
+    res = {"open_s": round(time.perf_counter() - t0, 3), "open_rss_mb": mb(rss() - r0)}
+    t0 = time.perf_counter()
+    fp = KnowledgeBase.fingerprint_of(kb._reader.iter_concepts(by_id=True))
+    res["verify_s"] = round(time.perf_counter() - t0, 1)
+    res["verified"] = fp == kb.fingerprint()
+    ids = kb.concept_ids
+    rng = random.Random(0)
+    pick = [ids[rng.randrange(len(ids))] for _ in range(2000)]
+    del ids
+    res["get_us"] = round(timed_ms(kb.get, pick) * 1e3, 2)  # mostly uncached (2,000 random of 0.5M)
+    res["resolve_us"] = round(timed_ms(kb.resolve_id, pick) * 1e3, 2)
+    res["query_peak_mb"] = mb(peak())
+    res.update(peaks())
+    return res
+
+
+def open_kb_for_query(a):
+    """The KB a query phase links against: the store read lazily (``--lazy-kb``), else the JSONL in memory."""
+    if a.lazy_kb:
+        from genbel.kb.base import KnowledgeBase
+
+        return KnowledgeBase.load(a.work / f"store_{a.names}", lazy=True, verify=False)
+    kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    kb.fingerprint()  # computed once (the KB's, not the index's cost)
+    return kb
 
 
 def _tokens(a):
@@ -351,19 +412,22 @@ def trie_marisa(a) -> dict:
 
 
 def sparse_build(a) -> dict:
+    """``SparseLinker.build``: the streamed build straight into the index directory."""
     from genbel.linkers.sparse import SparseLinker
 
+    t0 = time.perf_counter()
     kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    parse_s = time.perf_counter() - t0
+    kb.fingerprint()  # computed once (the KB's, not the index's cost)
     reset_peak()
     r0 = rss()
-    t0 = time.perf_counter()
-    lk = SparseLinker(kb)
-    res = {"names": kb.n_names(), "build_s": round(time.perf_counter() - t0, 1), "build_peak_mb": mb(peak()),
-           "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0), "nnz": int(lk.matrix.nnz),
-           "features": int(lk.matrix.shape[1])}
     out = a.work / f"sparse_{a.names}"
-    lk.save(out)
-    res["disk_mb"] = dir_mb(out)
+    t0 = time.perf_counter()
+    SparseLinker.build(kb, out)
+    meta = json.loads((out / "meta.json").read_text())
+    res = {"names": kb.n_names(), "parse_s": round(parse_s, 1), "build_s": round(time.perf_counter() - t0, 1),
+           "build_peak_mb": mb(peak()), "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0),
+           **peaks(), "nnz": meta["nnz"], "features": meta["n_features"], "disk_mb": dir_mb(out)}
     return res
 
 
@@ -371,17 +435,23 @@ def sparse_query(a) -> dict:
     from genbel.linkers.sparse import SparseLinker
 
     path = kb_prefix(a.kb, a.names, a.work)
-    kb = load_kb(path)
-    r0 = rss()
+    kb = open_kb_for_query(a)
+    reset_peak()
+    r0, a0 = rss(), anon()
     t0 = time.perf_counter()
     lk = SparseLinker.load(a.work / f"sparse_{a.names}", kb)
-    res = {"load_s": round(time.perf_counter() - t0, 1), "load_rss_mb": mb(rss() - r0), "kb_rss_mb": mb(r0)}
+    res = {"load_s": round(time.perf_counter() - t0, 2), "load_rss_mb": mb(rss() - r0), "kb_rss_mb": mb(r0)}
     qs = queries(path)
     lk.candidates(qs[:5], k=10)
     t0 = time.perf_counter()
-    lk.candidates(qs, k=10)
+    got = lk.candidates(qs, k=10)
     res["query_ms"] = round((time.perf_counter() - t0) / len(qs) * 1e3, 2)
     res["query_peak_mb"] = mb(peak())
+    res["index_anon_mb"] = mb(anon() - a0)  # private memory the index added over the loaded KB
+    res.update(peaks())
+    # the ranked candidates, to compare with another build (e.g. the code before a change)
+    (a.work / f"sparse_topk_{a.names}.json").write_text(
+        json.dumps([[(c.concept_id, round(c.score, 6)) for c in r] for r in got]))
     return res
 
 
@@ -405,7 +475,12 @@ def dense_build(a) -> dict:
     import torch
 
     from genbel.encoders import TextEncoder
-    from genbel.linkers.dense_index import build_ivfpq_index, build_faiss_index, choose_index_kind, ivfpq_settings
+    from genbel.linkers.dense_index import (
+        build_faiss_index,
+        build_ivfpq_index,
+        choose_index_kind,
+        ivfpq_settings,
+    )
 
     torch.set_num_threads(2)
     faiss.omp_set_num_threads(2)
@@ -500,21 +575,76 @@ def dense_query(a) -> dict:
     return res
 
 
+def dense_linker(a) -> dict:
+    """``DenseLinker(kb, minilm, index="ivfpq")`` over the KB's names with MiniLM's ``encode`` replaced by
+    a stand-in (a seeded unit vector per distinct text, clustered around ``--real`` real MiniLM vectors
+    as in ``dense``): what the linker itself holds while it builds — the name table, the vectors it
+    keeps, the codes — without 36 minutes of embedding 1M names. Run it with the code before and after
+    a change (``PYTHONPATH``) to compare."""
+    import zlib
+
+    import faiss
+    import torch
+
+    from genbel.encoders import TextEncoder
+    from genbel.linkers.dense import DenseLinker
+
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)
+    real = np.load(a.work / f"dense_real_{a.real}.npz")["real"]
+    kb = open_kb_for_query(a)
+    enc = TextEncoder.load("minilm")
+
+    def encode(texts, **kw):
+        out = np.empty((len(texts), real.shape[1]), dtype=np.float32)
+        for i, t in enumerate(texts):
+            h = zlib.crc32(t.encode("utf-8"))
+            x = real[h % len(real)] + np.random.default_rng(h).standard_normal(real.shape[1]).astype(np.float32) * (
+                0.5 / np.sqrt(real.shape[1]))
+            out[i] = x / np.linalg.norm(x)
+        return out
+
+    enc.encode = encode
+    if a.ivfpq_chunk:  # distinct names embedded per step of the streamed build (the linker's default: 100,000)
+        DenseLinker.IVFPQ_CHUNK = a.ivfpq_chunk
+    reset_peak()
+    r0, a0 = rss(), anon()
+    t0 = time.perf_counter()
+    lk = DenseLinker(kb, enc, index="ivfpq")
+    res = {"names": len(lk.table), "distinct_embedded": lk.embedding_stats.embedded if lk.embedding_stats else None,
+           "build_s": round(time.perf_counter() - t0, 1), "build_peak_mb": mb(peak()),
+           "build_peak_delta_mb": mb(peak() - r0), "before_build_anon_mb": mb(a0), **peaks(),
+           "linker_anon_mb": mb(anon() - a0)}
+    out = a.work / f"dense_linker_{a.names}"
+    lk.save(out)
+    res["disk_mb"] = dir_mb(out)
+    qs = queries(kb_prefix(a.kb, a.names, a.work))
+    lk.candidates(qs[:5], k=10)
+    t0 = time.perf_counter()
+    lk.candidates(qs, k=10)
+    res["query_ms"] = round((time.perf_counter() - t0) / len(qs) * 1e3, 2)
+    return res
+
+
 def ner_build(a) -> dict:
     from genbel.ner.dictionary import DictionaryDetector
 
-    kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    kb = open_kb_for_query(a)
     reset_peak()
     r0 = rss()
+    a0 = anon()
     t0 = time.perf_counter()
     det = DictionaryDetector.from_kb(kb)
     res = {"names": kb.n_names(), "patterns": det.n_patterns, "build_s": round(time.perf_counter() - t0, 1),
            "build_peak_mb": mb(peak()), "build_peak_delta_mb": mb(peak() - r0), "kb_rss_mb": mb(r0),
-           "detector_rss_mb": mb(rss() - r0)}
+           "detector_rss_mb": mb(rss() - r0), "detector_anon_mb": mb(anon() - a0)}
     texts = abstracts()
     det.detect(texts[0])
     t0 = time.perf_counter()
-    spans = sum(len(det.detect(t)) for t in texts)
+    found = [det.detect(t) for t in texts]
+    spans = sum(map(len, found))
+    # the spans, to compare with another build (e.g. the code before a change)
+    (a.work / f"ner_spans_{a.names}.json").write_text(json.dumps([[(x.start, x.end, x.type) for x in f] for f in found]))
     res["detect_ms_per_abstract"] = round((time.perf_counter() - t0) / len(texts) * 1e3, 2)
     res["spans_per_abstract"] = round(spans / len(texts), 1)
     del kb
@@ -522,15 +652,17 @@ def ner_build(a) -> dict:
 
     gc.collect()
     res["detector_only_rss_mb"] = mb(rss())
+    res["detector_only_anon_mb"] = mb(anon())
     return res
 
 
 PHASES = {
-    "kb": [("build", kb_build), ("query", kb_query)],
+    "kb": [("build", kb_build), ("query", kb_query), ("query-lazy", kb_query_lazy)],
     "trie": [("build-tail", trie_build), ("build-full", trie_build), ("query", trie_query)],
     "sparse": [("build", sparse_build), ("query", sparse_query)],
     "dense": [("build", dense_build), ("query", dense_query)],
     "ner": [("build", ner_build)],
+    "dense-linker": [("build", dense_linker)],
 }
 
 
@@ -545,6 +677,10 @@ def main() -> None:
     ap.add_argument("--marisa", action="store_true", help="trie: also build the marisa-trie anchor")
     ap.add_argument("--kind", help="dense: force an index kind (default: genbel's choice by size)")
     ap.add_argument("--series", action="store_true", help="trie: only the size series (1/8 .. all names)")
+    ap.add_argument("--lazy-kb", action="store_true",
+                    help="sparse query, ner: link against the KB store read lazily (run `kb` first)")
+    ap.add_argument("--ivfpq-chunk", type=int, help="dense-linker: DenseLinker.IVFPQ_CHUNK")
+    ap.add_argument("--only", help="run only these phases (comma-separated, e.g. query-lazy)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--layout", default="tail", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -566,6 +702,8 @@ def main() -> None:
     phases = [p for p, _ in PHASES[a.component]] + (["marisa"] if a.marisa and a.component == "trie" else [])
     if a.series:
         phases = ["series"]
+    if a.only:
+        phases = [p for p in phases if p in a.only.split(",")]
     res: dict = {"component": a.component, "names": a.names, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "load_avg_start": os.getloadavg()[0]}
     for phase in phases:
@@ -573,6 +711,10 @@ def main() -> None:
                str(a.work), "--rss-limit", str(a.rss_limit), "--real", str(a.real), "--phase", phase]
         if a.kind:
             cmd += ["--kind", a.kind]
+        if a.lazy_kb:
+            cmd += ["--lazy-kb"]
+        if a.ivfpq_chunk:
+            cmd += ["--ivfpq-chunk", str(a.ivfpq_chunk)]
         if phase.startswith("build-"):
             cmd += ["--layout", phase.split("-", 1)[1]]
         t0 = time.perf_counter()
@@ -584,7 +726,9 @@ def main() -> None:
         print(phase, json.dumps(got), file=sys.stderr, flush=True)
     res["load_avg_end"] = os.getloadavg()[0]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{a.component}{'_series' if a.series else ''}{'_' + a.kind if a.kind else ''}_{a.names}.json").write_text(json.dumps(res, indent=1))
+    tag = f"{'_series' if a.series else ''}{'_' + a.kind if a.kind else ''}{'_lazykb' if a.lazy_kb else ''}"
+    tag += f"_{a.only.replace(',', '+')}" if a.only else ""
+    (OUT / f"{a.component}{tag}_{a.names}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res))
 
 

@@ -26,7 +26,7 @@ EXTRAS: dict[str, str] = {
     "faiss": "models",
     "gguf": "models",
     "psutil": "bench",
-    "ahocorasick": "ner",
+    "marisa_trie": "ner",
     "bioc": "formats",
     "lxml": "formats",
     "spacy": "spacy",

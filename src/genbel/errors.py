@@ -331,6 +331,14 @@ class Errors(metaclass=_ErrorsWithCodes):
     E602 = "unknown synthetic KB format {value!r}; known: {known}"
     E603 = "{path}: unknown trie layout {layout!r} in trie.json; known: {known}"
     E604 = "unknown dense index kind {value!r} for {n:,} vectors; known: {known}"
+    E605 = (
+        "{path}: this KB store has no per-concept indexes (it was saved by an earlier genbel), so it cannot be "
+        "read lazily; load it whole (KnowledgeBase.load) or save it again (genbel kb build) to read it lazily"
+    )
+    E606 = (
+        "{path}: a KB read lazily from its store is read-only ({what}); load it whole "
+        "(KnowledgeBase.load(path)) to change it"
+    )
 
 
 class GenbelError(Exception):

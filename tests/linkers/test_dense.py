@@ -71,7 +71,16 @@ def test_save_load_round_trip(tiny_kb, encoder, encoder_dir, tmp_path):
     linker.save(tmp_path / "ref")  # the encoder is referenced by path
     meta = json.loads((tmp_path / "ref" / "meta.json").read_text())
     assert meta["encoder"] == str(encoder_dir.resolve()) and meta["sparse_weight"] == 0.5
-    assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == ["faiss.index", "meta.json", "sparse"]
+    from genbel.kb.strings import StringArray
+    from genbel.linkers.nametable import TABLE_FILES
+
+    assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == sorted(
+        ["faiss.index", "meta.json", "sparse", *TABLE_FILES])
+    loaded = DenseLinker.load(tmp_path / "ref", tiny_kb)
+    assert loaded.candidates(texts, k=3) == want
+    assert isinstance(loaded.table.names, StringArray)  # the name table is mapped, not rebuilt from the KB
+    for f in TABLE_FILES:  # an index saved before the table was: the table comes from the KB
+        (tmp_path / "ref" / f).unlink()
     assert DenseLinker.load(tmp_path / "ref", tiny_kb).candidates(texts, k=3) == want
     linker.save(tmp_path / "full", include_encoder=True)
     loaded = create_linker(f"biosyn:{tmp_path / 'full'}", tiny_kb)  # biosyn keeps the saved λ
@@ -146,3 +155,41 @@ def test_a_shared_name_is_embedded_once_so_its_concepts_tie_exactly(encoder_dir,
     assert [c.concept_id for c in top] == ["OMIM:101400", "OMIM:101200"]  # KB order decides an exact tie
     linker.set_prior({"OMIM:101200": 1})
     assert linker.candidates(["Saethre-Chotzen syndrome"], 1)[0][0].concept_id == "OMIM:101200"
+
+
+def test_ivfpq_is_built_streamed_each_name_embedded_once(encoder_dir, monkeypatch, tmp_path):
+    """index="ivfpq" (UMLS size) embeds a chunk of distinct names at a time (the training sample first)
+    and adds their rows under their ids: never all float vectors at once, each name embedded once."""
+    from genbel.linkers.dense_index import build_faiss_index as exact_index
+
+    enc = TextEncoder.load(encoder_dir)
+    concepts = [Concept(f"C{i:03d}", f"disease number {i} of organ {i % 7}", [f"syndrome {i % 13} type {i}"])
+                for i in range(90)]
+    concepts.append(Concept("C999", "shared name", ["disease number 5 of organ 5"]))  # a name of C005 too
+    kb = KnowledgeBase(concepts, name="ivf")
+    embedded: list[list[str]] = []
+
+    def encode(texts, **kw):  # well-separated vectors (a random tiny encoder maps every name close together)
+        out = np.stack([np.random.default_rng(list(t.encode())).normal(size=enc.dim) for t in texts])
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+    monkeypatch.setattr(enc, "encode", lambda texts, **kw: embedded.append(list(texts)) or encode(texts, **kw))
+    monkeypatch.setattr(DenseLinker, "IVFPQ_CHUNK", 40)
+    linker = DenseLinker(kb, enc, index="ivfpq")
+    keys = list(linker.table.keys)
+    assert linker.index.ntotal == len(keys) == 182
+    assert max(map(len, embedded)) <= 40 and sorted(t for b in embedded for t in b) == sorted(set(keys))  # once each
+    assert linker.embedding_stats.embedded == len(set(keys))
+    # rows keep their ids: a row's code reconstructs close to its own name's vector
+    vectors = encode(keys)
+    rec = linker.index.reconstruct_batch(np.arange(len(keys), dtype=np.int64))
+    assert np.mean(np.sum(rec * vectors, axis=1)) > 0.5
+    shared = [i for i, k in enumerate(keys) if k == "disease number 5 of organ 5"]
+    assert len(shared) == 2 and np.array_equal(rec[shared[0]], rec[shared[1]])
+    # and it links like an exact index over the same vectors, mostly
+    _, exact = exact_index(vectors, "flat").search(vectors[:40], 1)
+    got = [linker.candidates([k], 1)[0][0].concept_id for k in keys[:40]]
+    want = [linker.table.concept_ids[linker.table.row_concept[r]] for r in exact[:, 0]]
+    assert np.mean([a == b for a, b in zip(got, want)]) >= 0.8
+    linker.save(tmp_path / "idx")
+    assert DenseLinker.load(tmp_path / "idx", kb, enc).candidates(keys[:5], 3) == linker.candidates(keys[:5], 3)

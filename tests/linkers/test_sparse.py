@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,9 +12,10 @@ from genbel.errors import ConfigError, FormatError, IndexMismatchError
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.concept import Concept
 from genbel.kb.normalize import normalize_name
-from genbel.linkers.nametable import NameTable
+from genbel.linkers.nametable import TABLE_FILES, NameTable
 from genbel.linkers.registry import create_linker
 from genbel.linkers.sparse import SparseLinker
+from genbel.linkers.sparse_index import POSTING_FILES, Postings
 from tests.helpers import raises_code
 
 
@@ -112,7 +115,8 @@ def test_hyper_parameters_are_options(tiny_kb):
 def test_save_load_round_trip(tiny_kb, tmp_path):
     linker = SparseLinker(tiny_kb, ngram_range=(2, 3), sublinear_tf=True)
     out = linker.save(tmp_path / "idx")
-    assert sorted(p.name for p in out.iterdir()) == ["idf.npy", "meta.json", "names.npz", "vocabulary.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["idf.npy", "meta.json", "vocabulary.json", *POSTING_FILES, *TABLE_FILES])
     loaded = SparseLinker.load(out, tiny_kb, batch_size=2)
     assert loaded.params == linker.params
     texts = ["breast tumours", "familial polyposis", "apc", "colon"]
@@ -135,13 +139,13 @@ def test_index_refuses_another_kb(tiny_kb, tmp_path):
 def test_missing_files_and_failed_saves(tiny_kb, tmp_path, monkeypatch):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "meta.json").write_text("{}")
-    with raises_code("E300", FormatError, match="missing vocabulary.json, idf.npy, names.npz"):
+    with raises_code("E300", FormatError, match="missing vocabulary.json, idf.npy, postings.indptr.npy"):
         SparseLinker.load(tmp_path / "bad", tiny_kb)
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sp, "save_npz", boom)
+    monkeypatch.setattr(Postings, "save", boom)
     with pytest.raises(OSError):
         SparseLinker(tiny_kb).save(tmp_path / "idx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]
@@ -213,3 +217,75 @@ def test_read_index_meta(tmp_path):
     with raises_code("E300", FormatError) as e:
         read_index_meta(tmp_path / "nothing", kind="dense")
     assert str(e.value).startswith("[E300]") and "dense" in str(e.value)
+
+
+# ---------------------------------------------------------------------- the streamed, memory-mapped index
+def _sklearn_reference(kb, **params):
+    """What SparseLinker built before the streamed index: one TfidfVectorizer.fit_transform over the
+    table's keys (the name matrix), scored with a sparse product."""
+    table = NameTable.from_kb(kb)
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=True, dtype=np.float32, **params)
+    return table, vec, vec.fit_transform(table.keys).tocsr()
+
+
+@pytest.mark.parametrize("params", [{}, {"sublinear_tf": True, "min_df": 2}, {"max_features": 300}])
+def test_streamed_build_gives_scikit_learns_matrix(tiny_kb, tmp_path, params):
+    table, vec, matrix = _sklearn_reference(tiny_kb, **params)
+    out = SparseLinker.build(tiny_kb, tmp_path / "idx", chunk_names=3, **params)  # several chunks
+    linker = SparseLinker.load(out, tiny_kb)
+    assert linker.vectorizer.vocabulary_ == vec.vocabulary_
+    np.testing.assert_array_equal(linker.vectorizer.idf_, vec.idf_)
+    got = sp.csr_matrix((np.asarray(linker.postings.weights), np.asarray(linker.postings.rows),
+                         np.asarray(linker.postings.indptr)), shape=matrix.T.shape).T.toarray()
+    np.testing.assert_allclose(got, matrix.toarray(), rtol=0, atol=1e-7)
+    assert list(linker.table.keys) == table.keys and list(linker.table.names) == table.names
+    assert list(linker.table.concept_ids) == table.concept_ids
+    assert isinstance(linker.postings.rows, np.memmap) and linker.postings.weights.dtype == np.float32
+    assert json.loads((out / "meta.json").read_text())["nnz"] == matrix.nnz
+
+
+def test_same_top_k_as_the_in_memory_index_on_the_bundled_kb(tmp_path):
+    """The streamed index, memory-mapped, ranks like the one-shot scikit-learn matrix it replaces."""
+    import random
+
+    from genbel.kb.loaders import open_kb
+
+    kb = open_kb("default")
+    table, vec, matrix = _sklearn_reference(kb)
+    rng = random.Random(0)
+    texts = []
+    for name in rng.sample(list(table.names), 150):
+        words = name.split()
+        if len(words) > 1 and rng.random() < 0.5:
+            del words[rng.randrange(len(words))]
+        texts.append(" ".join(words).lower())
+    texts += ["breast cancer", "DM", "hereditary nonpolyposis colorectal cancer", "qqq"]
+    linker = SparseLinker.load(SparseLinker.build(kb, tmp_path / "idx", chunk_names=20_000), kb)
+    got = linker.candidates(texts, k=10)
+    sims = (vec.transform([normalize_name(t) for t in texts]) @ matrix.T).toarray()
+    expected = table.top_concepts(sims.astype(np.float32), 10, min_score=0.0)
+    assert [[c.concept_id for c in r] for r in got] == [[c.concept_id for c in r] for r in expected]
+    for r, e in zip(got, expected):
+        np.testing.assert_allclose([c.score for c in r], [c.score for c in e], atol=1e-6)
+        assert [c.matched for c in r] == [c.matched for c in e]
+
+
+def test_a_version_1_index_is_still_read(tiny_kb, tmp_path):
+    _, vec, matrix = _sklearn_reference(tiny_kb)
+    d = tmp_path / "v1"
+    d.mkdir()
+    linker = SparseLinker(tiny_kb)
+    sp.save_npz(d / "names.npz", matrix)
+    (d / "vocabulary.json").write_text(json.dumps({t: int(i) for t, i in vec.vocabulary_.items()}))
+    np.save(d / "idf.npy", vec.idf_.astype(np.float64))
+    meta = {"kind": "sparse", "version": 1, "kb_fingerprint": tiny_kb.fingerprint(), "kb_name": tiny_kb.name,
+            "params": {**linker.params, "ngram_range": [2, 4]}, "prior_weight": 0.0}
+    (d / "meta.json").write_text(json.dumps(meta))
+    texts = ["breast tumours", "familial polyposis", "apc", "colon"]
+    assert SparseLinker.load(d, tiny_kb).candidates(texts, k=3) == linker.candidates(texts, k=3)
+
+
+def test_pruning_that_keeps_nothing_is_a_config_error(tiny_kb, tmp_path):
+    with raises_code("E023", ConfigError, match="min_df/max_df"):
+        SparseLinker.build(tiny_kb, tmp_path / "idx", min_df=10_000)
+    assert not (tmp_path / "idx").exists()

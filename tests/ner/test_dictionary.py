@@ -94,3 +94,102 @@ def test_errors() -> None:
     with raises_code("E500", ConfigError):
         Span(3, 3, "")
     assert DictionaryDetector([]).detect("anything") == []
+
+
+# ---------------------------------------------------------------------- the word-id trie matcher
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ-9 .é'İß\tﬁ½"), max_size=30))
+def test_the_ascii_fast_fold_equals_the_character_loop(text: str) -> None:
+    assert fold(text) == fold_with_offsets(text)[0].strip()
+
+
+def _reference(names: list[tuple[str, str]]) -> tuple[dict, dict, dict]:
+    from collections import Counter
+
+    from genbel.ner.dictionary import _is_acronym
+
+    types: dict[str, Counter] = {}
+    any_case: dict[str, bool] = {}
+    forms: dict[str, set[str]] = {}
+    for n, t in names:
+        k = fold(n)
+        if not k:
+            continue
+        types.setdefault(k, Counter())[t] += 1
+        if _is_acronym(n):
+            forms.setdefault(k, set()).add(n.strip())
+        else:
+            any_case[k] = True
+    return types, any_case, forms
+
+
+def _reference_spans(names: list[tuple[str, str]] | tuple, text: str, min_length: int = 3,
+                     min_acronym_length: int = 2, stop: set[str] = frozenset()) -> list[Span]:
+    """Every word-aligned occurrence of every allowed folded name, found by trying every word span of
+    the folded text against a dict (independent of the trie), then leftmost-longest."""
+    from genbel.ner.base import remove_overlaps
+    from genbel.ner.dictionary import STOP_WORDS
+
+    stop = {fold(w) for w in STOP_WORDS} | set(stop)
+    types, any_case, forms = names if isinstance(names, tuple) else _reference(names)
+    folded, origin = fold_with_offsets(text)
+    words = [(m.start(), m.end()) for m in __import__("re").finditer(r"[^ ]+", folded)]
+    out = []
+    for i in range(len(words)):
+        for j in range(i, len(words)):
+            k = folded[words[i][0]:words[j][1]]
+            if k not in types or k in stop:
+                continue
+            s, e = origin[words[i][0]], origin[words[j][1] - 1] + 1
+            any_case_ok = any_case.get(k) and len(k) >= min_length
+            if not any_case_ok and not (k in forms and len(k) >= min_acronym_length and text[s:e] in forms[k]):
+                continue
+            out.append(Span(s, e, text[s:e], types[k].most_common(1)[0][0], 1.0, "dictionary"))
+    return remove_overlaps(out)
+
+
+_NAMES = [("breast cancer", "A"), ("Breast Cancer", "B"), ("breast cancer", "B"), ("cancer", "C"),
+          ("colon cancer", "A"), ("colon", "A"), ("APC", "G"), ("ALL", "D"), ("all", "X"), ("ab", "A"),
+          ("AB", "A"), ("ﬁ cancer", "D"), ("colon cancer of the breast", "A"), ("the", "A"), ("Sjögren", "D"),
+          ("12", "C"), ("C2", "C"), ("x-ray", "B"), ("b", "B"), ("B", "B")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["breast", "cancer", "Cancer", "colon", "APC", "apc", "ALL", "all", "AB", "ab",
+                                 "ﬁ", "of", "the", "Sjögren", "sjogren", "12", "C2", "x", "ray", "B", "b", "İ"]),
+                max_size=14),
+       st.lists(st.sampled_from([" ", "-", ", ", "(", "\n", "  ", "/"]), min_size=14, max_size=14))
+def test_same_spans_as_a_brute_force_reference(words: list[str], seps: list[str]) -> None:
+    text = "".join(w + s for w, s in zip(words, seps))
+    det = DictionaryDetector(_NAMES)
+    assert det.detect(text) == _reference_spans(_NAMES, text)
+    det1 = DictionaryDetector(_NAMES, min_length=1, min_acronym_length=3, stop_names=["colon cancer"])
+    assert det1.detect(text) == _reference_spans(_NAMES, text, 1, 3, {"colon cancer"})
+
+
+def test_the_most_frequent_type_wins_ties_to_the_first_seen() -> None:
+    det = DictionaryDetector([("breast cancer", "B"), ("Breast Cancer", "A"), ("breast-cancer", "A"),
+                              ("colon", "Y"), ("Colon", "X")])
+    assert [s.type for s in det.detect("breast cancer, colon")] == ["A", "Y"]
+    assert det.types == ["A", "B", "X", "Y"]
+
+
+def test_same_spans_as_the_reference_on_the_bundled_kb() -> None:
+    """Every name of the bundled MEDIC KB, on text made of its names and filler words."""
+    import random
+
+    from genbel.kb.loaders import open_kb
+
+    kb = open_kb("default")
+    names = [(n, c.semantic_groups[0] if c.semantic_groups else "Disorders") for c in kb for n in c.names]
+    det = create_detector("dictionary", kb)
+    rng = random.Random(1)
+    pool = [n for n, _ in rng.sample(names, 300)]
+    filler = ["patients", "with", "and", "the", "of", "in", "were", "studied", "(", ")", ",", "-", "type", "2"]
+    ref = _reference(names)
+    for _ in range(20):
+        parts = [rng.choice(pool) if rng.random() < 0.3 else rng.choice(filler) for _ in range(40)]
+        text = " ".join(parts)
+        got = det.detect(text)
+        assert got == _reference_spans(ref, text)
+        assert got  # names of the KB are found

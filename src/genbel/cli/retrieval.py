@@ -284,6 +284,16 @@ def build_index(
     if augment:
         console.print(f"KB augmented with {sum(n for _, n in augmented)} mention strings")
     t0 = time.perf_counter()
+    if name in ("sparse", "tfidf") and linker == name:  # streamed straight into OUT (UMLS-sized KBs)
+        from genbel.linkers.sparse import SparseLinker
+
+        counts = concept_prior(load_documents(prior, data_dir), kb_obj) if prior else None
+        with output_errors(out):
+            SparseLinker.build(kb_obj, out, progress=True, prior=counts, prior_weight=prior_weight)
+        if counts:
+            console.print(f"concept prior from {len(counts)} concepts of {', '.join(prior)}")
+        console.print(f"{name} index over {kb_obj.n_names()} names built in {time.perf_counter() - t0:.1f} s → {out}")
+        return
     if name in ("dense", "biosyn"):
         lk = create_linker(linker, kb_obj, progress=True)
     else:

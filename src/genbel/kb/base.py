@@ -171,16 +171,21 @@ class KnowledgeBase:
     def fingerprint(self) -> str:
         """A short hash of ids and names: indexes and tries store it and refuse another KB."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for c in sorted(self._concepts.values(), key=lambda c: c.id):
-                h.update(c.id.encode("utf-8", "surrogatepass"))  # same bytes as UTF-8 for valid text
-                h.update(b"\x00")
-                for n in c.names:
-                    h.update(n.encode("utf-8", "surrogatepass"))
-                    h.update(b"\x01")
-                h.update(b"\x02")
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = self.fingerprint_of(sorted(self._concepts.values(), key=lambda c: c.id))
         return self._fingerprint
+
+    @staticmethod
+    def fingerprint_of(concepts_by_id: Iterable[Concept]) -> str:
+        """:meth:`fingerprint` of concepts given sorted by id (streamed: a store can feed it page by page)."""
+        h = hashlib.sha256()
+        for c in concepts_by_id:
+            h.update(c.id.encode("utf-8", "surrogatepass"))  # same bytes as UTF-8 for valid text
+            h.update(b"\x00")
+            for n in c.names:
+                h.update(n.encode("utf-8", "surrogatepass"))
+                h.update(b"\x01")
+            h.update(b"\x02")
+        return h.hexdigest()[:16]
 
     def content_fingerprint(self) -> str:
         """A short hash of every field of every concept: id, names, alternate ids, semantic types and
@@ -191,8 +196,13 @@ class KnowledgeBase:
         keys and saved linkers record: changing that would invalidate every one of them and every KB
         saved so far."""
         # not cached: loaders and callers edit concept lists in place (e.g. a default group)
+        return self.content_fingerprint_of(sorted(self._concepts.values(), key=lambda c: c.id))
+
+    @staticmethod
+    def content_fingerprint_of(concepts_by_id: Iterable[Concept]) -> str:
+        """:meth:`content_fingerprint` of concepts given sorted by id (streamed)."""
         h = hashlib.sha256()
-        for c in sorted(self._concepts.values(), key=lambda c: c.id):
+        for c in concepts_by_id:
             h.update(c.id.encode("utf-8", "surrogatepass"))
             for part in (c.names, c.alt_ids, c.semantic_types, c.semantic_groups, c.definitions):
                 h.update(b"\x00")
@@ -293,14 +303,22 @@ class KnowledgeBase:
         return write_store(path, concepts, meta)
 
     @classmethod
-    def load(cls, path: str | Path, *, verify: bool = True) -> KnowledgeBase:
+    def load(cls, path: str | Path, *, verify: bool = True, lazy: bool = False) -> KnowledgeBase:
         """Read a KB directory written by :meth:`save`.
+
+        ``lazy=True`` returns a read-only :class:`~genbel.kb.lazy.LazyKnowledgeBase` that reads concepts
+        from the store when asked (a UMLS-sized KB without its ~5 GB of Python objects); ``verify`` then
+        checks the id-and-name fingerprint in one streamed pass (the content fingerprint is not checked).
 
         Raises ``E008`` when ``kb.sqlite`` or ``meta.json`` is missing, ``E102`` for another store
         version and, with ``verify``, ``E101`` when the data no longer gives the recorded fingerprint
         (ids and names) and ``E107`` when it no longer gives the recorded content fingerprint (every
         field; KBs saved by earlier versions of genbel do not record one).
         """
+        if lazy:
+            from genbel.kb.lazy import LazyKnowledgeBase
+
+            return LazyKnowledgeBase(path, verify=verify)
         p = Path(path)
         concepts, meta = read_store(p)
         kb = cls(concepts, name=str(meta.get("name") or p.name))

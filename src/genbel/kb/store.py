@@ -94,7 +94,17 @@ CREATE TABLE tree_numbers (concept INTEGER NOT NULL REFERENCES concepts(idx), po
 _INDEXES = """
 CREATE INDEX names_name ON names(name);
 CREATE INDEX alt_ids_alt ON alt_ids(alt_id);
+CREATE INDEX names_concept ON names(concept, pos);
+CREATE INDEX alt_ids_concept ON alt_ids(concept, pos);
+CREATE INDEX semantic_types_concept ON semantic_types(concept, pos);
+CREATE INDEX semantic_groups_concept ON semantic_groups(concept, pos);
+CREATE INDEX definitions_concept ON definitions(concept, pos);
+CREATE INDEX parents_concept ON parents(concept, pos);
+CREATE INDEX tree_numbers_concept ON tree_numbers(concept, pos);
 """
+#: the per-concept indexes :class:`StoreReader` needs (stores saved before 2026-12-06 lack them)
+_CONCEPT_INDEXES = ("names_concept", "alt_ids_concept", "semantic_types_concept", "semantic_groups_concept",
+                    "definitions_concept", "parents_concept", "tree_numbers_concept")
 # (table, value column, Concept attribute) of the list-valued parts
 _LIST_TABLES: tuple[tuple[str, str, str], ...] = (
     ("alt_ids", "alt_id", "alt_ids"),
@@ -404,6 +414,109 @@ def read_store(path: str | Path) -> tuple[list[Concept], dict[str, Any]]:
     return concepts, meta
 
 
+class StoreReader:
+    """Reads concepts from ``kb.sqlite`` one at a time (per-concept indexes, a read-only connection):
+    what :class:`~genbel.kb.lazy.LazyKnowledgeBase` is built on. Only stores written with the
+    per-concept indexes (``format_version`` 2, saved since 2026-12-06) qualify (``E605`` otherwise)."""
+
+    #: concepts fetched per query when many are read (iteration, fingerprints)
+    BATCH = 2_000
+
+    def __init__(self, path: str | Path) -> None:
+        import threading
+
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self.db = (self.path / DB_FILE).resolve()
+        try:
+            self.con = sqlite3.connect(f"file:{quote(str(self.db))}?mode=ro&immutable=1", uri=True,
+                                       check_same_thread=False)
+            have = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+            own = _embedded_meta(self.con, self.db)
+        except sqlite3.DatabaseError as e:
+            raise KBError(Errors.E016.format(path=self.db, reason=f"unreadable KB database ({e})")) from e
+        if not set(_CONCEPT_INDEXES) <= have:
+            self.con.close()
+            raise KBError(Errors.E605.format(path=self.path))
+        if own is not None and own.get("store_id") != self.meta.get("store_id"):
+            self.meta = own  # as read_store: kb.sqlite's own copy describes the data read
+        self._lock = threading.Lock()  # one connection, shared by threads (serve)
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self.con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise KBError(Errors.E016.format(path=self.db, reason=f"unreadable KB database ({e})")) from e
+        except UnicodeDecodeError as e:
+            raise KBError(Errors.E105.format(path=self.db, reason=f"a text value is not valid UTF-8 ({e.reason})")) from None
+
+    def count(self, table: str) -> int:
+        return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
+
+    def idx_of(self, main_id: str) -> int | None:
+        r = self._rows("SELECT idx FROM concepts WHERE id = ?", (main_id,))
+        return int(r[0][0]) if r else None
+
+    def idx_of_alt(self, alt_id: str) -> int | None:
+        """The first concept (stored order) listing ``alt_id`` as an alternate id."""
+        r = self._rows("SELECT min(concept) FROM alt_ids WHERE alt_id = ?", (alt_id,))
+        return int(r[0][0]) if r and r[0][0] is not None else None
+
+    def main_id(self, idx: int) -> str:
+        return str(self._rows("SELECT id FROM concepts WHERE idx = ?", (idx,))[0][0])
+
+    def concepts(self, idxs: Sequence[int]) -> list[Concept]:
+        """The concepts of stored positions ``idxs`` (in that order)."""
+        if not idxs:
+            return []
+        marks = ",".join("?" * len(idxs))
+        head = {i: (cid, name) for i, cid, name in
+                self._rows(f"SELECT idx, id, name FROM concepts WHERE idx IN ({marks})", idxs)}
+        parts: dict[str, dict[int, list[str]]] = {}
+        for table, col, attr in (("names", "name", "names"), *_LIST_TABLES):
+            d: dict[int, list[str]] = defaultdict(list)
+            for cidx, v in self._rows(f"SELECT concept, {col} FROM {table} WHERE concept IN ({marks}) "
+                                      "ORDER BY concept, pos", idxs):
+                d[cidx].append(v)
+            parts[attr] = d
+        _check_rows(self.db, [(i, *head.get(i, (None, None))) for i in idxs], parts["names"],
+                    {a: parts[a] for _t, _c, a in _LIST_TABLES})
+        return [Concept(head[i][0], head[i][1], parts["names"][i][1:], alt_ids=parts["alt_ids"][i],
+                        semantic_types=parts["semantic_types"][i], semantic_groups=parts["semantic_groups"][i],
+                        definitions=parts["definitions"][i], parents=parts["parents"][i],
+                        tree_numbers=parts["tree_numbers"][i]) for i in idxs]
+
+    def iter_concepts(self, by_id: bool = False) -> Iterator[Concept]:
+        """Every concept, in stored order (or sorted by main id), :attr:`BATCH` at a time."""
+        key = "id" if by_id else "idx"
+        last: Any = "" if by_id else -1
+        while True:  # keyset pages: no list of every id is held
+            page = self._rows(f"SELECT idx, {key} FROM concepts WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                              (last, self.BATCH))
+            if not page:
+                return
+            last = page[-1][1]
+            yield from self.concepts([int(r[0]) for r in page])
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT id FROM concepts ORDER BY idx")]
+
+    def groups(self) -> list[str]:
+        return sorted(r[0] for r in self._rows("SELECT DISTINCT grp FROM semantic_groups"))
+
+    def n_alt_ids(self) -> int:
+        """Distinct alternate ids that are no concept's main id."""
+        return int(self._rows("SELECT count(DISTINCT alt_id) FROM alt_ids WHERE alt_id NOT IN "
+                              "(SELECT id FROM concepts)")[0][0])
+
+    def has_parents(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM parents LIMIT 1"))
+
+    def close(self) -> None:
+        self.con.close()
+
+
 def _warn_v1_main_ids(path: Path, concepts: Sequence[Concept]) -> None:
     """Say so when a version 1 store has concepts whose main id is an OMIM id with a MeSH alternate:
     MEDIC/BioSyn KBs built before version 2 took a row's first id as the main id, where CTD defines the
@@ -418,5 +531,5 @@ def _warn_v1_main_ids(path: Path, concepts: Sequence[Concept]) -> None:
 
 
 __all__ = [
-    "DB_FILE", "FORMAT_VERSION", "META_FILE", "READ_VERSIONS", "is_kb_dir", "kb_meta", "read_meta", "read_store", "write_store",
+    "DB_FILE", "FORMAT_VERSION", "META_FILE", "READ_VERSIONS", "StoreReader", "is_kb_dir", "kb_meta", "read_meta", "read_store", "write_store",
 ]

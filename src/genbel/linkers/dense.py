@@ -61,7 +61,7 @@ from genbel.linkers.dense_index import (
     set_ef_search,
     write_faiss,
 )
-from genbel.linkers.nametable import ConceptPriorMixin, NameTable
+from genbel.linkers.nametable import TABLE_FILES, ConceptPriorMixin, NameTable
 from genbel.linkers.registry import register_linker
 from genbel.linkers.sparse import PRIOR_FILE, SparseLinker
 from genbel.textio import read_json
@@ -110,6 +110,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         vector_store: NameVectorStore | str | Path | None = None,
         name_pack: NameVectorPack | str | Path | None = None,
         _faiss: Any = None,
+        _table: NameTable | None = None,
     ) -> None:
         self.kb = kb
         self.encoder = encoder if isinstance(encoder, TextEncoder) else TextEncoder.load(encoder)
@@ -122,7 +123,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
         self.hnsw = {
             "hnsw_m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)
         }
-        self.table = NameTable.from_kb(kb, normalize=self.normalize)
+        self.table = _table if _table is not None else NameTable.from_kb(kb, normalize=self.normalize)
         if sparse is None and self.sparse_weight != 0.0:
             sparse = SparseLinker(kb, normalize=self.normalize)
         if sparse is not None and sparse.kb.fingerprint() != kb.fingerprint():
@@ -154,14 +155,59 @@ class DenseLinker(ConceptPriorMixin, Linker):
                 store = NameVectorStore.for_encoder(store, self.encoder)
             pack = _usable_pack(name_pack, self.encoder, store)
             try:
-                vectors, self.embedding_stats = embed_with_store(
-                    self.encoder, list(distinct), store, progress=progress, pack=pack
-                )
+                if index == "ivfpq":  # UMLS size: streamed, the float vectors are never all in memory
+                    self.index = self._build_ivfpq(list(distinct), inverse, store, pack, progress)
+                else:
+                    vectors, self.embedding_stats = embed_with_store(
+                        self.encoder, list(distinct), store, progress=progress, pack=pack
+                    )
+                    self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
             finally:
                 if store is not None and store is not vector_store:  # opened here
                     store.close()
-            self.index = build_faiss_index(vectors[inverse], index, **self.hnsw)
         self.set_prior(prior, prior_weight)
+
+    #: distinct names embedded and added per step of the streamed IVF-PQ build
+    IVFPQ_CHUNK = 100_000
+
+    def _build_ivfpq(self, distinct: list[str], inverse: np.ndarray, store: NameVectorStore | None,
+                     pack: NameVectorPack | None, progress: bool | None) -> Any:
+        """IVF-PQ over the name rows, embedding ``IVFPQ_CHUNK`` distinct names at a time: a uniform
+        sample of them first (the training sample, seeded), then the rest; each chunk's vectors are added
+        under the ids of the rows that have those names, so only one chunk of floats is ever held."""
+        from tqdm.auto import tqdm
+
+        from genbel.encoders.vector_store import EmbeddingStats
+        from genbel.linkers.dense_index import build_ivfpq_index, ivfpq_settings
+
+        n_rows, n_names = len(inverse), len(distinct)
+        train = ivfpq_settings(n_rows, self.encoder.dim)["train"]
+        rng = np.random.default_rng(0)
+        first = rng.choice(n_names, size=min(train, n_names), replace=False)
+        rest = np.ones(n_names, dtype=bool)
+        rest[first] = False
+        order = np.concatenate([np.sort(first), np.flatnonzero(rest)])
+        by_name = np.argsort(inverse, kind="stable")  # rows grouped by distinct name
+        starts = np.zeros(n_names + 1, dtype=np.int64)
+        np.cumsum(np.bincount(inverse, minlength=n_names), out=starts[1:])
+        stats = self.embedding_stats = EmbeddingStats()
+        show = progress if progress is not None else n_names > 20 * self.encoder.batch_size
+
+        def chunks() -> Any:
+            with tqdm(total=n_names, desc="embedding KB names (IVF-PQ)", unit="name", disable=not show) as bar:
+                for a in range(0, n_names, self.IVFPQ_CHUNK):
+                    ids = order[a : a + self.IVFPQ_CHUNK]
+                    v, st = embed_with_store(self.encoder, [distinct[i] for i in ids], store, progress=False,
+                                             pack=pack)
+                    for f in ("from_store", "from_pack", "embedded"):
+                        setattr(stats, f, getattr(stats, f) + getattr(st, f))
+                    stats.seconds += st.seconds
+                    counts = starts[ids + 1] - starts[ids]
+                    rows = np.concatenate([by_name[starts[i] : starts[i + 1]] for i in ids])
+                    bar.update(len(ids))
+                    yield v[np.repeat(np.arange(len(ids)), counts)], rows
+
+        return build_ivfpq_index(chunks(), self.encoder.dim, n_rows)
 
     # ------------------------------------------------------------------ scoring
     def preprocess(self, text: str) -> str:
@@ -244,7 +290,8 @@ class DenseLinker(ConceptPriorMixin, Linker):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, include_encoder: bool = False) -> Path:
         """Write the index (atomic): ``meta.json`` (KB fingerprint, settings, encoder reference),
-        ``faiss.index``, ``sparse/`` when λ ≠ 0, and ``encoder/`` when ``include_encoder``."""
+        ``faiss.index``, the name table (``table.*.npy``), ``sparse/`` when λ ≠ 0, and ``encoder/`` when
+        ``include_encoder``."""
 
         def write(d: Path) -> None:
             meta = {
@@ -267,6 +314,7 @@ class DenseLinker(ConceptPriorMixin, Linker):
             if self.prior:
                 (d / PRIOR_FILE).write_text(json.dumps(self.prior), encoding="utf-8")
             write_faiss(d, self.index)
+            self.table.save(d)  # read back memory-mapped by load(): no Python object per name
             if self.sparse is not None and self.sparse_weight != 0.0:
                 self.sparse.save(d / "sparse")
             if include_encoder:
@@ -305,8 +353,10 @@ class DenseLinker(ConceptPriorMixin, Linker):
         if lam != 0.0:
             sparse = SparseLinker.load(path / "sparse", kb) if (path / "sparse").is_dir() else SparseLinker(
                 kb, normalize=meta["normalize"])
+        table = NameTable.load(path, normalize=meta["normalize"]) \
+            if all((path / f).is_file() for f in TABLE_FILES) else None  # saved by earlier versions: from the KB
         linker = cls(
-            kb, encoder, sparse_weight=lam, sparse=sparse, index=meta["index"], hnsw_m=meta["hnsw_m"],
+            kb, encoder, sparse_weight=lam, sparse=sparse, index=meta["index"], hnsw_m=meta["hnsw_m"], _table=table,
             ef_construction=meta["ef_construction"],
             ef_search=int(options.pop("ef_search", meta["ef_search"])),
             n_candidates=int(options.pop("n_candidates", meta["n_candidates"])), normalize=meta["normalize"],
@@ -392,7 +442,9 @@ def cached_dense_linker(
         if float(options.get("sparse_weight", 0.0)) != 0.0 and options.get("sparse") is None \
                 and (entry / "sparse").is_dir():
             options["sparse"] = SparseLinker.load(entry / "sparse", kb)
-        linker = DenseLinker(kb, encoder, _faiss=index, **options)
+        table = NameTable.load(entry, normalize=bool(options.get("normalize", True))) \
+            if all((entry / f).is_file() for f in TABLE_FILES) else None
+        linker = DenseLinker(kb, encoder, _faiss=index, _table=table, **options)
         if linker.index.ntotal == len(linker.table):
             logger.info("dense index of KB %s loaded from the cache %s", kb.name, entry)
             return linker

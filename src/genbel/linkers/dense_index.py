@@ -77,30 +77,48 @@ def new_ivfpq_index(dim: int, n: int) -> Any:
 def build_ivfpq_index(chunks: Any, dim: int, n: int, *, seed: int = 0) -> Any:
     """IVF-PQ over ``n`` vectors given as an iterable of ``(rows, dim)`` float32 chunks (streamed: only
     the training sample and one chunk are held besides the codes). The training sample is the first
-    ``ivfpq_settings(n, dim)["train"]`` vectors, so give the chunks in a shuffled or uniform order."""
+    ``ivfpq_settings(n, dim)["train"]`` vectors, so give the chunks in a shuffled or uniform order.
+
+    A chunk may also be a pair ``(vectors, ids)``: the vectors are added under those row ids (any
+    order; every id in ``0..n-1`` once over all chunks), so rows can be embedded in another order than
+    their ids' (e.g. each distinct name once, a uniform sample first)."""
+    import faiss
+
     index = new_ivfpq_index(dim, n)
     need = ivfpq_settings(n, dim)["train"]
-    pending: list[np.ndarray] = []
+    pending: list[tuple[np.ndarray, np.ndarray | None]] = []
     have = 0
+    with_ids = False
+
+    def add(x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is None:
+            index.add(x)
+        else:
+            index.add_with_ids(x, np.ascontiguousarray(ids, dtype=np.int64))
+
     for chunk in chunks:
-        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+        vectors, ids = chunk if isinstance(chunk, tuple) else (chunk, None)
+        with_ids = with_ids or ids is not None
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if not index.is_trained:
-            pending.append(chunk)
-            have += len(chunk)
+            pending.append((vectors, ids))
+            have += len(vectors)
             if have < need:
                 continue
-            sample = np.concatenate(pending)
-            index.train(sample[:need])
-            for c in pending:
-                index.add(c)
+            index.train(np.concatenate([v for v, _ in pending])[:need])
+            for v, i in pending:
+                add(v, i)
             pending = []
             continue
-        index.add(chunk)
+        add(vectors, ids)
     if pending:  # fewer vectors than the training sample
-        sample = np.concatenate(pending)
-        index.train(sample)
-        index.add(sample)
-    index.make_direct_map()  # reconstruct() for rescoring
+        index.train(np.concatenate([v for v, _ in pending]))
+        for v, i in pending:
+            add(v, i)
+    if with_ids:  # reconstruct(row) for rescoring: ids were not added in order
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    else:
+        index.make_direct_map()
     logger.info("IVF-PQ index: %d vectors, %d lists", index.ntotal, index.nlist)
     return index
 

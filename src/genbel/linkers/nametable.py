@@ -9,16 +9,18 @@ name scores, and helpers to turn scored rows into :class:`~genbel.linkers.base.C
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from genbel.data.queries import Candidate
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
+from genbel.kb.strings import StringArray, StringArrayWriter
 from genbel.textio import read_json
 
 #: largest score change :meth:`NameTable.concept_bonus` makes to break ties by the concept prior
@@ -78,6 +80,81 @@ def read_prior(path: str | os.PathLike) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
+def table_rows(kb: KnowledgeBase, normalize: bool = True) -> Iterator[tuple[str, str, list[tuple[str, str]]]]:
+    """The rows of :meth:`NameTable.from_kb`, one concept at a time: ``(concept id, preferred name,
+    [(key, name), …])`` for each concept with at least one non-empty key (streamed builds use it)."""
+    for c in kb:
+        seen: set[str] = set()
+        rows: list[tuple[str, str]] = []
+        for n in c.names:
+            key = normalize_name(n) if normalize else n.strip()
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            rows.append((key, n))
+        if rows:
+            yield c.id, c.name, rows
+
+
+class _Keys(Sequence[str]):
+    """The keys of a table read from disk: its names, normalised on access (nothing stored)."""
+
+    def __init__(self, names: Sequence[str], normalize: bool) -> None:
+        self.names = names
+        self.normalize = normalize
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = self.names[i]
+        return normalize_name(n) if self.normalize else n.strip()
+
+
+#: the files of a saved :class:`NameTable` (beside an index's own files)
+TABLE_FILES = (
+    *StringArray.files("table.names"), *StringArray.files("table.concept_ids"),
+    *StringArray.files("table.preferred"), "table.row_concept.npy", "table.concept_starts.npy",
+)
+
+
+class NameTableWriter:
+    """Builds a :class:`NameTable` concept by concept into numpy blocks and writes it with
+    :meth:`save` (no Python string is kept per name)."""
+
+    def __init__(self) -> None:
+        self.names = StringArrayWriter()
+        self.concept_ids = StringArrayWriter()
+        self.preferred = StringArrayWriter()
+        self._row_concept = array("i")  # machine arrays: no Python object per row or concept
+        self._starts = array("q")
+        self.n_rows = 0
+
+    def add(self, concept_id: str, preferred: str, names: Sequence[str]) -> None:
+        j = len(self._starts)
+        self._starts.append(self.n_rows)
+        self.concept_ids.append(concept_id)
+        self.preferred.append(preferred)
+        self.names.extend(names)
+        self._row_concept.extend([j] * len(names))
+        self.n_rows += len(names)
+
+    def save(self, path: str | Path) -> None:
+        self.names.save(path, "table.names")
+        self.concept_ids.save(path, "table.concept_ids")
+        self.preferred.save(path, "table.preferred")
+        np.save(Path(path) / "table.row_concept.npy", np.frombuffer(self._row_concept, dtype=np.int32))
+        np.save(Path(path) / "table.concept_starts.npy", np.frombuffer(self._starts, dtype=np.int64))
+
+
 @dataclass
 class NameTable:
     """KB names as rows grouped by concept.
@@ -87,14 +164,19 @@ class NameTable:
     ``concept_ids``; ``concept_starts[j]`` is the first row of concept ``j`` (rows of one
     concept are contiguous) and ``preferred[j]`` its preferred name. Concepts whose every name
     normalises to the empty string are absent.
+
+    Built from a KB (:meth:`from_kb`) the string columns are lists; saved with an index
+    (:meth:`save`, :class:`NameTableWriter`) and read back with :meth:`load` they are memory-mapped
+    :class:`~genbel.kb.strings.StringArray` columns and ``keys`` are computed from ``names`` on access,
+    so a table of millions of names holds no Python object per name.
     """
 
-    keys: list[str]
-    names: list[str]
+    keys: Sequence[str]
+    names: Sequence[str]
     row_concept: np.ndarray
-    concept_ids: list[str]
+    concept_ids: Sequence[str]
     concept_starts: np.ndarray
-    preferred: list[str] = field(default_factory=list)
+    preferred: Sequence[str] = field(default_factory=list)
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase, normalize: bool = True) -> NameTable:
@@ -105,21 +187,14 @@ class NameTable:
         concept_ids: list[str] = []
         starts: list[int] = []
         preferred: list[str] = []
-        for c in kb:
-            seen: set[str] = set()
-            first = len(keys)
-            for n in c.names:
-                key = normalize_name(n) if normalize else n.strip()
-                if not key or key in seen:
-                    continue
-                seen.add(key)
+        for cid, pref, rows in table_rows(kb, normalize):
+            starts.append(len(keys))
+            for key, n in rows:
                 keys.append(key)
                 names.append(n)
                 row_concept.append(len(concept_ids))
-            if len(keys) > first:
-                starts.append(first)
-                concept_ids.append(c.id)
-                preferred.append(c.name)
+            concept_ids.append(cid)
+            preferred.append(pref)
         return cls(
             keys=keys,
             names=names,
@@ -129,8 +204,30 @@ class NameTable:
             preferred=preferred,
         )
 
+    def save(self, path: str | Path) -> None:
+        """Write the table's columns into the directory ``path`` (:data:`TABLE_FILES`)."""
+        w = NameTableWriter()
+        starts = [int(x) for x in self.concept_starts] + [len(self)]
+        for j, cid in enumerate(self.concept_ids):
+            w.add(cid, self.preferred_name(j), [self.names[r] for r in range(starts[j], starts[j + 1])])
+        w.save(path)
+
+    @classmethod
+    def load(cls, path: str | Path, normalize: bool = True, mmap: bool = True) -> NameTable:
+        """Read a table written by :meth:`save` or :class:`NameTableWriter` (memory-mapped by default)."""
+        mode = "r" if mmap else None
+        names = StringArray.load(path, "table.names", mmap=mmap)
+        return cls(
+            keys=_Keys(names, normalize),
+            names=names,
+            row_concept=np.load(Path(path) / "table.row_concept.npy", mmap_mode=mode),
+            concept_ids=StringArray.load(path, "table.concept_ids", mmap=mmap),
+            concept_starts=np.load(Path(path) / "table.concept_starts.npy", mmap_mode=mode),
+            preferred=StringArray.load(path, "table.preferred", mmap=mmap),
+        )
+
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.row_concept)
 
     @property
     def n_concepts(self) -> int:
@@ -152,7 +249,7 @@ class NameTable:
         return Candidate(self.concept_ids[j], self.preferred_name(j), score, matched=self.names[row])
 
     def concept_end(self, j: int) -> int:
-        return int(self.concept_starts[j + 1]) if j + 1 < len(self.concept_starts) else len(self.keys)
+        return int(self.concept_starts[j + 1]) if j + 1 < len(self.concept_starts) else len(self)
 
     def concept_bonus(self, prior: Mapping[str, float] | None, weight: float = 0.0) -> np.ndarray | None:
         """Per-concept score bonus from a concept prior (e.g. gold-concept counts of a training corpus).

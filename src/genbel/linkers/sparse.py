@@ -10,12 +10,17 @@ constructor argument (the default ``min_df=1`` keeps short aliases such as "PV")
 (vocabulary, idf, name matrix, KB fingerprint) is saved with :meth:`SparseLinker.save` and loaded
 with :meth:`SparseLinker.load`; loading it for another KB raises
 :class:`~genbel.errors.IndexMismatchError`.
+
+At UMLS size the index is built streamed and queried memory-mapped (:mod:`genbel.linkers.sparse_index`):
+``SparseLinker.build(kb, "idx/")`` writes it chunk by chunk, ``SparseLinker.load("idx/", kb)`` maps it;
+``SparseLinker(kb)`` runs the same build in a temporary directory and keeps the arrays in memory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,15 +36,18 @@ from genbel.io import atomic_dir
 from genbel.kb.base import KnowledgeBase
 from genbel.kb.normalize import normalize_name
 from genbel.linkers.base import Linker
-from genbel.linkers.nametable import ConceptPriorMixin, NameTable, rows_per_batch
+from genbel.linkers.nametable import TABLE_FILES, ConceptPriorMixin, NameTable, rows_per_batch
 from genbel.linkers.registry import register_linker
+from genbel.linkers.sparse_index import CHUNK_NAMES, POSTING_FILES, Postings, write_sparse_index
 from genbel.textio import read_json
 
 logger = logging.getLogger(__name__)
 
 INDEX_KIND = "sparse"
-INDEX_VERSION = 1
-_FILES = ("meta.json", "vocabulary.json", "idf.npy", "names.npz")
+INDEX_VERSION = 2
+_FILES = ("meta.json", "vocabulary.json", "idf.npy", *POSTING_FILES, *TABLE_FILES)
+#: the files of a version-1 index (the name matrix in one ``.npz``; still read)
+_FILES_V1 = ("meta.json", "vocabulary.json", "idf.npy", "names.npz")
 PRIOR_FILE = "concept_prior.json"
 
 #: vectorizer settings (the index's hyper-parameters); saved in ``meta.json``
@@ -131,7 +139,7 @@ class SparseLinker(ConceptPriorMixin, Linker):
         progress: bool | None = None,
         prior: Mapping[str, float] | str | Path | None = None,
         prior_weight: float = 0.0,
-        _state: tuple[TfidfVectorizer, sp.csr_matrix, NameTable] | None = None,
+        _state: tuple[TfidfVectorizer, Postings, NameTable] | None = None,
         **params: Any,
     ) -> None:
         self.kb = kb
@@ -140,18 +148,38 @@ class SparseLinker(ConceptPriorMixin, Linker):
         if self.batch_size < 1:
             raise ConfigError(Errors.E023.format(value=batch_size, field="batch_size", constraint=">= 1"))
         self.progress = progress
-        if _state is not None:
-            self.vectorizer, self.matrix, self.table = _state
-        else:
-            self.table = NameTable.from_kb(kb, normalize=self.params["normalize"])
-            self.vectorizer = _vectorizer(self.params)
-            logger.info("fitting TF-IDF on %d names of %d concepts", len(self.table), self.table.n_concepts)
-            if len(self.table):
-                self.matrix = self.vectorizer.fit_transform(self.table.keys).tocsr()
-            else:  # an empty KB: nothing to match
-                self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
-        self._matrix_t = self.matrix.T.tocsr()
+        if _state is None:  # the streamed build, in a temporary directory, read back into memory
+            with tempfile.TemporaryDirectory(prefix="genbel-sparse-") as tmp:
+                write_sparse_index(kb, Path(tmp), self.params, progress=progress)
+                _state = _read_state(Path(tmp), self.params, mmap=False)
+        self.vectorizer, self.postings, self.table = _state
         self.set_prior(prior, prior_weight)
+
+    @classmethod
+    def build(
+        cls, kb: KnowledgeBase, path: str | Path, *, chunk_names: int = CHUNK_NAMES, progress: bool | None = None,
+        prior: Mapping[str, float] | str | Path | None = None, prior_weight: float = 0.0, **params: Any,
+    ) -> Path:
+        """Build the index of ``kb`` straight into the directory ``path`` (atomic), streamed in chunks of
+        ``chunk_names`` names: memory stays at one chunk plus the n-gram vocabulary, so a UMLS-sized KB
+        builds in a few GB. Load it with :meth:`load` (memory-mapped)."""
+        params = _coerce_params(params)
+        if isinstance(prior, (str, Path)):
+            from genbel.linkers.nametable import read_prior
+
+            prior = read_prior(prior)
+
+        def write(d: Path) -> None:
+            counts = write_sparse_index(kb, d, params, chunk_names=chunk_names, progress=progress)
+            _write_meta(d, kb, params, counts, dict(prior) if prior else None, prior_weight)
+
+        out = atomic_dir(path, write)
+        logger.info("built sparse index (%s names) in %s", f"{kb.n_names():,}", out)
+        return out
+
+    @property
+    def n_features(self) -> int:
+        return self.postings.n_features
 
     # ------------------------------------------------------------------ scoring
     def preprocess(self, text: str) -> str:
@@ -161,8 +189,8 @@ class SparseLinker(ConceptPriorMixin, Linker):
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF vectors (rows, L2-normalised) of raw mention strings."""
         keys = [self.preprocess(t) for t in texts]
-        if self.matrix.shape[0] == 0:
-            return sp.csr_matrix((len(keys), 0), dtype=np.float32)
+        if len(self.table) == 0 or self.n_features == 0:
+            return sp.csr_matrix((len(keys), self.n_features), dtype=np.float32)
         return self.vectorizer.transform(keys).tocsr()
 
     def name_scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -172,21 +200,12 @@ class SparseLinker(ConceptPriorMixin, Linker):
     def _score_rows(self, q: sp.csr_matrix, out: np.ndarray | None = None) -> np.ndarray:
         """Dense cosine scores of query vectors ``q`` with every name.
 
-        One query at a time: the posting rows of the query's n-grams are selected from the
-        transposed name matrix and summed with the query weights straight into a dense row
-        (``S.T @ w``, a CSC mat-vec). This does the same arithmetic as the sparse product
-        ``q @ names.T`` but skips building a sparse result, which is ~5x faster here.
+        One query at a time: the posting lists of the query's n-grams (:class:`Postings`, memory-mapped
+        for a loaded index) are added with the query weights straight into a dense row. This does the
+        arithmetic of the sparse product ``q @ names.T`` but builds no sparse result.
         """
-        n = self.matrix.shape[0]
-        out = np.empty((q.shape[0], n), dtype=np.float32) if out is None else out[: q.shape[0]]
-        indptr, indices, data = q.indptr, q.indices, q.data
-        for i in range(q.shape[0]):
-            a, b = indptr[i], indptr[i + 1]
-            if a == b:
-                out[i] = 0.0
-            else:
-                out[i] = self._matrix_t[indices[a:b]].T @ data[a:b]
-        return out
+        out = np.empty((q.shape[0], len(self.table)), dtype=np.float32) if out is None else out
+        return self.postings.score(q, out)
 
     def pair_scores(self, texts: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """Cosine of each text with selected name rows.
@@ -201,7 +220,8 @@ class SparseLinker(ConceptPriorMixin, Linker):
         if m == 0 or len(texts) == 0:
             return np.zeros(rows.shape, dtype=np.float32)
         qrep = q[np.repeat(np.arange(len(texts)), m)]
-        sel = self.matrix[rows.ravel()]
+        # the name rows' vectors: the query side's transform of their keys gives the indexed weights
+        sel = self.vectorizer.transform([self.table.keys[int(r)] for r in rows.ravel()]).tocsr()
         return np.asarray(qrep.multiply(sel).sum(axis=1), dtype=np.float32).reshape(rows.shape)
 
     def search_names(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,51 +280,46 @@ class SparseLinker(ConceptPriorMixin, Linker):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write the index to a directory (atomic): ``meta.json`` (settings, KB fingerprint),
-        ``vocabulary.json``, ``idf.npy`` and ``names.npz`` (the L2-normalised name matrix)."""
+        """Write the index to a directory (atomic): ``meta.json`` (settings, KB fingerprint, counts),
+        ``vocabulary.json``, ``idf.npy``, the posting lists (``postings.*.npy``) and the name table
+        (``table.*.npy``)."""
 
         def write(d: Path) -> None:
-            meta = {
-                "kind": INDEX_KIND,
-                "version": INDEX_VERSION,
-                "kb_fingerprint": self.kb.fingerprint(),
-                "kb_name": self.kb.name,
-                "n_names": len(self.table),
-                "n_concepts": self.table.n_concepts,
-                "params": {**self.params, "ngram_range": list(self.params["ngram_range"])},
-                "prior_weight": self.prior_weight,
-            }
-            if self.prior:
-                (d / PRIOR_FILE).write_text(json.dumps(self.prior), encoding="utf-8")
-            (d / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            self.postings.save(d)
+            self.table.save(d)
             vocab = getattr(self.vectorizer, "vocabulary_", {}) or {}
             (d / "vocabulary.json").write_text(
                 json.dumps({t: int(i) for t, i in vocab.items()}, ensure_ascii=False), encoding="utf-8"
             )
             idf = self.vectorizer.idf_ if self.params["use_idf"] and vocab else np.zeros(0, dtype=np.float32)
-            np.save(d / "idf.npy", np.asarray(idf, dtype=np.float64))
-            sp.save_npz(d / "names.npz", self.matrix.astype(np.float32))
+            np.save(d / "idf.npy", np.asarray(idf, dtype=np.float32))
+            counts = {"n_names": len(self.table), "n_concepts": self.table.n_concepts,
+                      "n_features": self.n_features, "nnz": self.postings.nnz}
+            _write_meta(d, self.kb, self.params, counts, self.prior, self.prior_weight)
 
         out = atomic_dir(path, write)
         logger.info("saved sparse index (%d names) to %s", len(self.table), out)
         return out
 
     @classmethod
-    def load(cls, path: str | Path, kb: KnowledgeBase, **options: Any) -> SparseLinker:
-        """Load an index saved by :meth:`save` for ``kb``; ``options``: ``batch_size``, ``progress``,
-        ``prior``/``prior_weight`` (default: the saved ones).
+    def load(cls, path: str | Path, kb: KnowledgeBase, *, mmap: bool = True, **options: Any) -> SparseLinker:
+        """Load an index saved by :meth:`save` or :meth:`build` for ``kb``; the posting lists and the name
+        table are memory-mapped (``mmap=False`` reads them into memory). ``options``: ``batch_size``,
+        ``progress``, ``prior``/``prior_weight`` (default: the saved ones).
 
         Raises :class:`~genbel.errors.IndexMismatchError` when the index was built for another KB.
         """
         path = Path(path)
-        missing = [f for f in _FILES if not (path / f).is_file()]
+        meta = read_json(path / "meta.json", expect=dict) if (path / "meta.json").is_file() else {}
+        version = meta.get("version")
+        need = _FILES_V1 if version == 1 else _FILES
+        missing = [f for f in need if not (path / f).is_file()]
         if missing:
             raise FormatError(Errors.E300.format(path=path, kind=INDEX_KIND, missing=", ".join(missing)))
-        meta = read_json(path / "meta.json", expect=dict)
-        if meta.get("kind") != INDEX_KIND or meta.get("version") != INDEX_VERSION:
+        if meta.get("kind") != INDEX_KIND or version not in (1, INDEX_VERSION):
             raise FormatError(
                 Errors.E301.format(
-                    path=path, kind=meta.get("kind", "?"), found=meta.get("version"),
+                    path=path, kind=meta.get("kind", "?"), found=version,
                     expected=f"{INDEX_KIND} v{INDEX_VERSION}",
                 )
             )
@@ -316,18 +331,17 @@ class SparseLinker(ConceptPriorMixin, Linker):
                 )
             )
         params = _coerce_params(meta["params"])
-        table = NameTable.from_kb(kb, normalize=params["normalize"])
-        matrix = sp.load_npz(path / "names.npz").tocsr().astype(np.float32)
-        if matrix.shape[0] != len(table):
-            raise IndexMismatchError(
-                Errors.E302.format(path=path, found=matrix.shape[0], expected=len(table))
-            )
-        vocab = read_json(path / "vocabulary.json", expect=dict)
-        vec = _vectorizer(params, vocabulary=vocab or None)
-        if vocab:
-            vec._validate_vocabulary()  # sets vocabulary_ / fixed_vocabulary_ as fit would
-            if params["use_idf"]:
-                vec.idf_ = np.load(path / "idf.npy")
+        if version == 1:
+            table = NameTable.from_kb(kb, normalize=params["normalize"])
+            matrix = sp.load_npz(path / "names.npz")
+            if matrix.shape[0] != len(table):
+                raise IndexMismatchError(Errors.E302.format(path=path, found=matrix.shape[0], expected=len(table)))
+            vec = _read_state(path, params, mmap=False, table=table)[0]
+            state = (vec, Postings.from_matrix(matrix), table)
+        else:
+            state = _read_state(path, params, mmap=mmap)
+            if len(state[2]) != meta.get("n_names"):
+                raise IndexMismatchError(Errors.E302.format(path=path, found=len(state[2]), expected=meta.get("n_names")))
         batch = options.pop("batch_size", 64)
         progress = options.pop("progress", None)
         prior = options.pop("prior", path / PRIOR_FILE if (path / PRIOR_FILE).is_file() else None)
@@ -337,7 +351,38 @@ class SparseLinker(ConceptPriorMixin, Linker):
                 Errors.E026.format(what="sparse index option(s)", options=sorted(options))
             )
         return cls(kb, batch_size=batch, progress=progress, prior=prior, prior_weight=prior_weight,
-                   _state=(vec, matrix, table), **params)
+                   _state=state, **params)
+
+
+def _write_meta(d: Path, kb: KnowledgeBase, params: dict[str, Any], counts: dict[str, int],
+                prior: Mapping[str, float] | None, prior_weight: float) -> None:
+    meta = {
+        "kind": INDEX_KIND,
+        "version": INDEX_VERSION,
+        "kb_fingerprint": kb.fingerprint(),
+        "kb_name": kb.name,
+        **counts,
+        "params": {**params, "ngram_range": list(params["ngram_range"])},
+        "prior_weight": prior_weight,
+    }
+    if prior:
+        (d / PRIOR_FILE).write_text(json.dumps(dict(prior)), encoding="utf-8")
+    (d / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def _read_state(
+    path: Path, params: dict[str, Any], mmap: bool, table: NameTable | None = None
+) -> tuple[TfidfVectorizer, Postings, NameTable]:
+    """The query-side vectorizer (saved vocabulary and idf), the posting lists and the name table."""
+    table = table if table is not None else NameTable.load(path, normalize=params["normalize"], mmap=mmap)
+    vocab = read_json(path / "vocabulary.json", expect=dict)
+    vec = _vectorizer(params, vocabulary=vocab or None)
+    if vocab:
+        vec._validate_vocabulary()  # sets vocabulary_ / fixed_vocabulary_ as fit would
+        if params["use_idf"]:
+            vec.idf_ = np.load(path / "idf.npy").astype(np.float32)
+    postings = Postings.load(path, len(table), mmap=mmap) if (path / POSTING_FILES[0]).is_file() else None
+    return vec, postings, table  # type: ignore[return-value]
 
 
 def _factory(kb: KnowledgeBase, path: str | None = None, **options: Any) -> SparseLinker:
