@@ -318,12 +318,8 @@ class BeamSearchDecoder:
             else:
                 first[key] = i
                 todo.append(i)
-        if self.uses_loop(constrained):
-            self.decode_with_loop(encoded, scopes, todo, results, num_beams=num_beams, batch_size=batch_size,
-                                  prefix_keys=prefix_keys, prefix_store=prefix_store)
-        else:
-            self.decode_with_generate(encoded, scopes, todo, results, constrained=constrained, num_beams=num_beams,
-                                      batch_size=batch_size, prefix_keys=prefix_keys, prefix_store=prefix_store)
+        self.decode_todo(encoded, scopes, todo, results, constrained=constrained, num_beams=num_beams,
+                         batch_size=batch_size, prefix_keys=prefix_keys, prefix_store=prefix_store)
         for i, j in copies:
             results[i] = copy_beams(results[j])
         if cache is not None:
@@ -332,6 +328,28 @@ class BeamSearchDecoder:
         return results
 
     # ------------------------------------------------------------------ the two decoding paths
+    def decode_todo(
+        self,
+        encoded: list[EncodedQuery],
+        scopes: list[Scope],
+        todo: list[int],
+        results: list[list[Beam]],
+        *,
+        constrained: bool,
+        num_beams: int,
+        batch_size: int,
+        prefix_keys: Sequence[Any] | None = None,
+        prefix_store: dict[Any, Any] | None = None,
+    ) -> None:
+        """Decode the queries ``todo`` (indices into ``encoded``/``scopes``, each decoded once) into
+        ``results``: with genbel's loop where :meth:`uses_loop`, else with Hugging Face ``generate``."""
+        if self.uses_loop(constrained):
+            self.decode_with_loop(encoded, scopes, todo, results, num_beams=num_beams, batch_size=batch_size,
+                                  prefix_keys=prefix_keys, prefix_store=prefix_store)
+        else:
+            self.decode_with_generate(encoded, scopes, todo, results, constrained=constrained, num_beams=num_beams,
+                                      batch_size=batch_size, prefix_keys=prefix_keys, prefix_store=prefix_store)
+
     def uses_loop(self, constrained: bool) -> bool:
         """True if :meth:`generate` decodes with genbel's loop (:mod:`genbel.generation.beam_loop`):
         ``search="genbel"``, constrained decoding, a decoder-only model whose layers are all plain
