@@ -1,15 +1,23 @@
 """Beam search over encoded queries: the decoding step of generative linking.
 
-:class:`BeamSearchDecoder` runs Hugging Face ``generate`` with ``num_beams`` beams per query and, in
-*constrained* mode, a :class:`~genbel.trie.TrieLogitsProcessor` so that only the token sequences of KB
-names (the :class:`~genbel.trie.CandidateTrie`, restricted to each query's
-:class:`~genbel.generation.scopes.Scope`) can be written. A generated name maps to its concept codes.
+:class:`BeamSearchDecoder` runs beam search with ``num_beams`` beams per query and, in *constrained*
+mode, the trie of KB names (the :class:`~genbel.trie.CandidateTrie`, restricted to each query's
+:class:`~genbel.generation.scopes.Scope`) so that only the token sequences of KB names can be written.
+A generated name maps to its concept codes. Two loops give the same beams and scores:
 
-Stopping: ``generate`` runs with ``early_stopping=False``, Hugging Face's heuristic: a query is done
-when its ``num_beams`` hypotheses are finished and the best running beam, scored as if it ended now,
-is below the worst of them (already earlier than an exact bound, since more tokens can only raise a
+* ``search="genbel"`` (default): genbel's own loop, :class:`~genbel.generation.beam_loop.BeamLoop`, for
+  constrained decoding with a decoder-only model whose layers are plain full attention: each query
+  leaves the batch when it is done and a waiting query takes its place, and tokens the trie forces are
+  fed ahead in one forward pass (its module docstring states the step and the stopping rule exactly);
+* ``search="hf"`` (and, whatever the setting, seq2seq models, models with sliding-window layers and
+  unconstrained decoding): Hugging Face ``generate`` with a :class:`~genbel.trie.TrieLogitsProcessor`,
+  a batch at a time; a batch runs until its last query is done.
+
+Stopping: Hugging Face's ``early_stopping=False`` rule, per query: a query is done when its
+``num_beams`` hypotheses are finished and the best running beam, scored as if it ended now, is not
+above the worst of them (already earlier than an exact bound, since more tokens can only raise a
 negative mean log-probability's length-normalised value); ``True`` (done at ``num_beams`` finished
-hypotheses) lost 9.4 R@1 on NCBI-disease dev. A batch runs until its last query is done.
+hypotheses) lost 9.4 R@1 on NCBI-disease dev.
 
 Each beam ``i`` carries the length-normalised log-probability of its target tokens (EOS included)::
 
@@ -18,11 +26,12 @@ Each beam ``i`` carries the length-normalised log-probability of its target toke
 which is what ``generate`` reports with ``length_penalty=1`` and what
 :func:`genbel.generation.scoring.score_candidates` computes by teacher forcing.
 
-Queries are batched by :mod:`genbel.generation.batching`; causal prompts are prefilled once per query
-and shared by their beams (:mod:`genbel.generation.cache`), with the same beams as plain ``generate``.
+Queries are batched by :mod:`genbel.generation.batching` (ordered by prompt length); with ``generate``
+causal prompts are prefilled once per query and shared by their beams (:mod:`genbel.generation.cache`).
 The decoder holds no prompt format of its own: its :class:`~genbel.generation.encoding.PromptEncoder`
 turns queries into ids, and :meth:`BeamSearchDecoder.with_encoder` gives a decoder over the same model,
-trie and scopes with other prompts (document-level linking).
+trie and scopes with other prompts (document-level linking, whose reused prompt prefixes both loops
+read through :class:`~genbel.generation.cache.PromptPrefill`).
 """
 
 from __future__ import annotations
