@@ -123,7 +123,7 @@ class _Pass:
     unpack: torch.Tensor  # [S·W] packed index of row s, column w (0 for padding columns)
     pack: torch.Tensor  # [M] row-major index s·W + w of each packed token
     new_slots: torch.Tensor  # [M] slots that receive the new tokens' states
-    mask: torch.Tensor  # [S, 1, W, L + W] True = attend
+    mask: torch.Tensor  # [S, 1, W, L + W] additive: 0 = attend, -inf = not
     reads: list[int] = field(default_factory=list)
     updates: list[int] = field(default_factory=list)
 
@@ -452,7 +452,9 @@ class BeamLoop:
         new_part = causal & real_t[:, None, :]
         new_part = new_part | torch.eye(w, dtype=torch.bool, device=dev)[None]  # padding attends to itself
         old_part = (torch.arange(length, device=dev)[None, :] < torch.from_numpy(hist_len).to(dev)[:, None])
-        mask = torch.cat([old_part[:, None, :].expand(s, w, length), new_part], dim=2)[:, None]
+        allowed = torch.cat([old_part[:, None, :].expand(s, w, length), new_part], dim=2)[:, None]
+        # an additive mask, made once for every layer (sdpa would convert a boolean one in each)
+        mask = torch.zeros(allowed.shape, dtype=self._dtype(), device=dev).masked_fill_(~allowed, float("-inf"))
         p = _Pass(self.pool, torch.from_numpy(history).to(dev), torch.from_numpy(unpack).to(dev),
                   torch.from_numpy(pack).to(dev), torch.from_numpy(new_slots).to(dev), mask,
                   [0] * self.layers, [0] * self.layers)
