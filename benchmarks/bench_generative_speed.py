@@ -64,10 +64,11 @@ def distinct_queries(path: Path) -> list:
 
 
 class PositionCounter:
-    """Counts the token positions a model's forward passes compute."""
+    """Counts the token positions a model's forward passes compute, and the passes."""
 
     def __init__(self, model) -> None:
         self.n = 0
+        self.calls = 0
         forward = model.forward
 
         def counted(*args, **kwargs):
@@ -76,6 +77,7 @@ class PositionCounter:
                 x = kwargs.get("inputs_embeds")
             if x is not None:
                 self.n += int(x.shape[0]) * int(x.shape[1])
+            self.calls += 1
             return forward(*args, **kwargs)
 
         model.forward = counted
@@ -126,7 +128,7 @@ def run(variant: str, kb, cache: dict, queries: list, batch_size: int) -> dict:
     gen.decoder.search = "hf" if variant.endswith("+es") or variant == "hf" else "genbel"
     gen.decoder.force_unique = variant != "noforce"
     gen.decoder.last_loop_stats = None
-    gen.counter.n = 0
+    gen.counter.n = gen.counter.calls = 0
     t, cpu = time.perf_counter(), time.process_time()
     results = linker.link(queries, k=5)
     dt, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -139,7 +141,7 @@ def run(variant: str, kb, cache: dict, queries: list, batch_size: int) -> dict:
                 "steps_saved": 1 - stats.passes_per_query / stats.steps if stats.steps else 0.0}
     gen.decoder.search, gen.decoder.force_unique = "genbel", True
     return {"seconds": dt, "cpu_s": cpu, "mentions_per_s": len(queries) / dt, "positions": gen.counter.n,
-            "loop": loop, "results": results}
+            "forwards": gen.counter.calls, "loop": loop, "results": results}
 
 
 def same_candidates(a: list, b: list, tol: float = 1e-3) -> tuple[bool, float]:
@@ -208,7 +210,7 @@ def main() -> None:
                 load0 = os.getloadavg()[0]
                 res = run(v, kb, cache, qs, bs)
                 row = {"round": r, "mentions": len(qs), "load_before": load0, "load_after": os.getloadavg()[0],
-                       **{k: res[k] for k in ("seconds", "cpu_s", "mentions_per_s", "positions", "loop")}}
+                       **{k: res[k] for k in ("seconds", "cpu_s", "mentions_per_s", "positions", "forwards", "loop")}}
                 report["speed"].setdefault(f"{v}@{bs}", []).append(row)
                 print(json.dumps({"variant": v, "batch": bs, **row}), flush=True)
     if args.dev:
@@ -224,7 +226,7 @@ def main() -> None:
             same = sum(a == b for a, b in zip(tops, ref))
             report["dev"][v] = {"mentions": len(dev), "r1": r1, "r5": r5, "same_top1_as_first": same,
                                 "mentions_per_s": res["mentions_per_s"], "cpu_s": res["cpu_s"],
-                                "positions": res["positions"], "loop": res["loop"]}
+                                "positions": res["positions"], "forwards": res["forwards"], "loop": res["loop"]}
         if args.ref in outputs:
             for v in variants:
                 equal, worst = same_candidates(outputs[v], outputs[args.ref])
