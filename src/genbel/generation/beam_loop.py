@@ -116,14 +116,19 @@ class SlotPool:
 # ------------------------------------------------------------------------------------------ one forward pass
 @dataclass
 class _Pass:
-    """What one packed forward pass attends over: ``S`` rows of at most ``W`` new tokens (``M`` in all)."""
+    """What one packed forward pass attends over: ``S`` rows of at most ``W`` new tokens (``M`` in all),
+    belonging to ``U`` queries (``nb`` beam rows each at most); a row attends to its query's prompt
+    (read once per query), its own generated tokens, and causally to its new tokens."""
 
     pool: SlotPool
-    history: torch.Tensor  # [S, L] slot numbers of each row's earlier tokens (0 = padding)
+    prompts: torch.Tensor  # [U, P] slot numbers of each query's prompt (0 = padding)
+    grid: torch.Tensor  # [S] row s's place u·nb + j in the [U·nb] grid of the queries' beam rows
+    generated: torch.Tensor  # [S, G] slot numbers of each row's generated tokens so far (0 = padding)
     unpack: torch.Tensor  # [S·W] packed index of row s, column w (0 for padding columns)
     pack: torch.Tensor  # [M] row-major index s·W + w of each packed token
     new_slots: torch.Tensor  # [M] slots that receive the new tokens' states
-    mask: torch.Tensor  # [S, 1, W, L + W] additive: 0 = attend, -inf = not
+    mask: torch.Tensor  # [S, 1, W, P + G + W] additive: 0 = attend, -inf = not
+    beams: int
     reads: list[int] = field(default_factory=list)
     updates: list[int] = field(default_factory=list)
 
@@ -166,8 +171,10 @@ def slot_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """Attention of a packed pass (``query`` ``[1, heads, M, d]``, ``key``/``value`` the new tokens'
-    ``[1, kv_heads, M, d]``): each row's new tokens attend to the row's history (gathered from the slot
-    pool) and, causally, to each other. Returns ``[1, M, heads, d]`` as the ``sdpa`` attention does."""
+    ``[1, kv_heads, M, d]``) with one softmax over three parts: the row's query's prompt (gathered from
+    the slot pool once per query and read by all its beam rows in one matrix product), the row's
+    generated tokens (gathered per row) and the new tokens (causal). Returns ``[1, M, heads, d]`` as the
+    ``sdpa`` attention does."""
     p = _ACTIVE.get()
     if p is None:
         raise RuntimeError(f"{ATTENTION_NAME} attention used outside a packed forward pass")
@@ -176,21 +183,43 @@ def slot_attention(
     li = module.layer_idx
     p.reads[li] += 1
     _, heads, _m, dim = query.shape
-    kv_heads = key.shape[1]
-    s, length = p.history.shape
+    kv = key.shape[1]
+    g = heads // kv  # query heads per key/value head (grouped-query attention)
+    s, gen_len = p.generated.shape
+    u, plen = p.prompts.shape
     w = p.unpack.shape[0] // s
+    nb = p.beams
+    scale = dim**-0.5 if scaling is None else scaling
+    keys, values = p.pool.keys[li], p.pool.values[li]
 
     def rows(x: torch.Tensor, h: int) -> torch.Tensor:  # [1, h, M, d] -> [S, h, W, d]
         return x[0].transpose(0, 1).index_select(0, p.unpack).view(s, w, h, dim).transpose(1, 2)
 
-    flat = p.history.reshape(-1)
-    old_k = p.pool.keys[li].index_select(0, flat).view(s, length, kv_heads, dim).transpose(1, 2)
-    old_v = p.pool.values[li].index_select(0, flat).view(s, length, kv_heads, dim).transpose(1, 2)
-    k = torch.cat([old_k.to(key.dtype), rows(key, kv_heads)], dim=2)
-    v = torch.cat([old_v.to(value.dtype), rows(value, kv_heads)], dim=2)
-    out = F.scaled_dot_product_attention(
-        rows(query, heads), k, v, attn_mask=p.mask, scale=scaling, enable_gqa=kv_heads != heads
-    )  # [S, heads, W, d]
+    q = rows(query, heads)  # [S, heads, W, d]
+    # prompt part: the beam rows of a query side by side against its prompt, [U, kv, nb·g·W, P]
+    pk = keys.index_select(0, p.prompts.reshape(-1)).view(u, plen, kv, dim).transpose(1, 2).to(query.dtype)
+    pv = values.index_select(0, p.prompts.reshape(-1)).view(u, plen, kv, dim).transpose(1, 2).to(query.dtype)
+    grid = q.new_zeros((u * nb, heads, w, dim))
+    grid[p.grid] = q
+    grouped = grid.view(u, nb, kv, g, w, dim).permute(0, 2, 1, 3, 4, 5).reshape(u, kv, nb * g * w, dim)
+    s_prompt = torch.matmul(grouped, pk.transpose(-1, -2))
+    s_prompt = s_prompt.view(u, kv, nb, g, w, plen).permute(0, 2, 1, 3, 4, 5).reshape(u * nb, heads, w, plen)
+    s_prompt = s_prompt[p.grid]  # [S, heads, W, P]
+    # generated and new part, per row: [S, kv, G + W, d]
+    flat = p.generated.reshape(-1)
+    gk = keys.index_select(0, flat).view(s, gen_len, kv, dim).transpose(1, 2).to(key.dtype)
+    gv = values.index_select(0, flat).view(s, gen_len, kv, dim).transpose(1, 2).to(value.dtype)
+    k = torch.cat([gk, rows(key, kv)], dim=2)
+    v = torch.cat([gv, rows(value, kv)], dim=2)
+    s_own = torch.matmul(q.reshape(s, kv, g * w, dim), k.transpose(-1, -2)).view(s, heads, w, gen_len + w)
+    scores = torch.cat([s_prompt, s_own], dim=-1).float() * scale + p.mask
+    probs = torch.softmax(scores, dim=-1).to(query.dtype)
+    p_prompt, p_own = probs[..., :plen], probs[..., plen:]
+    pgrid = probs.new_zeros((u * nb, heads, w, plen))
+    pgrid[p.grid] = p_prompt
+    pgrid = pgrid.view(u, nb, kv, g, w, plen).permute(0, 2, 1, 3, 4, 5).reshape(u, kv, nb * g * w, plen)
+    out = torch.matmul(pgrid, pv).view(u, kv, nb, g, w, dim).permute(0, 2, 1, 3, 4, 5).reshape(u * nb, heads, w, dim)
+    out = out[p.grid] + torch.matmul(p_own.reshape(s, kv, g * w, gen_len + w), v).view(s, heads, w, dim)
     out = out.transpose(1, 2).reshape(s * w, heads, dim).index_select(0, p.pack)
     return out.unsqueeze(0), None
 
@@ -392,14 +421,14 @@ class BeamLoop:
         """Compute the next-token distributions every running beam lacks (and the prompts of new
         queries), in one packed forward pass."""
         self._active_ref = active
-        # what each row feeds: (query, row j or -1 for a prompt, tokens, first position, history slots)
-        feeds: list[tuple[_Query, int, list[int], int, np.ndarray, int]] = []
+        # what each row feeds: (query, beam row j, tokens, first position, prompt tokens among them)
+        feeds: list[tuple[_Query, int, list[int], int, int]] = []
         for q in active:
             prompt_len = len(q.prompt_ids)
             if not q.prefilled:  # the whole prompt, then the root's forced run
                 run = self._forced_run(q.index, q.rows[0].node)
                 body = q.prompt_ids[:-1]
-                feeds.append((q, 0, [*body, q.prompt_ids[-1], *run], 0, np.zeros(0, dtype=np.int64), len(body)))
+                feeds.append((q, 0, [*body, q.prompt_ids[-1], *run], 0, len(body)))
                 continue
             for j, r in enumerate(q.rows):
                 if r is None or r.ahead:
@@ -408,24 +437,31 @@ class BeamLoop:
                 last = r.tokens[-1] if r.tokens else q.prompt_ids[-1]
                 run = self._forced_run(q.index, r.node)
                 start = prompt_len - 1 + len(r.slots)
-                hist = np.concatenate([q.prompt_slots, np.asarray(r.slots, dtype=np.int64)])
-                feeds.append((q, j, [last, *run], start, hist, 0))
+                feeds.append((q, j, [last, *run], start, 0))
         if not feeds:
             return
         n_tokens = [len(f[2]) for f in feeds]
         m = sum(n_tokens)
         s, w = len(feeds), max(n_tokens)
-        length = max(1, max(len(f[4]) for f in feeds))
         new_slots = self.pool.allocate(m, self._live, self._remap)
-        # histories may have been renumbered by a compaction: rebuild them after allocating
-        hist_rows = []
-        for q, j, _toks, _start, _hist, _skip in feeds:
-            if j >= 0 and q.prefilled:
-                hist_rows.append(np.concatenate([q.prompt_slots, np.asarray(q.rows[j].slots, dtype=np.int64)]))
-            else:
-                hist_rows.append(np.zeros(0, dtype=np.int64))
-        history = np.zeros((s, length), dtype=np.int64)
-        hist_len = np.zeros(s, dtype=np.int64)
+        # slot numbers are read after allocating (a compaction renumbers them)
+        queries: dict[int, int] = {}
+        for q, *_ in feeds:
+            queries.setdefault(id(q), len(queries))
+        by_id = {id(q): q for q, *_ in feeds}
+        plen = max(1, max(len(by_id[i].prompt_slots) for i in queries))
+        gen_rows = [np.asarray(q.rows[j].slots if q.prefilled else (), dtype=np.int64) for q, j, *_ in feeds]
+        gen_len = max(1, max(len(x) for x in gen_rows))
+        prompts = np.zeros((len(queries), plen), dtype=np.int64)
+        prompt_len = np.zeros(len(queries), dtype=np.int64)
+        for qid, ui in queries.items():
+            slots = by_id[qid].prompt_slots
+            prompts[ui, : len(slots)] = slots
+            prompt_len[ui] = len(slots)
+        generated = np.zeros((s, gen_len), dtype=np.int64)
+        own_len = np.zeros(s, dtype=np.int64)
+        row_query = np.empty(s, dtype=np.int64)
+        grid = np.empty(s, dtype=np.int64)
         ids = np.empty(m, dtype=np.int64)
         pos = np.empty(m, dtype=np.int64)
         unpack = np.zeros(s * w, dtype=np.int64)
@@ -433,13 +469,16 @@ class BeamLoop:
         real = np.zeros((s, w), dtype=bool)
         keep: list[int] = []  # packed positions whose next-token distribution is needed
         c = 0
-        for i, ((_q, _j, toks, start, _h, skip), hist) in enumerate(zip(feeds, hist_rows)):
+        for i, ((q, j, toks, start, skip), gen) in enumerate(zip(feeds, gen_rows)):
             n = len(toks)
-            history[i, : len(hist)] = hist
-            hist_len[i] = len(hist)
+            ui = queries[id(q)]
+            row_query[i] = ui
+            grid[i] = ui * self.k + j
+            generated[i, : len(gen)] = gen
+            own_len[i] = len(gen)
             ids[c : c + n] = toks
             pos[c : c + n] = np.arange(start, start + n)
-            cols = np.arange(w - n, w)  # left-aligned padding: a row's tokens end at column W
+            cols = np.arange(w - n, w)  # a row's tokens end at column W (padding on the left)
             pack[c : c + n] = i * w + cols
             unpack[i * w + cols] = np.arange(c, c + n)
             real[i, w - n :] = True
@@ -448,15 +487,18 @@ class BeamLoop:
         dev = self.device
         col = torch.arange(w, device=dev)
         real_t = torch.from_numpy(real).to(dev)
-        causal = col[None, :, None] >= col[None, None, :]  # [1, W(query), W(key)]
-        new_part = causal & real_t[:, None, :]
+        new_part = (col[None, :, None] >= col[None, None, :]) & real_t[:, None, :]  # [S, W(query), W(key)]
         new_part = new_part | torch.eye(w, dtype=torch.bool, device=dev)[None]  # padding attends to itself
-        old_part = (torch.arange(length, device=dev)[None, :] < torch.from_numpy(hist_len).to(dev)[:, None])
-        allowed = torch.cat([old_part[:, None, :].expand(s, w, length), new_part], dim=2)[:, None]
-        # an additive mask, made once for every layer (sdpa would convert a boolean one in each)
-        mask = torch.zeros(allowed.shape, dtype=self._dtype(), device=dev).masked_fill_(~allowed, float("-inf"))
-        p = _Pass(self.pool, torch.from_numpy(history).to(dev), torch.from_numpy(unpack).to(dev),
-                  torch.from_numpy(pack).to(dev), torch.from_numpy(new_slots).to(dev), mask,
+        rq = torch.from_numpy(row_query).to(dev)
+        prompt_part = torch.arange(plen, device=dev)[None, :] < torch.from_numpy(prompt_len).to(dev)[rq][:, None]
+        own_part = torch.arange(gen_len, device=dev)[None, :] < torch.from_numpy(own_len).to(dev)[:, None]
+        allowed = torch.cat([prompt_part[:, None, :].expand(s, w, plen), own_part[:, None, :].expand(s, w, gen_len),
+                             new_part], dim=2)[:, None]
+        # an additive mask, made once for every layer
+        mask = torch.zeros(allowed.shape, dtype=torch.float32, device=dev).masked_fill_(~allowed, float("-inf"))
+        p = _Pass(self.pool, torch.from_numpy(prompts).to(dev), torch.from_numpy(grid).to(dev),
+                  torch.from_numpy(generated).to(dev), torch.from_numpy(unpack).to(dev),
+                  torch.from_numpy(pack).to(dev), torch.from_numpy(new_slots).to(dev), mask, self.k,
                   [0] * self.layers, [0] * self.layers)
         keep_t = torch.tensor(keep, dtype=torch.long, device=dev)
         with _packed(self.model, p):
@@ -472,7 +514,7 @@ class BeamLoop:
         logp = F.log_softmax(out.logits[0].to(dtype=torch.float32), dim=-1)
         # hand each row its distributions: one per fed token from the row's last one on
         c = k = 0
-        for (q, j, toks, _start, _h, skip), n in zip(feeds, n_tokens):
+        for (q, j, toks, _start, skip), n in zip(feeds, n_tokens):
             slots = tuple(new_slots[c : c + n].tolist())
             used = n - skip
             r = q.rows[j]
