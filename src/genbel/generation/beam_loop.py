@@ -430,14 +430,19 @@ class BeamLoop:
                 body = q.prompt_ids[:-1]
                 feeds.append((q, 0, [*body, q.prompt_ids[-1], *run], 0, len(body)))
                 continue
-            for j, r in enumerate(q.rows):
-                if r is None or r.ahead:
-                    continue
+            runs = {j: self._forced_run(q.index, r.node) for j, r in enumerate(q.rows)
+                    if r is not None and not r.ahead}
+            # the query can step without a pass while every beam has a distribution: at most `reach`
+            # steps; a forced token fed beyond that would save no pass (the beam is fed again at the pass
+            # the query waits for anyway), so it is left for then, when the beam may have dropped out
+            reach = min([1 + len(run) for run in runs.values()]
+                        + [len(r.ahead) for r in q.rows if r is not None and r.ahead])
+            for j, run in runs.items():
+                r = q.rows[j]
                 # the row's last token (the prompt's last one for a fresh query) and its forced run
                 last = r.tokens[-1] if r.tokens else q.prompt_ids[-1]
-                run = self._forced_run(q.index, r.node)
                 start = prompt_len - 1 + len(r.slots)
-                feeds.append((q, j, [last, *run], start, 0))
+                feeds.append((q, j, [last, *run[: reach - 1]], start, 0))
         if not feeds:
             return
         n_tokens = [len(f[2]) for f in feeds]
