@@ -564,7 +564,7 @@ class BeamLoop:
     def _step(self, q: _Query) -> bool:
         """One Hugging Face beam-search step of one query (see the module docstring); True when done."""
         k = self.k
-        vals, toks, parents, flat = [], [], [], []
+        vals, toks, parents = [], [], []
         for j, r in enumerate(q.rows):
             if r is None:
                 continue
