@@ -4,7 +4,13 @@ Variants of the shipped generative default (SmolLM2-135M + LoRA, 5 beams, trie o
 MEDIC KB), all on the same distinct NCBI-disease test mention strings (distinct, so no input is decoded
 twice; mention-only prompts as the model was trained; no abbreviation expansion):
 
-* ``fp32``           — today's default: the LoRA merged into the base, float32, HF's early-stop heuristic;
+* ``fp32``           — the default: the LoRA merged into the base, float32, genbel's beam-search loop
+  (:mod:`genbel.generation.beam_loop`: finished queries leave the batch, waiting ones join, trie-forced
+  tokens fed ahead), HF's early-stop rule per query;
+* ``hf``             — the same model decoded by Hugging Face ``generate`` (``search="hf"``, the default
+  until 2026-12-06): a batch runs until its slowest query ends;
+* ``noforce``        — genbel's loop without feeding forced tokens ahead (``force_unique=False``): one
+  forward pass per beam-search step;
 * ``lora``           — the adapter *not* merged (``merge_lora=False``): what merging saves;
 * ``int8``           — linear layers int8 (``quantize="int8"``, :mod:`genbel.generation.quantize`);
 * ``fp32+es``, ``int8+es`` — Hugging Face ``early_stopping=True`` (patched into this run only): a query
@@ -20,7 +26,9 @@ the compute a variant needs, much less moved by other jobs than wall time); *pos
 per beam row per step, padding included), a cost figure that does not move with the load.
 
 Accuracy (``--dev N``): R@1/R@5 of each variant on the first N distinct NCBI-disease **dev** mention
-strings (batch 8), and how many top-1 concepts equal the ``fp32`` variant's.
+strings (batch 8), and how many top-1 concepts equal the first variant's; ``--ref V`` also compares
+every variant's whole candidate lists (concepts, matched names, scores) with variant ``V``'s (the
+acceptance test of genbel's loop: ``--variants hf,fp32 --ref hf``).
 
     nice -n 19 .venv/bin/python benchmarks/bench_generative_speed.py --rounds 2 --n 48 --n1 8 --dev 200
 
@@ -39,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "benchmarks" / "out"
-VARIANTS = ("fp32", "lora", "int8", "fp32+es", "int8+es", "hybrid")
+VARIANTS = ("fp32", "hf", "noforce", "lora", "int8", "fp32+es", "int8+es", "hybrid")
 
 
 def distinct_queries(path: Path) -> list:
@@ -56,10 +64,11 @@ def distinct_queries(path: Path) -> list:
 
 
 class PositionCounter:
-    """Counts the token positions a model's forward passes compute."""
+    """Counts the token positions a model's forward passes compute, and the passes."""
 
     def __init__(self, model) -> None:
         self.n = 0
+        self.calls = 0
         forward = model.forward
 
         def counted(*args, **kwargs):
@@ -68,6 +77,7 @@ class PositionCounter:
                 x = kwargs.get("inputs_embeds")
             if x is not None:
                 self.n += int(x.shape[0]) * int(x.shape[1])
+            self.calls += 1
             return forward(*args, **kwargs)
 
         model.forward = counted
@@ -78,6 +88,8 @@ def build(variant: str, kb, cache: dict):
     from genbel.linkers.generative import GenerativeLinker
 
     base = variant.split("+")[0]
+    if base in ("hf", "noforce"):  # the fp32 model, another decoding setting (set in run)
+        return build("fp32", kb, cache)
     if base not in cache:
         if base == "hybrid":
             from genbel.linkers.hybrid import HybridLinker
@@ -113,13 +125,35 @@ def run(variant: str, kb, cache: dict, queries: list, batch_size: int) -> dict:
 
         gen.decoder.generation_config = with_es.__get__(gen.decoder)
     gen.batch_size = batch_size
-    gen.counter.n = 0
+    gen.decoder.search = "hf" if variant.endswith("+es") or variant == "hf" else "genbel"
+    gen.decoder.force_unique = variant != "noforce"
+    gen.decoder.last_loop_stats = None
+    gen.counter.n = gen.counter.calls = 0
     t, cpu = time.perf_counter(), time.process_time()
     results = linker.link(queries, k=5)
     dt, cpu = time.perf_counter() - t, time.process_time() - cpu
     gen.decoder.__dict__.pop("generation_config", None)
+    stats = gen.decoder.last_loop_stats
+    loop = None
+    if stats is not None:  # forward passes against beam-search steps: what feeding forced tokens saves
+        loop = {"forwards": stats.forwards, "query_steps": stats.steps, "passes_per_query": stats.passes_per_query,
+                "forced": stats.forced, "forced_used": stats.forced_used,
+                "steps_saved": 1 - stats.passes_per_query / stats.steps if stats.steps else 0.0}
+    gen.decoder.search, gen.decoder.force_unique = "genbel", True
     return {"seconds": dt, "cpu_s": cpu, "mentions_per_s": len(queries) / dt, "positions": gen.counter.n,
-            "results": results}
+            "forwards": gen.counter.calls, "loop": loop, "results": results}
+
+
+def same_candidates(a: list, b: list, tol: float = 1e-3) -> tuple[bool, float]:
+    """Whether two link results give the same candidates (concept, matched name) in the same order,
+    and the largest score difference."""
+    same, worst = True, 0.0
+    for ca, cb in zip(a, b):
+        if [(c.concept_id, c.matched) for c in ca] != [(c.concept_id, c.matched) for c in cb]:
+            same = False
+        for x, y in zip(ca, cb):
+            worst = max(worst, abs(x.score - y.score))
+    return same and worst <= tol and len(a) == len(b), worst
 
 
 def recall(kb, queries, results) -> tuple[float, float, list[str | None]]:
@@ -145,6 +179,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,8,32")
     ap.add_argument("--dev", type=int, default=0, help="distinct NCBI dev mentions for R@1 (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ref", default="", help="compare every variant's dev candidates with this variant's")
     ap.add_argument("--json-out", default=str(OUT / "bench_generative_speed.json"))
     args = ap.parse_args()
 
@@ -175,21 +210,30 @@ def main() -> None:
                 load0 = os.getloadavg()[0]
                 res = run(v, kb, cache, qs, bs)
                 row = {"round": r, "mentions": len(qs), "load_before": load0, "load_after": os.getloadavg()[0],
-                       **{k: res[k] for k in ("seconds", "cpu_s", "mentions_per_s", "positions")}}
+                       **{k: res[k] for k in ("seconds", "cpu_s", "mentions_per_s", "positions", "forwards", "loop")}}
                 report["speed"].setdefault(f"{v}@{bs}", []).append(row)
                 print(json.dumps({"variant": v, "batch": bs, **row}), flush=True)
     if args.dev:
         dev = distinct_queries(DATA / "ncbi-disease" / "NCBIdevelopset_corpus.txt")[: args.dev]
         ref: list[str | None] | None = None
+        outputs: dict[str, list] = {}
         for v in variants:
             res = run(v, kb, cache, dev, 8)
+            outputs[v] = res["results"]
             r1, r5, tops = recall(kb, dev, res["results"])
             if ref is None:
                 ref = tops
             same = sum(a == b for a, b in zip(tops, ref))
             report["dev"][v] = {"mentions": len(dev), "r1": r1, "r5": r5, "same_top1_as_first": same,
                                 "mentions_per_s": res["mentions_per_s"], "cpu_s": res["cpu_s"],
-                                "positions": res["positions"]}
+                                "positions": res["positions"], "forwards": res["forwards"], "loop": res["loop"]}
+        if args.ref in outputs:
+            for v in variants:
+                equal, worst = same_candidates(outputs[v], outputs[args.ref])
+                n_equal = sum(same_candidates([a], [b])[0] for a, b in zip(outputs[v], outputs[args.ref]))
+                report["dev"][v].update({"ref": args.ref, "all_candidates_equal": equal,
+                                         "mentions_equal": n_equal, "max_score_diff": worst})
+        for v in variants:
             print(json.dumps({"dev": v, **report["dev"][v]}), flush=True)
     report["load_end"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)

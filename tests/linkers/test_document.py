@@ -221,11 +221,14 @@ def test_factory_loads_a_saved_linker(gens, tmp_path):
         create_linker(f"document:{tmp_path / 'lk'}", g.kb, use_memory="maybe")
 
 
+@pytest.mark.parametrize("search", ["genbel", "hf"])
 @pytest.mark.parametrize("memory_size", [10, 2])
-def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeypatch, memory_size):
+def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeypatch, memory_size, search):
     """The memory block is a growing prefix: its key/value states are reused, with identical results
-    (memory_size=2 also exercises prompts whose prefix changed because old entries were left out)."""
+    (memory_size=2 also exercises prompts whose prefix changed because old entries were left out),
+    with genbel's beam-search loop and with Hugging Face generate."""
     gen = gens["llama"]
+    monkeypatch.setattr(gen.decoder, "search", search)
     ds = docs()
     plain = DocumentLinker(gen, batch_size=3, memory_size=memory_size, reuse_prefix=False)
     reuse = DocumentLinker(gen, batch_size=3, memory_size=memory_size)
@@ -270,8 +273,11 @@ def test_reusing_each_documents_prompt_prefix_gives_the_same_beams(gens, monkeyp
     full = sum(len(reuse.encoder.encode(q).input_ids) - 1 for q in qb)
     assert computed and max(rows) > 1
     assert sum(computed) < full
-    # beam search runs on the compact layout [pad][prompt]: as wide as the batch's longest prompt
-    assert widths and all(width == longest for width, longest in widths)
+    # HF beam search runs on the compact layout [pad][prompt]: as wide as the batch's longest prompt
+    if search == "hf":
+        assert widths and all(width == longest for width, longest in widths)
+    else:
+        assert not widths
 
 
 def test_a_repeated_mention_takes_the_beams_of_its_earlier_occurrence(gens, monkeypatch):
@@ -363,13 +369,13 @@ def test_a_repeat_does_not_hold_its_document_back_a_round(gens, monkeypatch):
 
 
 def _record_batch_sizes(dl, monkeypatch) -> list[int]:
-    """The sizes of the forward batches ``dl`` decodes from now on (filled as it runs)."""
+    """How many queries ``dl`` decodes in each of its rounds from now on (filled as it runs)."""
     sizes: list[int] = []
-    real = dl.decoder.generate_batch
+    real = dl.decoder.decode_todo
 
-    def counting(batch, *args, **kwargs):
-        sizes.append(len(batch))
-        return real(batch, *args, **kwargs)
+    def counting(encoded, scopes, todo, *args, **kwargs):
+        sizes.append(len(todo))
+        return real(encoded, scopes, todo, *args, **kwargs)
 
-    monkeypatch.setattr(dl.decoder, "generate_batch", counting)
+    monkeypatch.setattr(dl.decoder, "decode_todo", counting)
     return sizes

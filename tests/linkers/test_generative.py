@@ -133,13 +133,13 @@ def test_repeated_inputs_are_decoded_once_with_identical_results(linkers, arch, 
     lk = linkers[arch]
     qs = _queries(SENTENCES[:2])
     calls: list[int] = []
-    real = lk.decoder.generate_batch
+    real = lk.decoder.decode_todo
 
-    def counting(batch, *args, **kwargs):
-        calls.append(len(batch))
-        return real(batch, *args, **kwargs)
+    def counting(encoded, scopes, todo, *args, **kwargs):
+        calls.append(len(todo))
+        return real(encoded, scopes, todo, *args, **kwargs)
 
-    monkeypatch.setattr(lk.decoder, "generate_batch", counting)
+    monkeypatch.setattr(lk.decoder, "decode_todo", counting)
     alone = lk.generate(qs, num_beams=3)
     n_alone = sum(calls)
     calls.clear()

@@ -128,6 +128,11 @@ class TrieConstraint:
             return a + i
         return ENDED if token == self.pad_token_id else INVALID
 
+    def advance(self, node: int, token: int) -> int:
+        """The trie state after ``token`` at state ``node`` (:data:`ENDED` for EOS, or pad off the trie;
+        :data:`INVALID` off the trie; a state below 0 stays as it is)."""
+        return self._advance(node, token)
+
     def _walk(self, gen: np.ndarray) -> int:
         node = TokenTrie.ROOT
         for t in gen.tolist():
