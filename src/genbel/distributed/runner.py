@@ -4,11 +4,11 @@ the driver writes one output shard per input shard.
 The plan, as Ray Data runs it (streaming, with back-pressure)::
 
     from_items(shards) -> map_batches(ShardWorker, batch_size=1,    # one shard per call, read in the actor
-                                      compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+                                      compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
                                       num_cpus, num_gpus)             # → one row per document
 
-A shard is the unit of work: an idle actor takes the next one (one task in flight per actor, so the
-last shards are not queued behind a busy actor while another waits). Ray itself is started lean
+A shard is the unit of work: an actor works on one shard while the next one waits at it (so there is
+no gap between shards), and an actor with room takes the next shard. Ray itself is started lean
 (:func:`_ray`: no dashboard; Ray Data's progress bars and plan logs off unless genbel logs at INFO).
 
 The driver gathers each shard's linked documents, and when the last one has arrived writes the shard
@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BATCH_DOCS", "DatasetRun", "run_job"]
 
-#: shard tasks queued on an actor at a time: a shard is seconds of work and its input a file name, so
-#: nothing is gained by prefetching, and a second queued shard is what makes the last actor finish late
-TASKS_IN_FLIGHT = 1
+#: shard tasks queued on an actor at a time: the next shard waits at the actor, so that it does not
+#: wait for the driver's next scheduling round (Ray Data polls every 0.1 s: a gap after every shard)
+TASKS_IN_FLIGHT = 2
 
 
 @dataclass
