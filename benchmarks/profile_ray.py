@@ -50,6 +50,7 @@ class _Sampler:
         self.psutil, self.every, self.t0 = psutil, every, time.perf_counter()
         self.series: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
         self.names: dict[int, str] = {}
+        self.rss: dict[int, int] = collections.defaultdict(int)  # the largest resident set seen, bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -62,6 +63,7 @@ class _Sampler:
                 try:
                     with p.oneshot():
                         ct = p.cpu_times()
+                        self.rss[p.pid] = max(self.rss[p.pid], p.memory_info().rss)
                         self.names[p.pid] = " ".join(p.cmdline())[:120] or p.name()
                     self.series[p.pid].append((t, ct.user + ct.system))
                 except self.psutil.Error:
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> None:
         seen = sampler.series[pid][0][0] if pid in sampler.series else None
         actors.append({
             "pid": pid, "process_seen_s": None if seen is None else round(seen, 1),
+            "max_rss_mb": round(sampler.rss.get(pid, 0) / 2**20),
             "load_s": [round(init["t0"] - wall0, 1), round(init["t1"] - wall0, 1)],
             "calls": len(calls), "documents": sum(e["n"] for e in calls),
             "busy_s": round(sum(e["t1"] - e["t0"] for e in calls), 1),
