@@ -78,8 +78,9 @@ class _Sampler:
         name = self.names[pid]
         if pid == os.getpid():
             return "driver (genbel + Ray Data's executor)"
-        if "gcs_server" in name or "raylet" in name:
-            return name.split("/")[-1].split(" ")[0]
+        for daemon in ("gcs_server", "raylet"):
+            if name.split(" ")[0].endswith(daemon):
+                return daemon
         if name.startswith("ray::MapWorker"):
             return "genbel actors"
         if name.startswith("ray::"):
