@@ -61,6 +61,29 @@ def _entities(text: str) -> list[tuple]:
             for d in map(json.loads, text.splitlines()) for e in d["entities"]]
 
 
+def make_corpus(corpus: str, n_docs: int, n_shards: int, work: Path) -> tuple[list, list[str]]:
+    """The first ``n_docs`` abstracts of an NCBI-disease split as plain ``{id, text}`` records in
+    ``n_shards`` JSONL shards (``work/shards/part-NNN.jsonl``) and whole as one BigBio JSONL file
+    (``work/all.jsonl``, for the single process); returns the documents and the shard names."""
+    from genbel.data import load_documents, write_corpus
+    from genbel.data.text import text_documents
+
+    split = {"test": "NCBItestset_corpus.txt", "train": "NCBItrainset_corpus.txt"}[corpus]
+    gold = load_documents(DATA / "ncbi-disease" / split)[:n_docs]  # lenient: train has quirks
+    shards = work / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    records = [json.dumps({"id": d.document_id, "text": d.text}) + "\n" for d in gold]
+    # the single process reads the same documents as BigBio JSONL (it does not read plain records)
+    write_corpus([text_documents(d.text, d.document_id)[0] for d in gold], work / "all.jsonl", "bigbio-jsonl")
+    per = -(-len(records) // n_shards)
+    names = []
+    for i in range(0, len(records), per):
+        name = f"part-{i // per:03d}.jsonl"
+        (shards / name).write_text("".join(records[i:i + per]), encoding="utf-8")
+        names.append(name)
+    return gold, names
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["tfidf", "default"], choices=sorted(VARIANTS))
@@ -74,23 +97,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="folder for the corpus and outputs (default: a temp dir)")
     args = ap.parse_args()
 
-    from genbel.data import load_documents, write_corpus
-    from genbel.data.text import text_documents
-
-    split = {"test": "NCBItestset_corpus.txt", "train": "NCBItrainset_corpus.txt"}[args.corpus]
-    gold = load_documents(DATA / "ncbi-disease" / split)[: args.n_docs]  # lenient: train has quirks
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    gold, names = make_corpus(args.corpus, args.n_docs, args.shards, work)
     shards = work / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    records = [json.dumps({"id": d.document_id, "text": d.text}) + "\n" for d in gold]
-    # the single process reads the same documents as BigBio JSONL (it does not read plain records)
-    write_corpus([text_documents(d.text, d.document_id)[0] for d in gold], work / "all.jsonl", "bigbio-jsonl")
-    per = -(-len(records) // args.shards)
-    names = []
-    for i in range(0, len(records), per):
-        name = f"part-{i // per:03d}.jsonl"
-        (shards / name).write_text("".join(records[i:i + per]), encoding="utf-8")
-        names.append(name)
     print(f"# {len(gold)} abstracts, {sum(len(d.text) for d in gold):,} characters, {len(names)} shards; "
           f"{os.cpu_count()} CPUs; {work}", file=sys.stderr)
 

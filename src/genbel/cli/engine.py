@@ -33,7 +33,7 @@ def workers_option() -> int | None:
 
 def batch_docs_option() -> int | None:
     return typer.Option(
-        None, "--batch-docs", min=1, help="--engine ray: documents per actor call (default 32); a document is never split."
+        None, "--batch-docs", min=1, help="--engine ray: documents an actor detects and links at a time (default 32); a document is never split."
     )
 
 

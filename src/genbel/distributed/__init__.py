@@ -1,15 +1,15 @@
 """Annotation and linking at corpus scale on Ray (``pip install 'genbel[distributed]'``).
 
 ``genbel annotate … --engine ray`` and ``genbel link … --engine ray`` do what the single-process commands
-do, over many input shards at once: Ray Data reads the shards (sharded JSONL of BigBio documents or of
-plain ``{id, text}`` records, Parquet, or a folder of PubTator/BioC/text files: each file is a shard),
-a pool of actors, each loading the KB, the detector and the linker once, detects and links batches of
-whole documents, and one output shard is written per input shard, atomically. A resumed run skips the
-shards already written. Modules, one per job:
+do, over many input shards at once (sharded JSONL of BigBio documents or of plain ``{id, text}``
+records, Parquet, or a folder of PubTator/BioC/text files: each file is a shard): Ray Data hands the
+shards to a pool of actors, each loading the KB, the detector and the linker once, which read whole
+shards and detect and link their documents, and one output shard is written per input shard,
+atomically. A resumed run skips the shards already written. Modules, one per job:
 
 * :mod:`~genbel.distributed.shards`: which files are shards, their output names, reading one;
 * :mod:`~genbel.distributed.records`: Parquet rows and plain JSON records → documents;
-* :mod:`~genbel.distributed.workers`: the read step and the actor (:class:`~genbel.distributed.workers.ShardWorker`);
+* :mod:`~genbel.distributed.workers`: the actor (:class:`~genbel.distributed.workers.ShardWorker`), which reads and links shards;
 * :mod:`~genbel.distributed.manifest`: the run record in the output folder, and what ``resume`` skips;
 * :mod:`~genbel.distributed.runner`: the Ray Data plan, the driver that writes shards, the progress bar.
 
@@ -71,7 +71,8 @@ def annotate_dataset(
     ``encoding`` are those of :func:`genbel.annotate.annotate_to_file` and ``genbel annotate``.
 
     ``workers`` actors with ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs each (``None``: one
-    GPU each when the Ray cluster has enough of them) link ``batch_docs`` documents per call.
+    GPU each when the Ray cluster has enough of them) take one shard at a time and link its documents
+    ``batch_docs`` at a time (shards are the unit of work: give many more shards than workers).
     ``resume`` skips the shards whose output an earlier run with the same settings wrote (E456 for
     other settings); ``progress`` shows a bar of shards (``None``: on a terminal). ``address`` is a Ray
     cluster's address. Errors: E580 (a bad shard, naming file and line), E581 (no shard), E582 (two

@@ -3,9 +3,13 @@ the driver writes one output shard per input shard.
 
 The plan, as Ray Data runs it (streaming, with back-pressure)::
 
-    from_items(shards) -> map_batches(read_shards)             # one row per document
-                       -> map_batches(ShardWorker, batch_size=batch_docs,
-                                      compute=ActorPoolStrategy(size=workers), num_cpus, num_gpus)
+    from_items(shards) -> map_batches(ShardWorker, batch_size=1,    # one shard per call, read in the actor
+                                      compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
+                                      num_cpus, num_gpus)             # → one row per document
+
+A shard is the unit of work: an actor works on one shard while the next one waits at it (so there is
+no gap between shards), and an actor with room takes the next shard. Ray itself is started lean
+(:func:`_ray`: no dashboard; Ray Data's progress bars and plan logs off unless genbel logs at INFO).
 
 The driver gathers each shard's linked documents, and when the last one has arrived writes the shard
 with the single-process writers (:func:`genbel.data.formats.write_documents`, :func:`genbel.pipeline.write_linked`),
@@ -30,7 +34,7 @@ from typing import Any
 from genbel.deps import require
 from genbel.distributed.manifest import finish_run, start_run
 from genbel.distributed.shards import Shard, find_shards
-from genbel.distributed.workers import Job, ShardWorker, read_shards
+from genbel.distributed.workers import BATCH_DOCS, Job, ShardWorker
 from genbel.errors import ConfigError, Errors, GenbelError, InputError
 from genbel.io import check_output, output_errors
 
@@ -38,10 +42,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BATCH_DOCS", "DatasetRun", "run_job"]
 
-#: documents a worker detects and links per call (the single-process ``genbel annotate`` chunk size)
-BATCH_DOCS = 32
-#: CPUs reserved for a read task: none, so that the workers may take every CPU of a node
-READ_CPUS = 0
+#: shard tasks queued on an actor at a time: the next shard waits at the actor, so that it does not
+#: wait for the driver's next scheduling round (Ray Data polls every 0.1 s: a gap after every shard)
+TASKS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -210,10 +213,11 @@ def _run(
         _check_resources(ray, workers, cpus, gpus)
         _quiet_ray_data(ray)
         ds = _from_items(ray, [asdict(s) for s in todo])
-        ds = ds.map_batches(read_shards, fn_kwargs={"job": job}, batch_size=1, num_cpus=READ_CPUS)
         ds = ds.map_batches(
-            ShardWorker, fn_constructor_kwargs={"job": job, "threads": max(1, int(cpus))},
-            batch_size=batch_docs, compute=ActorPoolStrategy(size=workers), num_cpus=cpus, num_gpus=gpus,
+            ShardWorker,
+            fn_constructor_kwargs={"job": job, "threads": max(1, int(cpus)), "batch_docs": batch_docs},
+            batch_size=1, compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT),
+            num_cpus=cpus, num_gpus=gpus,
         )
         pending: dict[int, dict[int, tuple[str, int]]] = {}
         n_docs = n_mentions = written = 0

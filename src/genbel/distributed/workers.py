@@ -1,12 +1,17 @@
-"""What runs inside Ray: the read step (one shard → its documents, one row each) and the worker (an
-actor that loads the KB, the detector and the linker once, then detects and links batches of documents).
+"""What runs inside Ray: the worker, an actor that loads the KB, the detector and the linker once, then
+reads whole shards and detects and links their documents.
 
-Rows carry a document as BigBio JSON, its shard's index, its position in the shard and the shard's
-number of documents, so that the driver (:mod:`genbel.distributed.runner`) knows when a shard is
-complete. A document is one row and a batch is whole rows, so a document is never split across
-batches and a document-level linker keeps its memory over the whole document. A genbel error (bad
-input, a bad setting) does not kill the run: it travels as an ``error`` row to the driver, which stops
-with the error's own message before writing that shard.
+A worker call takes shards (rows of :class:`~genbel.distributed.shards.Shard` fields; the plan gives one
+per call) and returns one row per document: the linked document as BigBio JSON, its shard's index, its
+position in the shard and the shard's number of documents, so that the driver
+(:mod:`genbel.distributed.runner`) knows when a shard is complete. The shard is read inside the actor,
+with genbel's readers (:func:`genbel.distributed.shards.read_shard`), and linked in chunks of
+``batch_docs`` whole documents: a document is never split across chunks, so a document-level linker
+keeps its memory over the whole document. Reading in the actor, rather than in Ray tasks of their own,
+spares a worker process per concurrent read and the trip of every document through the object store
+(benchmarks.md, "Ray engine"). A genbel error (bad input, a bad setting) does not kill the run: it
+travels as one ``error`` row to the driver, which stops with the error's own message before writing
+that shard.
 
 The worker calls what the single-process commands call, in the same order, so that their output is
 equal: :func:`genbel.annotate.detect_mentions`, :meth:`genbel.linkers.Linker.link_documents`,
@@ -22,20 +27,24 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from genbel.data.bigbio import document_from_dict
 from genbel.distributed.shards import Shard, read_shard
 from genbel.errors import GenbelError
 
 if TYPE_CHECKING:
+    from genbel.data.model import Document
     from genbel.kb.base import KnowledgeBase
     from genbel.linkers.base import Linker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMMANDS", "Job", "ShardWorker", "read_shards"]
+__all__ = ["BATCH_DOCS", "COLUMNS", "COMMANDS", "Job", "ShardWorker"]
 
 #: what a distributed run does: ``genbel annotate`` (detect, then link) or ``genbel link`` (given mentions)
 COMMANDS: tuple[str, ...] = ("annotate", "link")
+#: documents a worker detects and links per call of the linker (the single-process ``genbel annotate`` chunk size)
+BATCH_DOCS = 32
+#: the columns of a worker's output rows (one row per document, or one ``error`` row per failed shard)
+COLUMNS: tuple[str, ...] = ("shard", "pos", "n", "doc", "mentions", "error", "error_kind")
 
 
 @dataclass(frozen=True)
@@ -87,43 +96,14 @@ class Job:
         return d
 
 
-def _error_rows(shard: int, message: str, kind: str) -> dict[str, list[Any]]:
-    return {"shard": [shard], "pos": [-1], "n": [0], "doc": [""], "markup": [False],
-            "error": [message], "error_kind": [kind]}
-
-
-def read_shards(batch: Mapping[str, Any], job: Job) -> dict[str, list[Any]]:
-    """Ray Data read step: the shards of ``batch`` (rows of :class:`Shard` fields) → one row per
-    document; a shard that cannot be read gives one ``error`` row naming the file and line."""
-    out: dict[str, list[Any]] = {k: [] for k in ("shard", "pos", "n", "doc", "markup", "error", "error_kind")}
-    for index, path, rel, name in zip(batch["index"], batch["path"], batch["rel"], batch["out"], strict=True):
-        shard = Shard(int(index), str(path), str(rel), str(name))
-        try:
-            docs, markup = read_shard(
-                shard, command=job.command, input_format=job.input_format, split=job.split,
-                encoding=job.encoding, keep_annotations=job.keep_annotations, folder_input=job.folder_input,
-            )
-        except GenbelError as e:
-            for k, v in _error_rows(shard.index, str(e), "shard").items():
-                out[k] += v
-            continue
-        for pos, d in enumerate(docs):
-            out["shard"].append(shard.index)
-            out["pos"].append(pos)
-            out["n"].append(len(docs))
-            out["doc"].append(json.dumps(d.to_dict(), ensure_ascii=False))
-            out["markup"].append(markup)
-            out["error"].append("")
-            out["error_kind"].append("")
-    return out
-
-
 class ShardWorker:
-    """A Ray actor (``map_batches`` callable class): loads the KB, detector and linker once, then
-    links batches of document rows. ``threads`` caps torch's CPU threads (the actor's CPUs)."""
+    """A Ray actor (``map_batches`` callable class): loads the KB, detector and linker once, then reads
+    and links whole shards, ``batch_docs`` documents per linker call. ``threads`` caps torch's CPU
+    threads (the actor's CPUs)."""
 
-    def __init__(self, job: Job, threads: int = 1) -> None:
+    def __init__(self, job: Job, threads: int = 1, batch_docs: int = BATCH_DOCS) -> None:
         self.job = job
+        self.batch_docs = max(1, batch_docs)
         self.setup_error = ""
         try:
             self.kb = job.open_kb()
@@ -140,7 +120,7 @@ class ShardWorker:
 
             torch.set_num_threads(max(1, threads))
 
-    def _link(self, docs: list, markup: list[bool]) -> list[tuple[dict, int]]:
+    def _link(self, docs: list[Document], markup: bool) -> list[tuple[dict, int]]:
         from genbel.annotate import add_preferred_names, detect_mentions
         from genbel.pipeline import check_markup_groups, linked_documents
 
@@ -151,9 +131,8 @@ class ShardWorker:
             results = self.linker.link_documents(docs, k=job.k, expand_abbreviations=job.expand_abbreviations)
             dicts = list(add_preferred_names(linked_documents(docs, results, self.kb.name), self.kb))
         else:
-            marked = [d for d, m in zip(docs, markup, strict=True) if m]
-            if marked:
-                check_markup_groups(marked, self.kb, "<markup shard>")
+            if markup:
+                check_markup_groups(docs, self.kb, "<markup shard>")
             results = self.linker.link_documents(
                 docs, k=job.k, expand_abbreviations=job.expand_abbreviations,
                 entity_types=list(job.entity_types) if job.entity_types else None,
@@ -161,32 +140,34 @@ class ShardWorker:
             dicts = linked_documents(docs, results, self.kb.name)
         return [(d, sum("candidates" in e for e in d["entities"])) for d in dicts]
 
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
-        rows = list(zip(batch["shard"], batch["pos"], batch["n"], batch["doc"], batch["markup"],
-                        batch["error"], batch["error_kind"], strict=True))
-        out: dict[str, list[Any]] = {k: [] for k in ("shard", "pos", "n", "doc", "mentions", "error", "error_kind")}
-
-        def emit(shard: Any, pos: Any, n: Any, doc: str, mentions: int, error: str, kind: str) -> None:
-            for k, v in zip(out, (int(shard), int(pos), int(n), doc, mentions, error, kind), strict=True):
-                out[k].append(v)
-
-        good = [r for r in rows if not r[5]]
-        for r in rows:
-            if r[5]:
-                emit(r[0], r[1], r[2], "", 0, str(r[5]), str(r[6]))
-        if not good:
-            return out
-        if self.setup_error:
-            for r in good:
-                emit(r[0], r[1], r[2], "", 0, self.setup_error, "setup")
-            return out
+    def link_shard(self, shard: Shard) -> list[tuple[Any, ...]]:
+        """The output rows of one shard (:data:`COLUMNS`): one per document, in order, or one ``error``
+        row (kind ``shard``: unreadable or refused by the linker; ``setup``: the KB or a model did not load)."""
+        job = self.job
         try:
-            docs = [document_from_dict(json.loads(r[3]), f"shard {r[0]} document {r[1]}") for r in good]
-            linked = self._link(docs, [bool(r[4]) for r in good])
+            docs, markup = read_shard(
+                shard, command=job.command, input_format=job.input_format, split=job.split,
+                encoding=job.encoding, keep_annotations=job.keep_annotations, folder_input=job.folder_input,
+            )
         except GenbelError as e:
-            for r in good:
-                emit(r[0], r[1], r[2], "", 0, str(e), "shard")
-            return out
-        for r, (d, mentions) in zip(good, linked, strict=True):
-            emit(r[0], r[1], r[2], json.dumps(d, ensure_ascii=False), mentions, "", "")
+            return [(shard.index, -1, 0, "", 0, str(e), "shard")]
+        if self.setup_error:
+            return [(shard.index, -1, 0, "", 0, self.setup_error, "setup")]
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(docs), self.batch_docs):
+            try:
+                linked = self._link(docs[start:start + self.batch_docs], markup)
+            except GenbelError as e:
+                return [(shard.index, -1, 0, "", 0, str(e), "shard")]
+            rows += [(shard.index, start + i, len(docs), json.dumps(d, ensure_ascii=False), mentions, "", "")
+                     for i, (d, mentions) in enumerate(linked)]
+        return rows
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
+        """Ray Data batch of shard rows (:class:`Shard` fields) → output rows of :data:`COLUMNS`."""
+        out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
+        for index, path, rel, name in zip(batch["index"], batch["path"], batch["rel"], batch["out"], strict=True):
+            for row in self.link_shard(Shard(int(index), str(path), str(rel), str(name))):
+                for k, v in zip(COLUMNS, row, strict=True):
+                    out[k].append(v)
         return out
