@@ -40,8 +40,8 @@ hypothesis.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +53,7 @@ from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-from genbel.errors import ConfigError, Errors
+from genbel.generation.cache import attention_swapped
 
 logger = logging.getLogger(__name__)
 
@@ -228,20 +228,11 @@ AttentionInterface.register(ATTENTION_NAME, slot_attention)
 ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
 
 
-@contextmanager
-def _packed(model: Any, p: _Pass) -> Iterator[None]:
-    config = model.config
-    previous = config._attn_implementation
-    token = _ACTIVE.set(p)
-    config._attn_implementation = ATTENTION_NAME
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
-        _ACTIVE.reset(token)
-    bypassed = [i for i, (r, u) in enumerate(zip(p.reads, p.updates)) if r != u or r != 1]
-    if bypassed:  # an attention module that ignored the slot attention: its outputs are wrong
-        raise ConfigError(Errors.E257.format(model=type(model).__name__, layers=bypassed))
+def _packed(model: Any, p: _Pass) -> AbstractContextManager[None]:
+    """Within the block, ``model`` attends through :func:`slot_attention` for the pass ``p``; E257 if an
+    attention module ignored it (its outputs would be wrong)."""
+    return attention_swapped(model, ATTENTION_NAME, _ACTIVE, p,
+                             lambda: [i for i, (r, u) in enumerate(zip(p.reads, p.updates)) if r != u or r != 1])
 
 
 # ------------------------------------------------------------------------------------------ beam state

@@ -33,7 +33,7 @@ keep the default cache otherwise (sliding-window layers, e.g. Gemma 3).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
@@ -168,20 +168,31 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
 
 
 @contextmanager
-def shared_prompt_decoding(model: Any, cache: SharedPromptCache) -> Iterator[None]:
-    """Within the block, ``model`` attends through :func:`shared_prompt_attention` over ``cache``."""
+def attention_swapped(model: Any, name: str, var: ContextVar, state: Any,
+                      bypassed: Callable[[], list[int]]) -> Iterator[None]:
+    """Within the block, ``model`` attends through the attention function registered as ``name``, which
+    reads ``state`` from ``var``; after a block that ended normally, E257 names the layers ``bypassed()``
+    finds (e.g. attention modules reading another config object: their outputs ignored ``state``)."""
     config = model.config
     previous = config._attn_implementation
-    token = _ACTIVE.set(cache)
-    config._attn_implementation = ATTENTION_NAME
+    token = var.set(state)
+    config._attn_implementation = name
     try:
         yield
     finally:
         config._attn_implementation = previous
-        _ACTIVE.reset(token)
-    bypassed = [i for i, layer in enumerate(cache.layers) if layer.reads != layer.updates]
-    if bypassed:  # e.g. attention modules reading another config object: their outputs ignored the prompt
-        raise ConfigError(Errors.E257.format(model=type(model).__name__, layers=bypassed))
+        var.reset(token)
+    layers = bypassed()
+    if layers:
+        raise ConfigError(Errors.E257.format(model=type(model).__name__, layers=layers))
+
+
+@contextmanager
+def shared_prompt_decoding(model: Any, cache: SharedPromptCache) -> Iterator[None]:
+    """Within the block, ``model`` attends through :func:`shared_prompt_attention` over ``cache``."""
+    with attention_swapped(model, ATTENTION_NAME, _ACTIVE, cache,
+                           lambda: [i for i, layer in enumerate(cache.layers) if layer.reads != layer.updates]):
+        yield
 
 
 def beam_cache(
