@@ -121,3 +121,14 @@ def test_detection_of_each_input_and_annotations_dropped_unless_asked(tmp_path):
     (tmp_path / "plain.txt").write_text("Just some text | with a bar.\n", encoding="utf-8")
     assert detect_input_format(tmp_path / "plain.txt") == "text"
     assert detect_input_format("-") == "text"
+
+
+def test_brat_round_trip_keeps_a_leading_bom_character(tmp_path):
+    text = "\ufeffFAP and colon cancer"
+    doc = Document("d0", "d0", [Passage("d0-p", "text", [text], [(0, len(text))])],
+                   [Entity("T1", "Disease", ["colon cancer"], [(9, 21)], [Normalization("MESH", "D003110")])])
+    out = tmp_path / "brat"
+    write_documents([LinkedDocument(doc, [(LinkedConcept("D003110", "Colonic Neoplasms", 0.9),)])], out, fmt="brat")
+    back = read_documents(out, keep_annotations=True)
+    assert back[0].text == text
+    assert [(e.offsets, e.text) for e in back[0].entities] == [([(9, 21)], ["colon cancer"])]

@@ -93,8 +93,10 @@ def write_brat(docs: Iterable[Document | LinkedDocument | Mapping[str, Any]], fo
             seen.add(doc_id)
             base.parent.mkdir(parents=True, exist_ok=True)
             txt = base.with_name(base.name + ".txt")
-            with open(txt, "w", encoding="utf-8", newline="") as fh:
-                fh.write(ld.document.text)
+            text = ld.document.text
+            # readers drop one leading BOM (read_text): a text that itself starts with U+FEFF gets one more
+            with open(txt, "w", encoding="utf-8-sig" if text.startswith("\ufeff") else "utf-8", newline="") as fh:
+                fh.write(text)
             with open(base.with_name(base.name + ".ann"), "w", encoding="utf-8", newline="\n") as fh:
                 fh.writelines(line + "\n" for line in brat_lines(ld, f"{target}: document {doc_id}"))
     if not any(target.iterdir()):
