@@ -109,7 +109,14 @@ class CombinedDetector(Detector):
         self.abbreviations = abbreviations
 
     def detect_batch(self, texts: Sequence[str], batch_size: int = 16) -> list[list[Span]]:
-        per_detector = [d.detect_batch(texts) for d in self.detectors]
+        own = set(self.detectors[0].types)
+        per_detector = [
+            # primary-types keeps no span of the primary's types from the others: one that can find only
+            # those types (a disease dictionary behind the disease tagger) is not run at all
+            [[] for _ in texts] if i and self.mode == "primary-types" and own and set(d.types) <= own
+            else d.detect_batch(texts)
+            for i, d in enumerate(self.detectors)
+        ]
         out = []
         for i, text in enumerate(texts):
             spans = combine_spans([p[i] for p in per_detector], self.mode, primary_types=self.detectors[0].types)

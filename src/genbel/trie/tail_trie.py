@@ -95,15 +95,6 @@ class TailTrie(_ArrayTrie):
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def build(cls, sequences: Sequence[Sequence[int]], values: Sequence[int] | None = None) -> TailTrie:
-        """As :meth:`TokenTrie.build`."""
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        tokens = np.fromiter((int(t) for s in sequences for t in s), dtype=np.int64, count=int(offsets[-1]))
-        return cls.from_flat(tokens, offsets, values)
-
-    @classmethod
     def from_flat(
         cls, tokens: np.ndarray, offsets: np.ndarray, values: Sequence[int] | np.ndarray | None = None
     ) -> TailTrie:

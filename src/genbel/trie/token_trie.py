@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -84,6 +84,20 @@ class _ArrayTrie:
     :class:`genbel.trie.tail_trie.TailTrie`): walking by :meth:`step`, payload slices by
     :meth:`value_range`, restrictions, and persistence as memory-mappable ``.npy`` files + ``trie.json``.
     A layout names its arrays in ``_arrays`` and writes its own ``trie.json`` fields in ``_meta``."""
+
+    @classmethod
+    def build(cls, sequences: Sequence[Sequence[int]], values: Sequence[int] | None = None) -> Self:
+        """Build from token sequences; ``values[i]`` is the payload id of sequence ``i`` (default ``i``).
+
+        Several sequences may share prefixes or be identical (their payloads then all sit at the
+        same terminal node). Empty sequences end at the root. The layout builds from the flat
+        arrays (``from_flat``).
+        """
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        tokens = np.fromiter((int(t) for s in sequences for t in s), dtype=np.int64, count=int(offsets[-1]))
+        return cls.from_flat(tokens, offsets, values)
 
     ROOT: int = 0
     _arrays: tuple[str, ...] = ()
@@ -207,19 +221,6 @@ class TokenTrie(_ArrayTrie):
             raise FormatError(Errors.E201.format(path=path, reason="; ".join(problems)))
 
     # ------------------------------------------------------------------ building
-    @classmethod
-    def build(cls, sequences: Sequence[Sequence[int]], values: Sequence[int] | None = None) -> TokenTrie:
-        """Build from token sequences; ``values[i]`` is the payload id of sequence ``i`` (default ``i``).
-
-        Several sequences may share prefixes or be identical (their payloads then all sit at the
-        same terminal node). Empty sequences end at the root.
-        """
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        tokens = np.fromiter((int(t) for s in sequences for t in s), dtype=np.int64, count=int(offsets[-1]))
-        return cls.from_flat(tokens, offsets, values)
-
     @classmethod
     def from_flat(
         cls,
