@@ -416,7 +416,9 @@ def sparse_build(a) -> dict:
     from genbel.linkers.sparse import SparseLinker
 
     t0 = time.perf_counter()
-    kb = load_kb(kb_prefix(a.kb, a.names, a.work))
+    # --lazy-kb: built from the KB store read lazily (run `kb` first), as `genbel build-index` does with a
+    # saved KB; else from the JSONL loaded whole
+    kb = open_kb_for_query(a) if a.lazy_kb else load_kb(kb_prefix(a.kb, a.names, a.work))
     parse_s = time.perf_counter() - t0
     kb.fingerprint()  # computed once (the KB's, not the index's cost)
     reset_peak()
@@ -678,7 +680,7 @@ def main() -> None:
     ap.add_argument("--kind", help="dense: force an index kind (default: genbel's choice by size)")
     ap.add_argument("--series", action="store_true", help="trie: only the size series (1/8 .. all names)")
     ap.add_argument("--lazy-kb", action="store_true",
-                    help="sparse query, ner: link against the KB store read lazily (run `kb` first)")
+                    help="sparse, ner, dense-linker: build and link against the KB store read lazily (run `kb` first)")
     ap.add_argument("--ivfpq-chunk", type=int, help="dense-linker: DenseLinker.IVFPQ_CHUNK")
     ap.add_argument("--only", help="run only these phases (comma-separated, e.g. query-lazy)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
