@@ -233,6 +233,15 @@ class SyntheticKB:
     def num_blocks(self) -> int:
         return -(-self.config.concepts // self.config.block)
 
+    def _block_head(self, b: int) -> tuple[np.random.Generator, int, np.ndarray, list[str]]:
+        """Block ``b``'s generator after its first draws: the concept count, the synonyms per concept and
+        the preferred names (what the next block needs of it, without generating the whole block)."""
+        cfg = self.config
+        n = min(cfg.block, cfg.concepts - b * cfg.block)
+        rng = np.random.default_rng([cfg.seed, b])
+        extra = rng.poisson(cfg.names_per_concept - 1, n) if cfg.names_per_concept > 1 else np.zeros(n, int)
+        return rng, n, extra, self._fresh_names(rng, n)
+
     def blocks(self, first: int = 0, stop: int | None = None) -> Iterator[list[Concept]]:
         """The concepts in blocks of ``config.block`` (each block from its own generator); blocks
         ``first`` to ``stop`` (exclusive) only when given — the same concepts as in a full run, so
@@ -240,14 +249,11 @@ class SyntheticKB:
         cfg = self.config
         stop = self.num_blocks if stop is None else min(stop, self.num_blocks)
         recent: list[str] = []
-        if first > 0:  # shared synonyms are drawn from the previous block's preferred names
-            recent = [c.name for c in next(self.blocks(first - 1, first))][:1000]
+        if first > 0:  # shared synonyms are drawn from the previous block's preferred names (only those drawn)
+            recent = self._block_head(first - 1)[3][:1000]
         for b in range(first, stop):
             start = b * cfg.block
-            n = min(cfg.block, cfg.concepts - start)
-            rng = np.random.default_rng([cfg.seed, b])
-            extra = rng.poisson(cfg.names_per_concept - 1, n) if cfg.names_per_concept > 1 else np.zeros(n, int)
-            prefs = self._fresh_names(rng, n)
+            rng, n, extra, prefs = self._block_head(b)
             n_syn = int(extra.sum())
             variant = rng.random(n_syn) < cfg.variant_share
             shared = rng.random(n_syn) < cfg.shared_synonym_share
