@@ -65,8 +65,15 @@ class Replay:
         return self.result
 
 
-class Cached:
-    """Runs a linker's ``link_documents`` once and replays the result (for the ensemble's members)."""
+def _cached_base():
+    from genbel.linkers.base import Linker
+
+    return Linker
+
+
+class Cached(_cached_base()):
+    """Runs a linker's ``link_documents`` once and replays the result (for the ensemble's members); a
+    :class:`~genbel.linkers.base.Linker`, as ``genbel.eval.evaluate`` requires."""
 
     def __init__(self, linker) -> None:
         self.linker = linker
@@ -138,6 +145,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--abbreviations", action="store_true", help="expand abbreviations (Schwartz-Hearst)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quantize", default="auto",
+                    help="GenerativeLinker.load(quantize=...): auto (bf16 where native), bf16, int8 or none")
     ap.add_argument("--tag", default="")
     ap.add_argument("--ensemble-files", default="", help="config 'ensemble-files': fuse these saved predictions")
     ap.add_argument("--ensemble-seconds", type=float, default=0.0, help="the members' link time (for mentions/s)")
@@ -154,6 +163,7 @@ def main() -> None:
     from genbel.data import load_corpus, load_documents
     from genbel.eval import evaluate
     from genbel.eval.metrics import recall_at
+    from genbel.generation.quantize import quantization_of
     from genbel.kb import load_kb
     from genbel.linkers.document import DocumentLinker
     from genbel.linkers.ensemble import EnsembleLinker
@@ -180,12 +190,13 @@ def main() -> None:
     if configs == ["ensemble-files"]:
         gen = None
     elif (Path(args.model) / "genbel_linker.json").is_file():
-        gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size)
+        gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size,
+                                    quantize=args.quantize)
     else:  # an untrained model (timing only): the default model's mention-level prompt
         from genbel.generation.prompts import PromptFormat
 
         gen = GenerativeLinker.load(args.model, kb, num_beams=args.num_beams, batch_size=args.batch_size,
-                                    prompt_format=PromptFormat(context_chars=0, include_group=False))
+                                    quantize=args.quantize, prompt_format=PromptFormat(context_chars=0, include_group=False))
     setup = time.perf_counter() - t0
     ctx = None if args.context_chars == "doc" else int(args.context_chars)
     doc_kw = dict(context_chars=ctx, max_prompt_tokens=args.max_prompt_tokens, memory_size=args.memory_size,
@@ -301,6 +312,7 @@ def main() -> None:
         "max_docs": args.max_docs, "num_beams": args.num_beams, "batch_size": args.batch_size,
         "max_prompt_tokens": args.max_prompt_tokens, "context_chars": args.context_chars,
         "memory_size": args.memory_size, "abbreviations": args.abbreviations, "setup_s": round(setup, 1),
+        "quantize": args.quantize, "linear_layers": quantization_of(gen.model) if gen is not None else None,
         "torch_threads": torch.get_num_threads(), "load_before": load, "load_after": os.getloadavg(), "rows": rows,
     }
     OUT.mkdir(parents=True, exist_ok=True)

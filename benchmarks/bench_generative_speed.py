@@ -4,7 +4,9 @@ Variants of the shipped generative default (SmolLM2-135M + LoRA, 5 beams, trie o
 MEDIC KB), all on the same distinct NCBI-disease test mention strings (distinct, so no input is decoded
 twice; mention-only prompts as the model was trained; no abbreviation expansion):
 
-* ``fp32``           — the default: the LoRA merged into the base, float32, genbel's beam-search loop
+* ``bf16``           — the default on CPUs with native bfloat16 (``quantize="auto"``): ``fp32`` with every
+  linear layer's weight in bfloat16 (:mod:`genbel.generation.quantize`);
+* ``fp32``           — the LoRA merged into the base, float32 (``quantize="none"``), genbel's beam-search loop
   (:mod:`genbel.generation.beam_loop`: finished queries leave the batch, waiting ones join, trie-forced
   tokens fed ahead), HF's early-stop rule per query;
 * ``hf``             — the same model decoded by Hugging Face ``generate`` (``search="hf"``, the default
@@ -15,7 +17,7 @@ twice; mention-only prompts as the model was trained; no abbreviation expansion)
 * ``int8``           — linear layers int8 (``quantize="int8"``, :mod:`genbel.generation.quantize`);
 * ``fp32+es``, ``int8+es`` — Hugging Face ``early_stopping=True`` (patched into this run only): a query
   stops once ``num_beams`` hypotheses are finished;
-* ``hybrid``         — the retriever-restricted trie (``hybrid:default`` ``mode=constrain``,
+* ``hybrid``         — the retriever-restricted trie over the ``bf16`` model (``hybrid:default`` ``mode=constrain``,
   ``n_candidates=5``, retriever ``dense:default``): beam search over the names of 5 retrieved concepts
   (retrieval time included).
 
@@ -47,7 +49,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "benchmarks" / "out"
-VARIANTS = ("fp32", "hf", "noforce", "lora", "int8", "fp32+es", "int8+es", "hybrid")
+VARIANTS = ("fp32", "bf16", "hf", "noforce", "lora", "int8", "fp32+es", "int8+es", "hybrid")
 
 
 def distinct_queries(path: Path) -> list:
@@ -95,11 +97,12 @@ def build(variant: str, kb, cache: dict):
             from genbel.linkers.hybrid import HybridLinker
             from genbel.linkers.registry import create_linker
 
-            gen, _ = build("fp32", kb, cache)
+            gen, _ = build("bf16", kb, cache)
             retriever = create_linker("dense:default", kb)
             cache[base] = HybridLinker(kb, gen, retriever, mode="constrain", n_candidates=5), gen
         else:
-            opts = {"lora": {"merge_lora": False}, "int8": {"quantize": "int8"}}.get(base, {})
+            opts = {"fp32": {"quantize": "none"}, "lora": {"merge_lora": False, "quantize": "none"},
+                    "int8": {"quantize": "int8"}, "bf16": {"quantize": "bf16"}}[base]
             gen = GenerativeLinker.load(str(default_dir()), kb, **opts)
             gen.counter = PositionCounter(gen.model)
             cache[base] = gen, gen

@@ -262,6 +262,10 @@ class Errors(metaclass=_ErrorsWithCodes):
     E631 = "--explain {doc_id!r}: no document with this id in {path} (ids there include: {some})"
     E632 = "--explain shows how a document-level linker read its prompts; add --document-level (or --ensemble)"
     E633 = "quantize={value!r}: unknown quantisation; expected one of: {known}"
+    E634 = (
+        "this generative linker's model was loaded with quantize={mode!r} (weights rounded for decoding) and "
+        "cannot be saved: load it with quantize='none' to save or export it"
+    )
     # --- mention detection (E500-E519): add new codes of this area directly below this line
     E500 = "invalid span {start}-{end} ({text!r}): offsets must satisfy 0 <= start < end"
     E501 = "unknown detector {spec!r}; expected one of: {known} (optionally with :ARG, e.g. tagger:PATH)"

@@ -285,7 +285,7 @@ def test_save_load_round_trip(linkers, kb, tmp_path, arch):
     assert cfg["kb"] == {"name": kb.name, "fingerprint": kb.fingerprint()}
     assert cfg["prompt_format"]["style"] == ("syncabel" if arch == "llama" else "genbioel")
     assert json.loads((d / "text_to_code.json").read_text()) == lk.text_to_code
-    loaded = GenerativeLinker.load(d)  # KB from kb/, trie memory-mapped from trie/
+    loaded = GenerativeLinker.load(d, quantize="none")  # KB from kb/, trie memory-mapped from trie/; weights as saved
     assert loaded.kb.fingerprint() == kb.fingerprint()
     assert loaded.trie.kb_fingerprint == kb.fingerprint()
     assert loaded.sample(SENTENCES, num_beams=3) == lk.sample(SENTENCES, num_beams=3)
@@ -341,7 +341,7 @@ def test_lora_adapter_directory_loads_over_its_base_model(kb, tok, tmp_path):
     )
     assert (adapter_dir / "adapter_config.json").exists() and not (adapter_dir / "config.json").exists()
 
-    loaded = GenerativeLinker.load(adapter_dir, kb)  # trie built (none saved), adapter merged
+    loaded = GenerativeLinker.load(adapter_dir, kb, quantize="none")  # trie built (none saved), adapter merged
     assert not hasattr(loaded.model, "peft_config")
     reference = GenerativeLinker(peft_model.merge_and_unload(), tok, kb)
     plain = GenerativeLinker(AutoModelForCausalLM.from_pretrained(base_dir), tok, kb)
@@ -363,7 +363,7 @@ def test_load_errors_name_the_directory(tmp_path, kb):
 
 def test_registry_factory(linkers, kb, tmp_path):
     d = linkers["bart"].save(tmp_path / "linker")
-    lk = create_linker(f"generative:{d}", kb, num_beams=2)
+    lk = create_linker(f"generative:{d}", kb, num_beams=2, quantize="none")
     assert isinstance(lk, GenerativeLinker) and lk.num_beams == 2 and lk.architecture == "seq2seq"
     assert lk.sample(SENTENCES[:2], num_beams=3) == linkers["bart"].sample(SENTENCES[:2], num_beams=3)
     q = [MentionQuery("colon cancer", type="Disease")]
@@ -379,7 +379,7 @@ def test_registry_factory(linkers, kb, tmp_path):
     plain = tmp_path / "hf"
     linkers["llama"].model.save_pretrained(plain)
     linkers["llama"].tokenizer.save_pretrained(plain)
-    lk = create_linker(f"generative:{plain}", kb, batch_size=3)
+    lk = create_linker(f"generative:{plain}", kb, batch_size=3, quantize="none")
     assert lk.architecture == "causal" and lk.base_model == str(plain) and lk.batch_size == 3
     assert lk.format.style == "syncabel" and lk.text_to_code == linkers["llama"].text_to_code
     assert lk.sample(SENTENCES[:2], num_beams=3) == linkers["llama"].sample(SENTENCES[:2], num_beams=3)
@@ -406,6 +406,43 @@ def test_generative_default_names_the_shipped_model(monkeypatch, kb) -> None:
     monkeypatch.setattr(generative.GenerativeLinker, "load", classmethod(lambda cls, path, kb, **kw: seen.append(path)))
     generative._factory(kb, "default")
     assert seen == [str(default_model_dir())]
+
+
+def test_bf16_linear_layers_round_only_their_products_and_auto_picks_them_where_native(tmp_path, monkeypatch):
+    from genbel.generation import quantize
+    from genbel.generation.quantize import BFloat16Linear, quantization_of, resolve
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 8)
+    b = BFloat16Linear(lin)
+    x = torch.randn(5, 16)
+    assert b.weight.dtype == torch.bfloat16 and b(x).dtype == torch.float32
+    assert torch.allclose(b(x), lin(x), atol=0.05) and not torch.equal(b(x), lin(x))
+    kb = tiny_kb()
+    tok = tiny_tokenizer(kb)
+    path = GenerativeLinker(tiny_model("llama", len(tok)), tok, kb).save(tmp_path / "lk")
+    fp = GenerativeLinker.load(path, quantize="none")
+    bf = GenerativeLinker.load(path, quantize="bf16")
+    assert quantization_of(fp.model) == "none" and quantization_of(bf.model) == "bf16"
+    assert isinstance(bf.model.get_output_embeddings(), BFloat16Linear)  # the head too
+    assert bf.model.get_input_embeddings().weight.dtype == torch.float32
+    qs = [parse_markup(s) for s in SENTENCES]
+    beams = bf.generate(qs, num_beams=3)
+    assert all(b.name in bf.text_to_code for bs in beams for b in bs) and all(beams[:3])
+    first = [(bs[0].name, bs[0].logprob) for bs in beams]
+    ref = [(bs[0].name, bs[0].logprob) for bs in fp.generate(qs, num_beams=3)]
+    assert [n for n, _ in first] == [n for n, _ in ref]  # same top beam, its score within bf16 rounding
+    assert all(abs(a - b) < 0.05 for (_, a), (_, b) in zip(first, ref))
+    with raises_code("E634", ConfigError, match="quantize='bf16'"):
+        bf.save(tmp_path / "again")
+    # "auto": bfloat16 only for a float32 CPU model with merged LoRA, where the CPU computes it natively
+    monkeypatch.setattr(quantize, "bf16_supported", lambda: True)
+    assert resolve("auto", fp.model) == "bf16" and resolve(None, fp.model) == "none"
+    assert resolve("auto", fp.model.to(torch.float16)) == "none"
+    assert GenerativeLinker.load(path, model=fp.model).model is fp.model  # a caller's model is not changed
+    assert quantization_of(fp.model) == "none"
+    monkeypatch.setattr(quantize, "bf16_supported", lambda: False)
+    assert resolve("auto", fp.model.float()) == "none" and quantization_of(GenerativeLinker.load(path).model) == "none"
 
 
 def test_int8_quantisation_replaces_the_linear_layers_and_still_decodes_kb_names(tmp_path):

@@ -201,7 +201,7 @@ def test_memory_run_saves_a_document_linker_with_the_training_prompts(tmp_path, 
     assert [m for m, _ in linked[3][0].memory] == ["breast and ovarian cancer"]
     # an explicit option still wins; a re-saved linker keeps the record
     assert create_linker(f"document:{final}", kb, context_chars="doc").format.context_chars is None
-    resaved = linker.generator.save(tmp_path / "resaved")
+    resaved = GenerativeLinker.load(final, kb, quantize="none").save(tmp_path / "resaved")  # full weights
     assert GenerativeLinker.load(resaved, kb).memory_training == meta["memory_training"]
 
 

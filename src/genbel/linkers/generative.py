@@ -185,7 +185,7 @@ class GenerativeLinker(Linker):
         model: Any | None = None,
         merge_lora: bool = True,
         dtype: torch.dtype | None = None,
-        quantize: str | None = None,
+        quantize: str | None = "auto",
         **kwargs: Any,
     ) -> GenerativeLinker:
         """Load a saved linker directory, or build a linker over a plain model and ``kb``.
@@ -200,11 +200,15 @@ class GenerativeLinker(Linker):
         (``genbel.models.resolve_model``) or a hub id — is a plain model (loaded in ``dtype`` if given):
         a ``kb`` is then required and the trie is built for it. A directory that holds neither a
         ``genbel_linker.json`` nor a ``config.json`` raises ``E251``. Other keyword arguments go to
-        the constructor. ``quantize="int8"`` quantises the model's linear layers for CPU decoding
-        (:mod:`genbel.generation.quantize`; after the LoRA merge).
+        the constructor. ``quantize`` sets how the model's linear layers compute, after the LoRA merge
+        (:mod:`genbel.generation.quantize`): ``"auto"`` (bfloat16 weights on a CPU that computes bfloat16
+        natively, else unchanged), ``"bf16"``, ``"int8"`` (opt-in: it changes beams) or ``"none"``; a
+        ``model`` passed in is never changed by ``"auto"``.
         """
         from genbel.generation.quantize import quantize_model
 
+        if model is not None and quantize == "auto":  # the caller's own model object stays as it is
+            quantize = "none"
         p = Path(path)
         if not saved.is_linker_dir(p):
             if p.is_dir() and not (p / saved.MODEL_CONFIG).is_file():
@@ -223,10 +227,15 @@ class GenerativeLinker(Linker):
         """Write the linker directory atomically (layout: :mod:`genbel.generation.saved`).
 
         ``path`` must not exist, be empty, or be an earlier linker directory (which is replaced).
-        ``extra_files`` (file name → text) are written beside the linker's files.
+        ``extra_files`` (file name → text) are written beside the linker's files. A model loaded with
+        rounded weights (``quantize`` other than ``"none"``) is not saved (E634).
         """
+        from genbel.generation.quantize import quantization_of
         from genbel.io import atomic_dir
 
+        mode = quantization_of(self.model)
+        if mode != "none":
+            raise ConfigError(Errors.E634.format(mode=mode))
         saved.check_replaceable(Path(path))
 
         def write(d: Path) -> None:

@@ -106,7 +106,7 @@ def export_linker(linker_dir: str | Path, out: str | Path, kb: KnowledgeBase | N
     if not is_linker_dir(linker_dir):
         raise ConfigError(Errors.E251.format(path=linker_dir, missing=CONFIG_FILE))
     check_replaceable(out)
-    lk = GenerativeLinker.load(linker_dir, kb, merge_lora=True)
+    lk = GenerativeLinker.load(linker_dir, kb, merge_lora=True, quantize="none")  # full-precision weights out
     base = _transformers_base(lk.model)
     cls_name = f"Genbel{base.__name__}"
     auto = "AutoModelForSeq2SeqLM" if lk.architecture == "seq2seq" else "AutoModelForCausalLM"
