@@ -81,6 +81,11 @@ def train_cmd(
     memory_size: int | None = typer.Option(
         None, "--memory-size", help="Most recent distinct memory entries in a prompt (default 10)."
     ),
+    memory_style: str | None = typer.Option(
+        None, "--memory-style",
+        help="Memory layout: 'block' (LongBEL, default) or 'lines' (an append-only transcript: each decode "
+             "reuses the previous prompt's states; mention-only prompts).",
+    ),
     epochs: float | None = typer.Option(None, "--epochs"),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     max_minutes: float | None = typer.Option(
@@ -123,6 +128,7 @@ def train_cmd(
         "memory_corruption": memory_corruption,
         "memory_fraction": memory_fraction,
         "memory_size": memory_size,
+        "memory_style": memory_style,
         "epochs": epochs,
         "max_steps": max_steps,
         "max_minutes": max_minutes,

@@ -130,15 +130,10 @@ def with_memory(q: MentionQuery, memory: Sequence[tuple[str, str]]) -> DocumentQ
 
 
 def distinct_memory(memory: Sequence[tuple[str, str]], size: int) -> list[tuple[str, str]]:
-    """The entries :meth:`PromptFormat.memory_block` shows: the latest ``size`` distinct mentions, each
-    with its latest name, ordered by their latest occurrence (oldest first)."""
-    if size <= 0:
-        return []
-    seen: dict[str, str] = {}
-    for mention, name in memory:
-        seen.pop(mention, None)
-        seen[mention] = name
-    return list(seen.items())[-size:]
+    """The entries a ``"block"`` :meth:`PromptFormat.memory_block` shows: the latest ``size`` distinct
+    mentions, each with its latest name, ordered by their latest occurrence (oldest first); see
+    :meth:`PromptFormat.memory_entries` for both styles."""
+    return PromptFormat(memory_size=max(0, size)).memory_entries(memory)
 
 
 class DocumentPromptEncoder(PromptEncoder):
@@ -183,8 +178,10 @@ class DocumentPromptEncoder(PromptEncoder):
 
     def fit_prompt(self, q: MentionQuery) -> tuple[str, int]:
         """The prompt text within the token budget and the number of memory entries it kept."""
-        memory = distinct_memory(getattr(q, "memory", None) or [], self.format.memory_size)
+        memory = self.format.memory_entries(getattr(q, "memory", None) or [])
         left, mention, right = self.format.context(q)
+        # "lines" memory leaves out whole chunks of the oldest entries (PromptFormat.memory_entries)
+        drop = max(1, self.format.memory_size // 2) if self.format.memory_style == "lines" else 1
         budget = self.max_source_length
 
         def n_tokens(text: str) -> int:
@@ -192,7 +189,7 @@ class DocumentPromptEncoder(PromptEncoder):
 
         # 1. the memory block + marked mention must fit: leave out the oldest memory entries first
         while memory and n_tokens(self._render(q, "", mention, "", memory)) > budget:
-            memory = memory[1:]
+            memory = memory[drop:]
         full = self._render(q, left, mention, right, memory)
         if n_tokens(full) <= budget:
             return full, len(memory)

@@ -29,6 +29,9 @@ from dataclasses import asdict, dataclass
 from genbel.data.queries import MentionQuery
 from genbel.errors import Errors, InputError
 
+#: document-level memory layouts (:attr:`PromptFormat.memory_style`)
+MEMORY_STYLES = ("block", "lines")
+
 MARKUP = re.compile(r"\[([^\[\]]+)\]\{([^{}]*)\}")
 
 
@@ -38,11 +41,19 @@ class PromptFormat:
     context_chars: int | None = 200
     include_group: bool = True
     memory_size: int = 10
+    #: how document-level memory is laid out: ``"block"`` (LongBEL: the latest distinct entries, then
+    #: ``---``, then the mention-level prompt) or ``"lines"`` (an append-only transcript, see
+    #: :meth:`memory_entries`); saved formats without the field are ``"block"``
+    memory_style: str = "block"
 
     def __post_init__(self) -> None:
         if self.style not in ("syncabel", "genbioel"):
             raise InputError(
                 Errors.E022.format(value=self.style, field="prompt style", known="syncabel, genbioel")
+            )
+        if self.memory_style not in MEMORY_STYLES:
+            raise InputError(
+                Errors.E022.format(value=self.memory_style, field="memory style", known=", ".join(MEMORY_STYLES))
             )
 
     # ------------------------------------------------------------------ pieces
@@ -81,23 +92,61 @@ class PromptFormat:
         return f"{q.text} is"
 
     def prompt(self, q: MentionQuery, memory: Sequence[tuple[str, str]] = ()) -> str:
-        """Full prompt for decoder-only models (with the document-level memory block, if any)."""
-        return self.memory_block(memory) + self.source(q) + "\n" + self.prefix(q)
+        """Full prompt for decoder-only models (with the document-level memory block, if any).
+
+        ``"lines"`` memory with a mention-only context (``context_chars=0``) ends with the bare
+        ``"mention is"`` line once there is memory: the prompt is then the previous prompt of the
+        document plus the name chosen for it and the next mention, so each decode computes only those
+        new tokens when the earlier ones' key/value states are reused.
+        """
+        block = self.memory_block(memory)
+        if block and self.memory_style == "lines" and self.context_chars == 0:
+            return block + self.prefix(q)
+        return block + self.source(q) + "\n" + self.prefix(q)
+
+    def memory_entries(self, memory: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The ``(mention, name)`` entries a prompt shows, oldest first, at most ``memory_size``.
+
+        ``"block"``: the latest distinct mentions, each with its latest name, ordered by their latest
+        occurrence. ``"lines"``: each mention with its *first* name, in order of first occurrence
+        (a repeat adds nothing); past ``memory_size`` entries the oldest are left out in chunks of
+        ``max(1, memory_size // 2)``, so that the shown entries change only at chunk boundaries and
+        the prompts in between extend one another.
+        """
+        size = self.memory_size
+        if not memory or size <= 0:
+            return []
+        seen: dict[str, str] = {}
+        if self.memory_style == "lines":
+            for mention, name in memory:
+                seen.setdefault(mention, name)
+            items = list(seen.items())
+            return items[self.chunk_start(len(items), size) :]
+        for mention, name in memory:
+            seen.pop(mention, None)
+            seen[mention] = name
+        return list(seen.items())[-size:]
+
+    def chunk_start(self, n: int, most: int) -> int:
+        """``"lines"``: index of the first of ``n`` entries shown when at most ``most`` fit (a multiple
+        of the chunk ``max(1, memory_size // 2)``)."""
+        if n <= most:
+            return 0
+        chunk = max(1, self.memory_size // 2)
+        return min(n, -(-(n - most) // chunk) * chunk)
 
     def memory_block(self, memory: Sequence[tuple[str, str]]) -> str:
         """Earlier normalizations of the same document (LongBEL), one ``"mention is name"`` line each.
 
-        The lines use the same "mention is name" form as the target, most recent last, at most
-        ``memory_size`` distinct entries; empty memory gives an empty string (mention-level prompt).
+        The lines use the same "mention is name" form as the target, oldest first
+        (:meth:`memory_entries`); ``"block"`` ends them with ``---``; empty memory gives an empty
+        string (mention-level prompt).
         """
-        if not memory or self.memory_size <= 0:
+        items = self.memory_entries(memory)
+        if not items:
             return ""
-        seen: dict[str, str] = {}
-        for mention, name in memory:
-            seen.pop(mention, None)
-            seen[mention] = name
-        items = list(seen.items())[-self.memory_size :]
-        return "".join(f"{m} is {n}\n" for m, n in items) + "---\n"
+        lines = "".join(f"{m} is {n}\n" for m, n in items)
+        return lines if self.memory_style == "lines" else lines + "---\n"
 
     @staticmethod
     def target(name: str) -> str:
@@ -108,7 +157,7 @@ class PromptFormat:
 
     @classmethod
     def from_dict(cls, d: dict) -> PromptFormat:
-        fields = ("style", "context_chars", "include_group", "memory_size")
+        fields = ("style", "context_chars", "include_group", "memory_size", "memory_style")
         return cls(**{k: v for k, v in d.items() if k in fields})
 
 

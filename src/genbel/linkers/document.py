@@ -160,6 +160,7 @@ class DocumentLinker(Linker):
             context_chars=context_chars,
             include_group=base_fmt.include_group if include_group is None else bool(include_group),
             memory_size=base_fmt.memory_size if memory_size is None else int(memory_size),
+            memory_style=base_fmt.memory_style,
         )
         self.num_beams = num_beams or generator.num_beams
         self.batch_size = batch_size or generator.batch_size

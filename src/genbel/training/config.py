@@ -81,6 +81,9 @@ class TrainConfig(BaseModel):
     memory_corruption: float = Field(0.1, description="probability that a memory entry is corrupted")
     memory_fraction: float = Field(0.5, description="share of human examples that carry a memory")
     memory_size: int = Field(10, description="most recent distinct memory entries shown in a prompt")
+    memory_style: Literal["block", "lines"] = Field(
+        "block", description="memory layout: LongBEL's block, or an append-only transcript (lines)"
+    )
 
     # ---------------------------------------------------------------- optimisation
     epochs: float = 1.0

@@ -105,6 +105,7 @@ class Trainer:
             context_chars=cfg.context_chars,
             include_group=cfg.include_group,
             memory_size=cfg.memory_size,
+            memory_style=cfg.memory_style,
         )
         start = getattr(self._config(), "decoder_start_token_id", None)
         # with memory: the document-level encoder of DocumentLinker (memory block + token-trimmed
@@ -449,6 +450,7 @@ class Trainer:
                 "max_source_length": self.encoder.max_source_length,
                 "memory_training": {
                     "memory_size": self.cfg.memory_size,
+                    "memory_style": self.cfg.memory_style,
                     "memory_corruption": self.cfg.memory_corruption,
                     "memory_fraction": self.cfg.memory_fraction,
                     "context_chars": self.cfg.context_chars,
