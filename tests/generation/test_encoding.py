@@ -114,3 +114,15 @@ def test_distinct_memory_matches_the_memory_block():
     assert fmt.memory_block(mem) == "a is A2\nc is C\n---\n"
 
 
+
+
+def test_lines_memory_over_the_budget_leaves_out_whole_chunks(tok):
+    memory = [(f"m{i}", "Breast Neoplasms") for i in range(8)]
+    fmt = PromptFormat(context_chars=0, memory_size=8, memory_style="lines")
+    q = DocumentQuery("pain", type="Disease", context="pain", start=0, end=4, memory=memory)
+    enc = DocumentPromptEncoder(tok, fmt, "causal", max_source_length=40)
+    text, kept = enc.fit_prompt(q)
+    assert 0 < kept < 8 and (8 - kept) % 4 == 0  # chunks of memory_size // 2
+    assert text == fmt.memory_block(memory[8 - kept :]) + "pain is"
+    assert len(enc.encode(q).input_ids) <= 40
+    assert distinct_memory(memory, 8) == memory  # block layout helper: unchanged

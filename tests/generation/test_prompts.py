@@ -76,3 +76,51 @@ def test_memory_block_keeps_latest_distinct_entries():
     assert f.memory_block([]) == ""
     q = parse_markup("a [BC]{Disorders} case")
     assert f.prompt(q, mem[:1]) == "FAP is Adenomatous Polyposis Coli\n---\na [BC]{Disorders} case\nBC is"
+
+
+def test_lines_memory_keeps_first_names_in_order_and_drops_whole_chunks():
+    f = PromptFormat(context_chars=0, include_group=False, memory_size=4, memory_style="lines")
+    mem = [("a", "A1"), ("b", "B"), ("a", "A2"), ("c", "C")]
+    # a repeat adds nothing: each mention keeps its first name and place
+    assert f.memory_entries(mem) == [("a", "A1"), ("b", "B"), ("c", "C")]
+    assert f.memory_block(mem) == "a is A1\nb is B\nc is C\n"  # no "---" line
+    five = [(m, m.upper()) for m in "abcde"]
+    # past memory_size (4) the oldest chunk of memory_size // 2 (2) goes at once
+    assert f.memory_entries(five) == [("c", "C"), ("d", "D"), ("e", "E")]
+    assert f.memory_entries(five + [("f", "F")]) == [("c", "C"), ("d", "D"), ("e", "E"), ("f", "F")]
+    assert [f.chunk_start(n, 4) for n in range(9)] == [0, 0, 0, 0, 0, 2, 2, 4, 4]
+    assert PromptFormat(memory_size=0, memory_style="lines").memory_entries(mem) == []
+    with raises_code("E022", InputError, match="memory style"):
+        PromptFormat(memory_style="stack")
+
+
+def test_lines_prompts_of_a_document_extend_one_another():
+    """With a mention-only context, each prompt is the previous one + the name chosen for its mention
+    + the next mention's line, until a chunk of old entries is left out. (A repeated mention is not
+    decoded again by DocumentLinker, and its memory entry adds nothing.)"""
+    f = PromptFormat(context_chars=0, include_group=False, memory_size=4, memory_style="lines")
+    mentions = ["FAP", "CRC", "FAP", "BC", "pain", "APC", "DMD"]
+    memory: list[tuple[str, str]] = []
+    prompts = []
+    for m in mentions:
+        prompts.append(f.prompt(MentionQuery(m, surface=m), memory))
+        memory.append((m, f"{m} name"))
+    assert prompts[0] == "[FAP]\nFAP is"  # no memory yet: the mention-level prompt
+    assert prompts[1] == "FAP is FAP name\nCRC is"
+    assert prompts[2] == "FAP is FAP name\nCRC is CRC name\nFAP is"  # the repeat
+    assert prompts[3] == prompts[1] + " CRC name\nBC is"
+    assert prompts[4] == prompts[3] + " BC name\npain is"
+    assert prompts[5] == prompts[4] + " pain name\nAPC is"
+    # 5 distinct entries > memory_size 4: the oldest chunk of 2 is left out at once
+    assert prompts[6] == "BC is BC name\npain is pain name\nAPC is APC name\nDMD is"
+    # a context window keeps the marked source line before the query, as the block layout does
+    g = PromptFormat(context_chars=20, include_group=False, memory_style="lines")
+    q = parse_markup("a [BC]{Disorders} case")
+    assert g.prompt(q, [("FAP", "Polyposis")]) == "FAP is Polyposis\na [BC] case\nBC is"
+
+
+def test_saved_formats_round_trip_and_old_ones_are_block():
+    f = PromptFormat(context_chars=0, memory_style="lines")
+    assert PromptFormat.from_dict(f.to_dict()) == f
+    old = {k: v for k, v in f.to_dict().items() if k != "memory_style"}
+    assert PromptFormat.from_dict(old).memory_style == "block"

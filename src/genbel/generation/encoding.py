@@ -148,8 +148,10 @@ class DocumentPromptEncoder(PromptEncoder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # the context is cut before rendering, so the rendering format keeps all of it
-        self._whole = PromptFormat.from_dict({**self.format.to_dict(), "context_chars": None})
+        # the context is cut before rendering, so the rendering format keeps all of it (a mention-only
+        # format stays one: "lines" memory then renders the bare "mention is" query line)
+        whole = 0 if self.format.context_chars == 0 else None
+        self._whole = PromptFormat.from_dict({**self.format.to_dict(), "context_chars": whole})
 
     def _render(
         self, q: MentionQuery, left: str, mention: str, right: str, memory: Sequence[tuple[str, str]]
