@@ -379,3 +379,42 @@ def _record_batch_sizes(dl, monkeypatch) -> list[int]:
 
     monkeypatch.setattr(dl.decoder, "decode_todo", counting)
     return sizes
+
+
+def test_lines_memory_prompts_extend_one_another_and_compute_fewer_prompt_tokens(gens, monkeypatch):
+    """A model trained with ``memory_style="lines"`` (mention-only prompts): the memory keeps each
+    mention's first name, each decode's prompt extends the previous one of its document, and reusing
+    the prefix computes fewer prompt tokens than the block layout, with the same beams as without reuse."""
+    from dataclasses import replace
+
+    gen = gens["llama"]
+    new_tokens: list[int] = []
+    real_rows = PromptPrefill.prefill_rows
+
+    def counting(self, bodies, reused):
+        new_tokens.append(sum(len(b) - p for b, (p, _) in zip(bodies, reused)))
+        return real_rows(self, bodies, reused)
+
+    monkeypatch.setattr(PromptPrefill, "prefill_rows", counting)
+    cost = {}
+    runs = {}
+    for style in ("block", "lines"):
+        monkeypatch.setattr(gen, "format", replace(gen.format, context_chars=0, memory_style=style))
+        for reuse in (True, False):
+            new_tokens.clear()
+            dl = DocumentLinker(gen, batch_size=2, context_chars=0, reuse_prefix=reuse)
+            assert dl.format.memory_style == style
+            runs[style, reuse] = dl.run(queries_from_documents(docs()))
+            cost[style, reuse] = sum(new_tokens)
+    linked, beams = runs["lines", True]
+    assert [[b.name for b in bs] for bs in beams] == [[b.name for b in bs] for bs in runs["lines", False][1]]
+    dl = DocumentLinker(gen, context_chars=0)
+    full = sum(len(dl.encoder.encode(q).input_ids) - 1 for q in linked)
+    assert cost["lines", True] < cost["block", True] and cost["lines", True] < full
+    by_doc = _by_doc(linked)
+    d1 = by_doc["d1"]  # breast cancer, APC, breast cancer (a repeat: not decoded), pain
+    texts = [dl.encoder.fit_prompt(linked[i])[0] for i in (d1[1], d1[3])]
+    first, apc = beams[d1[0]][0].name, beams[d1[1]][0].name
+    assert texts[0] == f"breast cancer is {first}\nAPC is"
+    assert texts[1] == f"breast cancer is {first}\nAPC is {apc}\npain is"
+    assert dl.describe().startswith("mem10-lines/0ch")

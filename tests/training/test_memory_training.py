@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from genbel.cli.main import app
@@ -169,16 +170,19 @@ def test_dev_examples_carry_memory_too(tmp_path, kb, docs):
 
 
 # ---------------------------------------------------------------------------------------------- end to end
-def test_memory_run_saves_a_document_linker_with_the_training_prompts(tmp_path, tokenizer, kb, docs):
-    tr = _trainer(tmp_path, tokenizer, kb, docs, memory=True, memory_corruption=0.0, memory_fraction=1.0)
+@pytest.mark.parametrize("style", ["block", "lines"])
+def test_memory_run_saves_a_document_linker_with_the_training_prompts(tmp_path, tokenizer, kb, docs, style):
+    tr = _trainer(tmp_path, tokenizer, kb, docs, memory=True, memory_corruption=0.0, memory_fraction=1.0,
+                  memory_style=style)
     final = tr.train()
     assert final == tmp_path / "run" / "final"
     meta = json.loads((final / "genbel_linker.json").read_text())
     assert meta["memory_training"] == {
-        "memory_size": 10, "memory_corruption": 0.0, "memory_fraction": 1.0, "context_chars": 0,
-        "max_prompt_tokens": 96,
+        "memory_size": 10, "memory_style": style, "memory_corruption": 0.0, "memory_fraction": 1.0,
+        "context_chars": 0, "max_prompt_tokens": 96,
     }
     assert meta["max_source_length"] == 96 and meta["prompt_format"]["memory_size"] == 10
+    assert meta["prompt_format"]["memory_style"] == style
     training = json.loads((final / "training.json").read_text())
     assert training["config"]["memory"] is True and training["data"]["human"]["memory"]["entries"] == 7
     assert json.loads((tmp_path / "run" / "data_report.json").read_text())["human"]["memory"]["examples"] == 8
@@ -188,6 +192,7 @@ def test_memory_run_saves_a_document_linker_with_the_training_prompts(tmp_path, 
     assert linker.generator.memory_training == meta["memory_training"]
     # trained with context_chars=0: used with the same window and budget, not the whole document
     assert linker.format.context_chars == 0 and linker.max_prompt_tokens == 96
+    assert linker.format.memory_style == style
     # the prompts the linker builds are the training prompts (same memory → same ids)
     for ex, enc in zip(tr.data.sources["human"], tr.encoded):
         n = sum(1 for x in enc.labels if x == IGNORE)
@@ -227,7 +232,9 @@ def test_config_roundtrip_defaults_and_validation(tmp_path):
     assert (got.memory, got.memory_corruption, got.memory_fraction, got.memory_size) == (False, 0.1, 0.5, 10)
     assert got.differences(TrainConfig()) == []
     assert cfg.differences(TrainConfig()) == ["memory", "memory_corruption", "memory_fraction", "memory_size"]
-    for field, value in (("memory_corruption", 1.5), ("memory_fraction", -0.1), ("memory_size", 0)):
+    assert got.memory_style == "block"
+    for field, value in (("memory_corruption", 1.5), ("memory_fraction", -0.1), ("memory_size", 0),
+                         ("memory_style", "stack")):
         with raises_code("E357", ConfigError, match=rf"invalid training setting {field} \(x.json\)"):
             TrainConfig.parse({field: value}, where="x.json")
 
@@ -247,6 +254,7 @@ def test_cli_memory_options_reach_the_run(tmp_path, kb, docs, llama_dir):
         "train", "-t", str(corpus), "--kb", str(_kb_file(tmp_path, kb)), "--base-model", str(llama_dir),
         "--max-steps", "1", "--batch-size", "4", "--context-chars", "0", "--out", str(out),
         "--memory", "--memory-corruption", "0.25", "--memory-fraction", "1", "--memory-size", "3",
+        "--memory-style", "lines",
     ])
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())
@@ -256,6 +264,7 @@ def test_cli_memory_options_reach_the_run(tmp_path, kb, docs, llama_dir):
     assert json.loads((out / "data_report.json").read_text())["human"]["memory"]["with_memory"] > 0
     meta = json.loads((out / "final" / "genbel_linker.json").read_text())
     assert meta["memory_training"]["memory_corruption"] == 0.25 and meta["prompt_format"]["memory_size"] == 3
+    assert cfg["memory_style"] == "lines" and meta["prompt_format"]["memory_style"] == "lines"
 
 
 def test_cli_memory_flags_override_the_config_file(tmp_path, monkeypatch):

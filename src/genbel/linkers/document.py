@@ -9,7 +9,12 @@ mentions of a document *in document order*. Each prediction is conditioned on
 * a memory of the earlier normalizations of the same document: for every earlier mention, the
   ``(linked text, name of its top beam)`` pair, rendered by
   :meth:`PromptFormat.memory_block <genbel.generation.prompts.PromptFormat.memory_block>` as
-  ``"mention is name"`` lines followed by ``---`` (the latest ``memory_size`` distinct mentions).
+  ``"mention is name"`` lines, in the layout the model was trained with (its format's
+  ``memory_style``): ``"block"`` (LongBEL) shows the latest ``memory_size`` distinct mentions followed
+  by ``---``; ``"lines"`` shows each mention with its first name in order of first occurrence, leaves
+  out the oldest entries in chunks, and with a mention-only context ends with the bare
+  ``"mention is"`` line — a document's prompts then extend one another, so with ``reuse_prefix``
+  each decode computes only the name chosen for the previous mention and its own line.
 
 The prompt is ``memory block + context with [mention]{Group} + "\\n" + "mention is"`` (the
 SynCABEL/GenBioEL prompt of the wrapped linker, preceded by the memory block), built and tokenized by
@@ -223,6 +228,8 @@ class DocumentLinker(Linker):
     def describe(self) -> str:
         ctx = "doc" if self.format.context_chars is None else f"{self.format.context_chars}ch"
         mem = f"mem{self.format.memory_size}" if self.use_memory else "nomem"
+        if self.use_memory and self.format.memory_style != "block":
+            mem += f"-{self.format.memory_style}"
         return f"{mem}/{ctx}/{self.max_prompt_tokens}tok"
 
     # ------------------------------------------------------------------ core loop
