@@ -8,12 +8,22 @@ that no batching can remove. Batch counts: how many decoding batches each needs 
 mentions wait for the earlier ones of their document, so its batches can run less than full).
 
 Profile (``--profile-docs N``): cProfile of ``DocumentLinker.run`` on the first N documents, printing
-the share of beam search, prompt prefill and the trie. Usage::
+the share of beam search, prompt prefill and the trie.
+
+Positions (``--positions``): link the corpus at mention level and document level with ``--model`` and
+split the positions the model computes (tokens of its forward passes) into prompt prefill (real tokens
+and the padding of the batched prefill) and beam search. Prompt tokens (``--prompt-tokens STYLE``, no
+model run): the prompt tokens each document-level decode must compute when each document's previous
+prompt is reused, for a memory layout (``block`` or ``lines``), every memory name set to
+``--memory-name``. Usage::
 
     .venv/bin/python benchmarks/profile_document.py                       # NCBI-disease test counts
     .venv/bin/python benchmarks/profile_document.py --corpus bc5cdr:dev --entity-types Disease --max-docs 100
     .venv/bin/python benchmarks/profile_document.py --profile-docs 25 \
         --model src/genbel/resources/models/default                      # + the profile
+    .venv/bin/python benchmarks/profile_document.py --positions --max-prompt-tokens 96 --model MODEL
+    .venv/bin/python benchmarks/profile_document.py --corpus ncbi-disease:dev --max-docs 40 \
+        --max-prompt-tokens 96 --model MODEL --prompt-tokens lines
 """
 
 from __future__ import annotations
@@ -87,6 +97,12 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--positions", action="store_true",
+                    help="split the positions of a mention-level and a document-level run of --model")
+    ap.add_argument("--prompt-tokens", choices=["block", "lines"], default=None,
+                    help="count the new prompt tokens of each document-level decode for this memory layout")
+    ap.add_argument("--memory-name", default="malignant neoplasm of breast",
+                    help="--prompt-tokens: the name every memory entry shows")
     ap.add_argument("--type-in-key", action="store_true",
                     help="count repeats by (text, type), as for prompts that show the type")
     args = ap.parse_args()
@@ -105,6 +121,10 @@ def main() -> None:
     flat, by_index, by_decode = batch_counts(flags, keys, args.batch_size)
     print(f"batches of {args.batch_size}: mention-level {flat}; document-level {by_decode} "
           f"(rounds by mention index: {by_index}): ratio {by_decode / max(flat, 1):.2f}")
+    if args.prompt_tokens:
+        prompt_tokens(docs, args)
+    if args.positions:
+        positions(docs, args)
     if not args.profile_docs:
         return
 
@@ -135,6 +155,97 @@ def main() -> None:
             if func == function and file.endswith(suffix)
         )
         print(f"  {label:16s} {seconds:7.1f} s  {100 * seconds / total:5.1f} %")
+
+def _linker(args):
+    import torch
+
+    from genbel.kb import load_kb
+    from genbel.linkers.generative import GenerativeLinker
+
+    torch.set_num_threads(args.threads)
+    return GenerativeLinker.load(args.model, load_kb(args.kb), batch_size=args.batch_size)
+
+
+def _new_tokens(previous: list[int], ids: list[int]) -> int:
+    p = 0
+    while p < min(len(previous), len(ids)) and previous[p] == ids[p]:
+        p += 1
+    return len(ids) - p
+
+
+def prompt_tokens(docs, args) -> None:
+    """Tokens each document-level decode computes after reusing its document's previous prompt."""
+    from dataclasses import replace
+
+    from genbel.data.queries import queries_from_documents
+    from genbel.generation.encoding import DocumentPromptEncoder, with_memory
+
+    gen = _linker(args)
+    fmt = replace(gen.format, context_chars=0, memory_size=args.memory_size, memory_style=args.prompt_tokens)
+    enc = DocumentPromptEncoder(gen.encoder.tokenizer, fmt, "causal", max_source_length=args.max_prompt_tokens)
+    by_doc: dict = {}
+    for q in queries_from_documents(docs):
+        by_doc.setdefault(q.doc_id, []).append(q)
+    decodes = extending = new = full = 0
+    for queries in by_doc.values():
+        memory: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        previous: list[int] = []
+        for q in queries:
+            if q.text in seen:  # a repeat copies its earlier beams (reuse_repeats)
+                continue
+            seen.add(q.text)
+            ids = enc.encode(with_memory(q, memory)).input_ids
+            n = _new_tokens(previous, ids)
+            extending += bool(previous) and n == len(ids) - len(previous)
+            decodes, new, full = decodes + 1, new + n, full + len(ids)
+            previous = ids
+            memory.append((q.text, args.memory_name))
+    print(f"prompt tokens, {args.prompt_tokens} layout, <= {args.max_prompt_tokens} tokens: {decodes} decodes, "
+          f"{new} new ({new / max(decodes, 1):.1f} a decode) of {full}; {extending} of "
+          f"{decodes - len(by_doc)} later prompts extend the previous one")
+
+
+def positions(docs, args) -> None:
+    """Positions of a mention-level and a document-level run, split into prefill and beam search."""
+    from genbel.data.queries import queries_from_documents
+    from genbel.generation.cache import PromptPrefill
+    from genbel.linkers.document import DocumentLinker
+
+    gen = _linker(args)
+    count = {"all": 0, "real": 0, "padded": 0, "rows": 0}
+
+    def forward(_module, fargs, kwargs):
+        ids = kwargs.get("input_ids", fargs[0] if fargs else None)
+        count["all"] += ids.numel()
+
+    real_rows = PromptPrefill.prefill_rows
+
+    def rows(self, bodies, reused):
+        n = [len(b) - p for b, (p, _) in zip(bodies, reused)]
+        count["real"] += sum(n)
+        count["padded"] += max(n, default=0) * len(n)
+        count["rows"] += len(n)
+        return real_rows(self, bodies, reused)
+
+    PromptPrefill.prefill_rows = rows
+    gen.model.register_forward_pre_hook(forward, with_kwargs=True)
+    queries = queries_from_documents(docs)
+    prompts = {tuple(gen.encoder.encode(q).input_ids) for q in queries}
+    gen.link(queries, k=5)
+    mention = count["all"]
+    prompt = sum(map(len, prompts))
+    print(f"mention level: {len(prompts)} decodes, {mention} positions: prompts {prompt}, "
+          f"beam search {mention - prompt} ({(mention - prompt) / len(prompts):.1f} a decode)")
+    count.update(all=0, real=0, padded=0, rows=0)
+    linker = DocumentLinker(gen, context_chars=0, max_prompt_tokens=args.max_prompt_tokens,
+                            memory_size=args.memory_size, batch_size=args.batch_size)
+    linker.run(queries, num_beams=5)
+    beam = count["all"] - count["padded"]
+    print(f"document level ({linker.describe()}): {count['rows']} decodes, {count['all']} positions "
+          f"({count['all'] / mention:.2f}x): prefill {count['real']} real + {count['padded'] - count['real']} "
+          f"padding, beam search {beam} ({beam / max(count['rows'], 1):.1f} a decode)")
+
 
 if __name__ == "__main__":
     main()
