@@ -37,13 +37,16 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FOLDERS = {"ncbi-disease": "ncbi-disease", "bc5cdr": "bc5cdr"}
-# (label, file suffix, function) of the profile rows reported as shares of the total (cumulative time)
+# (label, [(file suffix, function), ...]) of the profile rows reported as shares of the total (cumulative
+# time): genbel's beam-search loop (Hugging Face generate with search="hf"), the prompt prefill, the linear
+# layers (float32 torch ones, or the bfloat16 ones of quantize="auto"), the trie's allowed tokens
 PARTS = [
-    ("beam search", "", "_beam_search"),
-    ("prompt prefill", "", "prompt_cache_with_prefixes"),
-    ("linear layers", "torch/nn/modules/linear.py", "forward"),
-    ("trie constraint", "genbel/trie/constraint.py", "__call__"),
+    ("beam search", [("genbel/generation/beam_loop.py", "run"), ("", "_beam_search")]),
+    ("prompt prefill", [("", "prompt_cache_with_prefixes")]),
+    ("linear layers", [("torch/nn/modules/linear.py", "forward"), ("genbel/generation/quantize.py", "forward")]),
+    ("trie constraint", [("genbel/trie/constraint.py", "__call__"), ("genbel/trie/constraint.py", "allowed_array")]),
 ]
+
 
 def decode_flags(documents, type_in_key: bool = False) -> tuple[list[list[bool]], set]:
     """Per document, per non-NIL mention: whether it needs a decode (its text — and, with
@@ -121,23 +124,22 @@ def main() -> None:
     flat, by_index, by_decode = batch_counts(flags, keys, args.batch_size)
     print(f"batches of {args.batch_size}: mention-level {flat}; document-level {by_decode} "
           f"(rounds by mention index: {by_index}): ratio {by_decode / max(flat, 1):.2f}")
-    if args.prompt_tokens:
-        prompt_tokens(docs, args)
-    if args.positions:
-        positions(docs, args)
-    if not args.profile_docs:
+    if not (args.prompt_tokens or args.positions or args.profile_docs):
         return
+    gen = _linker(args)  # loaded once for the options below
+    if args.prompt_tokens:
+        prompt_tokens(docs, args, gen)
+    if args.profile_docs:
+        profile(docs, args, gen)
+    if args.positions:
+        positions(docs, args, gen)
 
-    import torch
 
+def profile(docs, args, gen) -> None:
+    """cProfile of document-level linking on the first ``--profile-docs`` documents."""
     from genbel.data.queries import queries_from_documents
-    from genbel.kb import load_kb
     from genbel.linkers.document import DocumentLinker
-    from genbel.linkers.generative import GenerativeLinker
 
-    torch.set_num_threads(args.threads)
-    kb = load_kb(args.kb)
-    gen = GenerativeLinker.load(args.model, kb, batch_size=args.batch_size)
     linker = DocumentLinker(gen, context_chars=0, max_prompt_tokens=args.max_prompt_tokens,
                             memory_size=args.memory_size, batch_size=args.batch_size)
     queries = queries_from_documents(docs[: args.profile_docs])
@@ -149,12 +151,13 @@ def main() -> None:
     total = time.perf_counter() - t0
     stats = pstats.Stats(profiler).stats  # {(file, line, func): (cc, nc, tt, ct, callers)}
     print(f"document-level, {len(queries)} mentions of {args.profile_docs} documents: {total:.1f} s")
-    for label, suffix, function in PARTS:
+    for label, places in PARTS:
         seconds = sum(
             ct for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.items()
-            if func == function and file.endswith(suffix)
+            if any(func == function and file.endswith(suffix) for suffix, function in places)
         )
         print(f"  {label:16s} {seconds:7.1f} s  {100 * seconds / total:5.1f} %")
+
 
 def _linker(args):
     import torch
@@ -173,14 +176,13 @@ def _new_tokens(previous: list[int], ids: list[int]) -> int:
     return len(ids) - p
 
 
-def prompt_tokens(docs, args) -> None:
+def prompt_tokens(docs, args, gen) -> None:
     """Tokens each document-level decode computes after reusing its document's previous prompt."""
     from dataclasses import replace
 
     from genbel.data.queries import queries_from_documents
     from genbel.generation.encoding import DocumentPromptEncoder, with_memory
 
-    gen = _linker(args)
     fmt = replace(gen.format, context_chars=0, memory_size=args.memory_size, memory_style=args.prompt_tokens)
     enc = DocumentPromptEncoder(gen.encoder.tokenizer, fmt, "causal", max_source_length=args.max_prompt_tokens)
     by_doc: dict = {}
@@ -206,13 +208,12 @@ def prompt_tokens(docs, args) -> None:
           f"{decodes - len(by_doc)} later prompts extend the previous one")
 
 
-def positions(docs, args) -> None:
+def positions(docs, args, gen) -> None:
     """Positions of a mention-level and a document-level run, split into prefill and beam search."""
     from genbel.data.queries import queries_from_documents
     from genbel.generation.cache import PromptPrefill
     from genbel.linkers.document import DocumentLinker
 
-    gen = _linker(args)
     count = {"all": 0, "real": 0, "padded": 0, "rows": 0}
 
     def forward(_module, fargs, kwargs):
